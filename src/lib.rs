@@ -1,0 +1,29 @@
+//! # vos-converter
+//!
+//! A SOAP-to-REST compatibility converter for STAR's move of contact groups and person
+//! categories from the legacy SOAP services (PersonRegistrationService v9,
+//! PersonStatusService v20, PersonHistoryService v4) to the REST service VisiteringOgStatus
+//! PersonVisiteringService v1, with a reference implementation of that REST service.
+//!
+//! # Layout
+//!
+//! - [`cli`]: argument parsing and choosing the command (`backend`, `openapi`; `serve` and
+//!   `check` come with the converter).
+//! - [`vos`]: the REST contract (paths, headers, JSON types with OpenAPI schemas), shared by
+//!   the converter (which calls it) and the backend (which serves it).
+//! - [`backend`]: the reference REST service: handlers, business rules, access, SQLite store.
+//! - [`catalog`]: `mappings/` data both sides share: error catalogue, code lists,
+//!   organisation types. Validated at start.
+//! - [`cpr`]: the CPR number, masked wherever it could be printed.
+//! - [`dktime`]: Danish dates (Europe/Copenhagen) and the clock.
+//! - [`observe`]: tracing setup.
+//!
+//! ARCHITECTURE.md has the request paths and the invariants.
+
+pub mod backend;
+pub mod catalog;
+pub mod cli;
+pub mod cpr;
+pub mod dktime;
+pub mod observe;
+pub mod vos;
