@@ -68,3 +68,15 @@ fn no_path_or_query_parameter_carries_a_cpr() {
         }
     }
 }
+
+#[test]
+fn the_readme_documents_every_error_code() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let catalog = vos_converter::catalog::Catalog::load().unwrap();
+    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| 100") || l.starts_with("| 9")).collect();
+    assert_eq!(rows.len(), catalog.error_list.len(), "one README row per catalogue entry");
+    for e in &catalog.error_list {
+        let row = format!("| {} | {} | {} | ", e.code, e.status, e.text);
+        assert!(rows.iter().any(|r| r.starts_with(&row)), "README lacks `{row}`");
+    }
+}
