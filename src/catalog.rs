@@ -58,10 +58,23 @@ pub enum Fejl {
     UgyldigMedietype,
     ForStor,
     InternFejl,
+    UgyldigXml,
+    DoctypeAfvist,
+    DokumentOverGraense,
+    UkendtOperation,
+    UgyldigSoapMedietype,
+    IkkeSoap,
+    MetadataMangler,
+    UgyldigVaerdi,
+    FeltKanIkkeAendres,
+    MetodeUdgaaet,
+    UpstreamUtilgaengelig,
+    UpstreamTimeout,
+    UpstreamUgyldigtSvar,
 }
 
 impl Fejl {
-    pub const ALL: [Fejl; 24] = [
+    pub const ALL: [Fejl; 37] = [
         Fejl::SlutdatoFremtidig,
         Fejl::KontaktgruppeSkiftTilmeldt,
         Fejl::UgyldigJson,
@@ -86,6 +99,19 @@ impl Fejl {
         Fejl::UgyldigMedietype,
         Fejl::ForStor,
         Fejl::InternFejl,
+        Fejl::UgyldigXml,
+        Fejl::DoctypeAfvist,
+        Fejl::DokumentOverGraense,
+        Fejl::UkendtOperation,
+        Fejl::UgyldigSoapMedietype,
+        Fejl::IkkeSoap,
+        Fejl::MetadataMangler,
+        Fejl::UgyldigVaerdi,
+        Fejl::FeltKanIkkeAendres,
+        Fejl::MetodeUdgaaet,
+        Fejl::UpstreamUtilgaengelig,
+        Fejl::UpstreamTimeout,
+        Fejl::UpstreamUgyldigtSvar,
     ];
 
     pub fn key(self) -> &'static str {
@@ -114,6 +140,19 @@ impl Fejl {
             Fejl::UgyldigMedietype => "ugyldig_medietype",
             Fejl::ForStor => "for_stor",
             Fejl::InternFejl => "intern_fejl",
+            Fejl::UgyldigXml => "ugyldig_xml",
+            Fejl::DoctypeAfvist => "doctype_afvist",
+            Fejl::DokumentOverGraense => "dokument_over_graense",
+            Fejl::UkendtOperation => "ukendt_operation",
+            Fejl::UgyldigSoapMedietype => "ugyldig_soap_medietype",
+            Fejl::IkkeSoap => "ikke_soap",
+            Fejl::MetadataMangler => "metadata_mangler",
+            Fejl::UgyldigVaerdi => "ugyldig_vaerdi",
+            Fejl::FeltKanIkkeAendres => "felt_kan_ikke_aendres",
+            Fejl::MetodeUdgaaet => "metode_udgaaet",
+            Fejl::UpstreamUtilgaengelig => "upstream_utilgaengelig",
+            Fejl::UpstreamTimeout => "upstream_timeout",
+            Fejl::UpstreamUgyldigtSvar => "upstream_ugyldigt_svar",
         }
     }
 
@@ -207,10 +246,9 @@ pub struct CatalogError {
     pub message: String,
 }
 
-const ERRORS_TOML: &str = include_str!("../mappings/errors.toml");
-const KG_TOML: &str = include_str!("../mappings/kontaktgruppetyper.toml");
-const PC_TOML: &str = include_str!("../mappings/personkategorityper.toml");
-const ORG_TOML: &str = include_str!("../mappings/organisationstyper.toml");
+fn embedded(file: &'static str) -> Result<&'static str, CatalogError> {
+    crate::embedded::file(&format!("mappings/{file}")).ok_or_else(|| invalid(file, "is missing".into()))
+}
 
 pub static CATALOG: LazyLock<Result<Catalog, CatalogError>> = LazyLock::new(Catalog::parse);
 
@@ -261,7 +299,7 @@ impl Catalog {
             types: Vec<OrgType>,
         }
 
-        let errors: Errors = parse_toml("errors.toml", ERRORS_TOML)?;
+        let errors: Errors = parse_toml("errors.toml", embedded("errors.toml")?)?;
         let mut by_key = HashMap::new();
         let mut codes = std::collections::HashSet::new();
         for e in &errors.error {
@@ -306,7 +344,7 @@ impl Catalog {
             ));
         }
 
-        let kg: Kg = parse_toml("kontaktgruppetyper.toml", KG_TOML)?;
+        let kg: Kg = parse_toml("kontaktgruppetyper.toml", embedded("kontaktgruppetyper.toml")?)?;
         check_codes("kontaktgruppetyper.toml", &kg.types)?;
         for t in &kg.akasse.synlige_typer {
             if !kg.types.iter().any(|c| c.kode == *t) {
@@ -316,9 +354,9 @@ impl Catalog {
                 ));
             }
         }
-        let pc: Pc = parse_toml("personkategorityper.toml", PC_TOML)?;
+        let pc: Pc = parse_toml("personkategorityper.toml", embedded("personkategorityper.toml")?)?;
         check_codes("personkategorityper.toml", &pc.types)?;
-        let orgs: Orgs = parse_toml("organisationstyper.toml", ORG_TOML)?;
+        let orgs: Orgs = parse_toml("organisationstyper.toml", embedded("organisationstyper.toml")?)?;
         for (i, o) in orgs.types.iter().enumerate() {
             if orgs.types[..i].iter().any(|p| p.kode == o.kode) {
                 return Err(invalid(

@@ -4,27 +4,38 @@
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use actix_web::{App, HttpServer};
 use clap::{Parser, Subcommand};
+use serde::Deserialize;
 
 use crate::backend::{self, API_PAGE, BackendConfig, BackendError, OPENAPI_PATH};
+use crate::catalog::Catalog;
+use crate::config::{Config, ConfigError, Overrides};
+use crate::converter::Converter;
 use crate::dktime::Clock;
-use crate::vos;
+use crate::mapping::{self, MappingError};
+use crate::soap::envelope::Limits;
+use crate::soap::front::{self, SoapState};
+use crate::upstream::{Upstream, UpstreamConfig};
+use crate::{embedded, vos};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "vos-converter",
-    version,
-    about = "SOAP-to-REST converter for STAR's VisiteringOgStatus, with its reference REST service"
-)]
+#[command(name = "vos-converter", version, about = "SOAP-to-REST converter for STAR's VisiteringOgStatus, with its reference REST service")]
 pub struct Cli {
-    /// Without a command: the reference backend in dev mode on 127.0.0.1:8090, data in ./data.
+    /// Without a command: `serve` with its defaults (the quick start).
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the converter: the legacy SOAP endpoints, calling VisiteringOgStatus REST
+    /// (by default the embedded reference backend).
+    Serve(Overrides),
+    /// Verify every mapping against wsdl/ and openapi/; exit 1 on the first problem found.
+    Check,
     /// Run the reference VisiteringOgStatus REST service (PersonVisiteringService v1).
     Backend(BackendArgs),
     /// Print the REST service's OpenAPI document (the one committed in openapi/).
@@ -47,33 +58,34 @@ pub struct BackendArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: String,
-        source: std::io::Error,
-    },
+    Listen { addr: String, source: std::io::Error },
     #[error("cannot create the folder of {path}: {source}")]
-    DataDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    DataDir { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Backend(#[from] BackendError),
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("the mappings do not fit their contracts:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Mapping(Vec<MappingError>),
+    #[error("{0}")]
+    Catalog(#[from] crate::catalog::CatalogError),
+    #[error("cannot build the REST client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("seeding the embedded backend: {0}")]
+    Seed(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("cannot render the OpenAPI document: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Other(String),
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        None => {
-            let args = BackendArgs {
-                listen: "127.0.0.1:8090".into(),
-                db: "data/vos-backend.db".into(),
-                dev: true,
-            };
-            run_backend(args).await
-        }
+        None => run_serve(Overrides::default()).await,
+        Some(Command::Serve(o)) => run_serve(o).await,
+        Some(Command::Check) => run_check(),
         Some(Command::Backend(args)) => run_backend(args).await,
         Some(Command::Openapi) => {
             let mut out = std::io::stdout().lock();
@@ -88,37 +100,48 @@ pub fn openapi_json() -> Result<String, serde_json::Error> {
     serde_json::to_string_pretty(&backend::openapi(true))
 }
 
-async fn run_backend(args: BackendArgs) -> Result<(), CliError> {
-    if let Some(dir) = args.db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| CliError::DataDir {
-            path: args.db.clone(),
-            source,
-        })?;
+fn run_check() -> Result<(), CliError> {
+    Catalog::load()?;
+    let plan = mapping::compile().map_err(CliError::Mapping)?;
+    let mut out = std::io::stdout().lock();
+    for s in &plan.services {
+        writeln!(out, "ok  {} v{} ({}, {}): {} operations", s.name, s.version, s.endpoint, s.wsdl_file, s.operations.len())?;
+        for op in &s.operations {
+            let what = match &op.behaviour {
+                mapping::Behaviour::Call(c) => match &c.with_message_id {
+                    Some((w, _)) => format!("{} (with wsa:MessageID: {})", c.call.operation_id, w.operation_id),
+                    None => c.call.operation_id.clone(),
+                },
+                mapping::Behaviour::Retired { replacement } => format!("retired, use {replacement}"),
+            };
+            writeln!(out, "      {} -> {what}", op.name)?;
+        }
     }
-    let listener = TcpListener::bind(&args.listen).map_err(|source| CliError::Listen {
-        addr: args.listen.clone(),
-        source,
-    })?;
+    Ok(())
+}
+
+fn ensure_parent(path: &std::path::Path) -> Result<(), CliError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| CliError::DataDir { path: path.to_owned(), source })?;
+    }
+    Ok(())
+}
+
+fn bind(addr: &str) -> Result<TcpListener, CliError> {
+    TcpListener::bind(addr).map_err(|source| CliError::Listen { addr: addr.to_owned(), source })
+}
+
+async fn run_backend(args: BackendArgs) -> Result<(), CliError> {
+    ensure_parent(&args.db)?;
+    let listener = bind(&args.listen)?;
     let addr = listener.local_addr()?;
-    let cfg = BackendConfig {
-        db: args.db.clone(),
-        dev: args.dev,
-        clock: Clock::System,
-    };
+    let cfg = BackendConfig { db: args.db.clone(), dev: args.dev, clock: Clock::System };
     let server = backend::server(listener, &cfg)?;
     let base = format!("http://{addr}");
-    let mode = if args.dev {
-        "dev mode: SetPersonRegister is on"
-    } else {
-        "production mode"
-    };
+    let mode = if args.dev { "dev mode: SetPersonRegister is on" } else { "production mode" };
     // stdout, one line each, so scripts and tests can read the address.
     let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "VisiteringOgStatus reference backend ({mode}), database {}",
-        args.db.display()
-    )?;
+    writeln!(out, "VisiteringOgStatus reference backend ({mode}), database {}", args.db.display())?;
     writeln!(out, "listening on {base}")?;
     writeln!(out, "  REST API:     {base}{}", vos::BASE)?;
     writeln!(out, "  API page:     {base}{API_PAGE}")?;
@@ -126,5 +149,95 @@ async fn run_backend(args: BackendArgs) -> Result<(), CliError> {
     out.flush()?;
     drop(out);
     server.await?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Seed {
+    person: Vec<vos::PersonRegister>,
+}
+
+/// Feeds the embedded backend's person register, as STAR, over HTTP.
+async fn seed(base: &str) -> Result<usize, CliError> {
+    let text = embedded::file("mappings/dev-seed.toml").ok_or_else(|| CliError::Seed("mappings/dev-seed.toml is missing".into()))?;
+    let seed: Seed = toml::from_str(text).map_err(|e| CliError::Seed(format!("mappings/dev-seed.toml: {e}")))?;
+    let client = reqwest::Client::new();
+    for p in &seed.person {
+        let res = client
+            .put(format!("{base}{}/personregister", vos::BASE))
+            .header(vos::HDR_ORG_TYPE, "5")
+            .header(vos::HDR_ORG_CODE, "vos-converter-seed")
+            .json(p)
+            .send()
+            .await
+            .map_err(|e| CliError::Seed(e.without_url().to_string()))?;
+        if !res.status().is_success() {
+            return Err(CliError::Seed(format!("SetPersonRegister answered {}", res.status())));
+        }
+    }
+    Ok(seed.person.len())
+}
+
+async fn run_serve(o: Overrides) -> Result<(), CliError> {
+    let cfg = Config::load(&o)?;
+    Catalog::load()?;
+    let plan = Arc::new(mapping::compile().map_err(CliError::Mapping)?);
+
+    // The REST service: the configured one, or the reference backend on a loopback port.
+    let mut embedded_backend = None;
+    let rest_url = match &cfg.rest_url {
+        Some(url) => url.clone(),
+        None => {
+            let db = cfg.data_dir.join("vos-backend.db");
+            ensure_parent(&db)?;
+            let listener = bind("127.0.0.1:0")?;
+            let url = format!("http://{}", listener.local_addr()?);
+            let server = backend::server(listener, &BackendConfig { db, dev: true, clock: Clock::System })?;
+            embedded_backend = Some(server.handle());
+            actix_web::rt::spawn(server);
+            seed(&url).await?;
+            url
+        }
+    };
+
+    let upstream = Upstream::new(&UpstreamConfig {
+        base_url: rest_url.clone(),
+        connect_timeout: cfg.connect_timeout(),
+        request_timeout: cfg.upstream_timeout(),
+        codelist_ttl: cfg.codelist_ttl(),
+    })?;
+    let limits = Limits { max_depth: cfg.max_depth, max_elements: cfg.max_elements };
+    let converter = Converter { plan: plan.clone(), upstream, limits };
+    let state = Arc::new(SoapState::new(converter, cfg.max_body_bytes).map_err(CliError::Other)?);
+    let listener = bind(&cfg.listen)?;
+    let addr = listener.local_addr()?;
+    let routes = front::configure(state);
+    let server = HttpServer::new(move || App::new().configure(routes.clone())).shutdown_timeout(10).listen(listener)?.run();
+
+    let base = format!("http://{addr}");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "vos-converter: legacy SOAP in front of VisiteringOgStatus REST")?;
+    writeln!(out, "listening on {base}")?;
+    for s in &plan.services {
+        writeln!(out, "  SOAP {} v{}: {base}{}   WSDL: {base}{}?wsdl", s.name, s.version, s.endpoint, s.endpoint)?;
+    }
+    match &cfg.rest_url {
+        Some(url) => writeln!(out, "  REST upstream: {url}")?,
+        None => {
+            writeln!(out, "  REST upstream: {rest_url} (embedded reference backend, dev mode, database {})", cfg.data_dir.join("vos-backend.db").display())?;
+            writeln!(out, "  REST API page: {rest_url}{API_PAGE}")?;
+            writeln!(out, "  OpenAPI:       {rest_url}{OPENAPI_PATH}")?;
+        }
+    }
+    if let Some(c) = cfg.cutover_instant()? {
+        writeln!(out, "  cutover: {c}")?;
+    }
+    out.flush()?;
+    drop(out);
+    server.await?;
+    if let Some(h) = embedded_backend {
+        h.stop(true).await;
+    }
     Ok(())
 }

@@ -23,7 +23,13 @@
 pub mod backend;
 pub mod catalog;
 pub mod cli;
+pub mod config;
+pub mod converter;
 pub mod cpr;
 pub mod dktime;
+pub mod embedded;
+pub mod mapping;
 pub mod observe;
+pub mod soap;
+pub mod upstream;
 pub mod vos;

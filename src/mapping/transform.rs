@@ -1,0 +1,162 @@
+//! The typed transforms of the mapping language. Every value passes through one canonical
+//! form (`Canon`) on its way between SOAP text and JSON, so the two directions and the
+//! comparison of rule 4 agree by construction.
+
+use jiff::{Timestamp, civil::Date};
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::dktime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transform {
+    /// A CPR number: text both ways. Its validity is the REST service's to judge, so the
+    /// caller sees the REST service's code.
+    Cpr,
+    /// xs:int ↔ JSON integer.
+    Int,
+    /// Text both ways.
+    String,
+    /// A UUID, written lower-case and hyphenated.
+    Uuid,
+    /// xs:dateTime naming a day ↔ JSON date: the Danish date; written as Danish midnight
+    /// with its offset.
+    Date,
+    /// xs:dateTime ↔ JSON instant; without an offset, Danish local time; written in Danish
+    /// time with its offset.
+    Datetime,
+}
+
+/// A value in canonical form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Canon {
+    Text(String),
+    Int(i64),
+    Uuid(Uuid),
+    Day(Date),
+    Instant(Timestamp),
+}
+
+/// The value does not have the transform's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid {0:?}")]
+pub struct BadValue(pub Transform);
+
+impl Transform {
+    /// What OpenAPI type and format a JSON field needs to take this transform's value.
+    pub fn json_type(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Transform::Cpr | Transform::String => ("string", None),
+            Transform::Int => ("integer", None),
+            Transform::Uuid => ("string", Some("uuid")),
+            Transform::Date => ("string", Some("date")),
+            Transform::Datetime => ("string", Some("date-time")),
+        }
+    }
+
+    /// Which XSD built-in types (local names) can carry this transform's value.
+    pub fn xsd_types(self) -> &'static [&'static str] {
+        match self {
+            Transform::Cpr | Transform::String | Transform::Uuid => &["string", "token", "normalizedString"],
+            Transform::Int => &["int", "integer", "long", "short", "nonNegativeInteger", "positiveInteger"],
+            Transform::Date => &["dateTime", "date"],
+            Transform::Datetime => &["dateTime"],
+        }
+    }
+
+    /// SOAP element text → canonical.
+    pub fn from_soap(self, text: &str) -> Result<Canon, BadValue> {
+        let t = text.trim();
+        let bad = BadValue(self);
+        match self {
+            Transform::Cpr | Transform::String => Ok(Canon::Text(t.to_owned())),
+            Transform::Int => t.parse().map(Canon::Int).map_err(|_| bad),
+            Transform::Uuid => Uuid::parse_str(t).map(Canon::Uuid).map_err(|_| bad),
+            Transform::Date => dktime::parse_xs_day(t).map(Canon::Day).map_err(|_| bad),
+            Transform::Datetime => dktime::parse_xs_datetime(t).map(Canon::Instant).map_err(|_| bad),
+        }
+    }
+
+    /// JSON value → canonical.
+    pub fn from_json(self, v: &Value) -> Result<Canon, BadValue> {
+        let bad = BadValue(self);
+        match (self, v) {
+            (Transform::Int, Value::Number(n)) => n.as_i64().map(Canon::Int).ok_or(bad),
+            (Transform::Cpr | Transform::String, Value::String(s)) => Ok(Canon::Text(s.clone())),
+            (Transform::Uuid, Value::String(s)) => Uuid::parse_str(s).map(Canon::Uuid).map_err(|_| bad),
+            (Transform::Date, Value::String(s)) => s.parse().map(Canon::Day).map_err(|_| bad),
+            (Transform::Datetime, Value::String(s)) => s.parse().map(Canon::Instant).map_err(|_| bad),
+            _ => Err(bad),
+        }
+    }
+}
+
+impl Canon {
+    pub fn to_json(&self) -> Value {
+        match self {
+            Canon::Text(s) => Value::String(s.clone()),
+            Canon::Int(i) => Value::from(*i),
+            Canon::Uuid(u) => Value::String(u.hyphenated().to_string()),
+            Canon::Day(d) => Value::String(d.to_string()),
+            Canon::Instant(t) => Value::String(t.to_string()),
+        }
+    }
+
+    /// The text of a SOAP element (unescaped; the writer escapes).
+    pub fn to_soap(&self) -> String {
+        match self {
+            Canon::Text(s) => s.clone(),
+            Canon::Int(i) => i.to_string(),
+            Canon::Uuid(u) => u.hyphenated().to_string(),
+            Canon::Day(d) => dktime::format_xs_day(*d),
+            Canon::Instant(t) => dktime::format_xs_datetime(*t),
+        }
+    }
+
+    /// The text for a URL path or a header (no JSON quoting).
+    pub fn to_text(&self) -> String {
+        match self {
+            Canon::Text(s) => s.clone(),
+            Canon::Int(i) => i.to_string(),
+            Canon::Uuid(u) => u.hyphenated().to_string(),
+            Canon::Day(d) => d.to_string(),
+            Canon::Instant(t) => t.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn soap_to_json_and_back() {
+        let day = Transform::Date.from_soap("2024-07-01T00:00:00+02:00").unwrap();
+        assert_eq!(day.to_json(), json!("2024-07-01"));
+        assert_eq!(Transform::Date.from_json(&json!("2024-07-01")).unwrap().to_soap(), "2024-07-01T00:00:00+02:00");
+        let t = Transform::Datetime.from_soap("2024-03-31T10:00:00").unwrap();
+        assert_eq!(t.to_json(), json!("2024-03-31T08:00:00Z"));
+        assert_eq!(t.to_soap(), "2024-03-31T10:00:00+02:00");
+        let u = Transform::Uuid.from_soap(" 7D444840-9DC0-11D1-B245-5FFDCE74FAD2 ").unwrap();
+        assert_eq!(u.to_soap(), "7d444840-9dc0-11d1-b245-5ffdce74fad2");
+        assert_eq!(Transform::Int.from_soap("13").unwrap().to_json(), json!(13));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_type() {
+        assert_eq!(Transform::Int.from_soap("1.5"), Err(BadValue(Transform::Int)));
+        assert_eq!(Transform::Uuid.from_soap("nope"), Err(BadValue(Transform::Uuid)));
+        assert_eq!(Transform::Date.from_soap("2024-02-30T00:00:00"), Err(BadValue(Transform::Date)));
+        assert_eq!(Transform::Int.from_json(&json!("1")), Err(BadValue(Transform::Int)));
+    }
+
+    #[test]
+    fn the_same_instant_in_two_offsets_is_equal() {
+        let a = Transform::Datetime.from_soap("2024-03-31T10:00:00+02:00").unwrap();
+        let b = Transform::Datetime.from_json(&json!("2024-03-31T08:00:00Z")).unwrap();
+        assert_eq!(a, b);
+    }
+}

@@ -1,0 +1,247 @@
+//! Reading a SOAP request: a streaming pass with quick-xml's namespace-aware reader over the
+//! request bytes; no tree is built. It keeps only what the plan asks for: the operation, the
+//! texts of the inputs the operation's mapping reads, RequestUserMetadata and
+//! wsa:MessageID. Namespaces are matched by URI, so any prefix (or a default namespace)
+//! works. Limits are enforced while reading: no DOCTYPE (and so no entity declarations),
+//! only the predefined entities and character references, a maximum nesting depth and a
+//! maximum number of elements.
+
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
+
+use super::{SoapError, SoapVersion};
+use crate::catalog::Fejl;
+use crate::mapping::{OpPlan, ServicePlan};
+
+pub const WSA: &str = "http://www.w3.org/2005/08/addressing";
+pub const DFDG: &str = "urn:dk:star:dfdg:common:1";
+const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
+
+/// Bounds on what a request may make the parser do.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_depth: usize,
+    pub max_elements: usize,
+}
+
+/// RequestUserMetadata, as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    pub organisation_type: Option<String>,
+    pub organisation_code: Option<String>,
+    pub user: Option<String>,
+}
+
+/// A decoded request: which operation, and the texts the mapping needs.
+#[derive(Debug)]
+pub struct Envelope<'p> {
+    pub version: SoapVersion,
+    pub op: &'p OpPlan,
+    /// Text of each of `op.inputs`, if the element was present (and not xsi:nil).
+    pub values: Vec<Option<String>>,
+    pub metadata: Option<Metadata>,
+    pub message_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    Envelope,
+    Header,
+    Body,
+    Metadata,
+    MetadataField(u8),
+    MessageId,
+    /// The operation's request element, or an element below it; `usize` is the length of
+    /// `path` to restore when it ends.
+    Op(usize),
+    /// Something the converter does not read.
+    Skip,
+}
+
+fn refuse(version: SoapVersion, fejl: Fejl, detail: impl Into<String>) -> SoapError {
+    SoapError { version, fejl, detail: Some(detail.into()) }
+}
+
+/// Reads `body` as a request to `service`. `action` is the SOAPAction (1.1) or the action
+/// parameter (1.2), if the caller sent a non-empty one.
+pub fn decode_envelope<'p>(
+    body: &[u8],
+    version: SoapVersion,
+    action: Option<&str>,
+    service: &'p ServicePlan,
+    limits: Limits,
+) -> Result<Envelope<'p>, SoapError> {
+    let text = std::str::from_utf8(body).map_err(|_| refuse(version, Fejl::UgyldigXml, "dokumentet er ikke UTF-8"))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let by_action = match action {
+        Some(a) => Some(service.by_action(a).ok_or_else(|| refuse(version, Fejl::UkendtOperation, format!("ukendt action {a}")))?),
+        None => None,
+    };
+
+    let mut reader = NsReader::from_str(text);
+    reader.config_mut().expand_empty_elements = true;
+    reader.config_mut().check_end_names = true;
+
+    let mut frames: Vec<Frame> = Vec::with_capacity(16);
+    let mut elements = 0usize;
+    let mut text_buf = String::new();
+    let mut path = String::with_capacity(64);
+    let mut op: Option<&OpPlan> = None;
+    let mut values: Vec<Option<String>> = Vec::new();
+    let mut metadata: Option<Metadata> = None;
+    let mut message_id = None;
+    let mut seen_body = false;
+    let env_ns = version.envelope_ns();
+
+    loop {
+        let (ns, event) = reader.read_resolved_event().map_err(|e| refuse(version, Fejl::UgyldigXml, e.to_string()))?;
+        match event {
+            Event::Start(e) => {
+                elements += 1;
+                if elements > limits.max_elements {
+                    return Err(refuse(version, Fejl::DokumentOverGraense, format!("mere end {} elementer", limits.max_elements)));
+                }
+                if frames.len() >= limits.max_depth {
+                    return Err(refuse(version, Fejl::DokumentOverGraense, format!("dybere end {} niveauer", limits.max_depth)));
+                }
+                text_buf.clear();
+                let ns = match ns {
+                    ResolveResult::Bound(n) => n.0,
+                    ResolveResult::Unbound => "",
+                    ResolveResult::Unknown(p) => return Err(refuse(version, Fejl::UgyldigXml, format!("ukendt præfiks {p}"))),
+                };
+                let local = e.local_name();
+                let local = local.as_ref();
+                let frame = match frames.last() {
+                    None => {
+                        if local != "Envelope" || ns != env_ns {
+                            let other = if ns == SoapVersion::V11.envelope_ns() || ns == SoapVersion::V12.envelope_ns() {
+                                "SOAP-versionen passer ikke til Content-Type"
+                            } else {
+                                "roden er ikke en SOAP Envelope"
+                            };
+                            return Err(refuse(version, Fejl::IkkeSoap, other));
+                        }
+                        Frame::Envelope
+                    }
+                    Some(Frame::Envelope) if ns == env_ns && local == "Header" => Frame::Header,
+                    Some(Frame::Envelope) if ns == env_ns && local == "Body" => {
+                        seen_body = true;
+                        Frame::Body
+                    }
+                    Some(Frame::Header) if ns == DFDG && local == "RequestUserMetadata" => {
+                        metadata = Some(Metadata::default());
+                        Frame::Metadata
+                    }
+                    Some(Frame::Header) if ns == WSA && local == "MessageID" => Frame::MessageId,
+                    Some(Frame::Metadata) if ns == DFDG => match local {
+                        "OrganisationType" => Frame::MetadataField(0),
+                        "OrganisationCode" => Frame::MetadataField(1),
+                        "UserIdentifier" => Frame::MetadataField(2),
+                        _ => Frame::Skip,
+                    },
+                    Some(Frame::Body) if op.is_none() => {
+                        let found = (ns == service.namespace).then(|| service.by_request_element(local)).flatten();
+                        let Some(found) = found else {
+                            return Err(refuse(version, Fejl::UkendtOperation, format!("ukendt element {local} i Body")));
+                        };
+                        if by_action.is_some_and(|a| !std::ptr::eq(a, found)) {
+                            return Err(refuse(version, Fejl::UkendtOperation, "action og Body-element angiver forskellige operationer"));
+                        }
+                        op = Some(found);
+                        values = vec![None; found.inputs.len()];
+                        Frame::Op(0)
+                    }
+                    Some(Frame::Op(_)) => {
+                        let restore = path.len();
+                        if !path.is_empty() {
+                            path.push('/');
+                        }
+                        // An element of another namespace can never match an input.
+                        path.push_str(if ns == service.namespace { local } else { "\u{0}" });
+                        let nil = e.attributes().flatten().any(|a| {
+                            a.key.local_name().as_ref() == "nil"
+                                && reader.resolver().resolve_attribute(a.key).0 == ResolveResult::Bound(quick_xml::name::Namespace(XSI))
+                                && matches!(&*a.value, "true" | "1")
+                        });
+                        if nil && let Some(i) = op.and_then(|o| o.input(&path)) {
+                            values[i] = None;
+                            frames.push(Frame::Skip);
+                            path.truncate(restore);
+                            // The element's end event pops this Skip frame.
+                            continue;
+                        }
+                        Frame::Op(restore)
+                    }
+                    _ => Frame::Skip,
+                };
+                frames.push(frame);
+            }
+            Event::End(_) => {
+                let Some(frame) = frames.pop() else { return Err(refuse(version, Fejl::UgyldigXml, "ubalanceret slutmærke")) };
+                match frame {
+                    Frame::MetadataField(i) => {
+                        if let Some(m) = metadata.as_mut() {
+                            let v = Some(text_buf.trim().to_owned()).filter(|s| !s.is_empty());
+                            match i {
+                                0 => m.organisation_type = v,
+                                1 => m.organisation_code = v,
+                                _ => m.user = v,
+                            }
+                        }
+                    }
+                    Frame::MessageId => message_id = Some(text_buf.trim().to_owned()).filter(|s| !s.is_empty()),
+                    Frame::Op(restore) => {
+                        if let Some(i) = op.and_then(|o| o.input(&path)) {
+                            if values[i].is_some() {
+                                return Err(refuse(version, Fejl::UgyldigVaerdi, format!("{path} forekommer to gange")));
+                            }
+                            values[i] = Some(std::mem::take(&mut text_buf));
+                        }
+                        path.truncate(restore);
+                    }
+                    _ => {}
+                }
+                text_buf.clear();
+            }
+            Event::Text(t) => {
+                if matches!(frames.last(), Some(Frame::Op(_) | Frame::MetadataField(_) | Frame::MessageId)) {
+                    text_buf.push_str(&t.xml10_content());
+                }
+            }
+            Event::CData(c) => {
+                if matches!(frames.last(), Some(Frame::Op(_) | Frame::MetadataField(_) | Frame::MessageId)) {
+                    text_buf.push_str(&c.into_inner());
+                }
+            }
+            Event::GeneralRef(r) => {
+                let ch = match r.resolve_char_ref().map_err(|e| refuse(version, Fejl::UgyldigXml, e.to_string()))? {
+                    Some(c) => c,
+                    None => match &*r {
+                        "lt" => '<',
+                        "gt" => '>',
+                        "amp" => '&',
+                        "apos" => '\'',
+                        "quot" => '"',
+                        other => return Err(refuse(version, Fejl::UgyldigXml, format!("ukendt entitet &{other};"))),
+                    },
+                };
+                if matches!(frames.last(), Some(Frame::Op(_) | Frame::MetadataField(_) | Frame::MessageId)) {
+                    text_buf.push(ch);
+                }
+            }
+            Event::DocType(_) => return Err(refuse(version, Fejl::DoctypeAfvist, "DOCTYPE")),
+            Event::Eof => break,
+            Event::Empty(_) | Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
+        }
+    }
+    if !frames.is_empty() {
+        return Err(refuse(version, Fejl::UgyldigXml, "dokumentet slutter for tidligt"));
+    }
+    if !seen_body {
+        return Err(refuse(version, Fejl::IkkeSoap, "Envelope har ingen Body"));
+    }
+    let op = op.ok_or_else(|| refuse(version, Fejl::UkendtOperation, "Body er tom"))?;
+    Ok(Envelope { version, op, values, metadata, message_id })
+}

@@ -1,0 +1,196 @@
+//! The converter's client of VisiteringOgStatus REST: one pooled reqwest client (keep-alive,
+//! connect and request timeouts), the caller's identity as headers, a W3C `traceparent` on
+//! every call, and the REST code lists cached for a configured time. Nothing is retried here:
+//! a write sent twice could register twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::vos;
+
+/// The caller, forwarded to REST as the identity headers (rule 8: the originator is kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub organisation_type: String,
+    pub organisation_code: String,
+    pub user: Option<String>,
+}
+
+/// A REST request, built by the mapping phase.
+#[derive(Debug, Clone)]
+pub struct RestRequest {
+    pub operation_id: String,
+    pub method: reqwest::Method,
+    /// Path and query, e.g. `/personvisitering/v1/kontaktgrupper/<id>`.
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Value>,
+}
+
+/// What REST answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RestAnswer {
+    /// 2xx, with the JSON body (Null when there is none).
+    Ok(Value),
+    /// A problem+json with the catalogue's members.
+    Problem { status: u16, fejlkode: u32, fejltekst: String },
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    #[error("no answer within the timeout")]
+    Timeout,
+    #[error("unexpected answer: {0}")]
+    Invalid(String),
+}
+
+/// W3C trace context: the trace of the SOAP request (kept from its `traceparent`, or new)
+/// and a new span id for each upstream call.
+#[derive(Debug, Clone, Copy)]
+pub struct Trace {
+    trace_id: u128,
+}
+
+impl Trace {
+    /// Continues the caller's trace if its `traceparent` is valid, or starts one.
+    pub fn from_header(traceparent: Option<&str>) -> Trace {
+        let parsed = traceparent.and_then(|h| {
+            let mut it = h.trim().split('-');
+            let (version, trace, span, flags) = (it.next()?, it.next()?, it.next()?, it.next()?);
+            let ok = version.len() == 2 && trace.len() == 32 && span.len() == 16 && flags.len() == 2;
+            let id = u128::from_str_radix(trace, 16).ok().filter(|id| ok && *id != 0)?;
+            Some(id)
+        });
+        Trace { trace_id: parsed.unwrap_or_else(|| uuid::Uuid::new_v4().as_u128()) }
+    }
+
+    /// The `traceparent` of one upstream call.
+    pub fn child(&self) -> String {
+        let span = (uuid::Uuid::new_v4().as_u128() as u64).max(1);
+        format!("00-{:032x}-{span:016x}-01", self.trace_id)
+    }
+
+    pub fn trace_id(&self) -> String {
+        format!("{:032x}", self.trace_id)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub base_url: String,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub codelist_ttl: Duration,
+}
+
+#[derive(Clone)]
+pub struct Upstream {
+    client: reqwest::Client,
+    base: Arc<str>,
+    codes: moka::future::Cache<String, Arc<Vec<i64>>>,
+}
+
+impl Upstream {
+    pub fn new(cfg: &UpstreamConfig) -> Result<Upstream, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(cfg.connect_timeout)
+            .timeout(cfg.request_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()?;
+        let codes = moka::future::Cache::builder().max_capacity(64).time_to_live(cfg.codelist_ttl).build();
+        Ok(Upstream { client, base: cfg.base_url.trim_end_matches('/').into(), codes })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    pub async fn call(&self, req: &RestRequest, who: &Identity, trace: &Trace) -> Result<RestAnswer, UpstreamError> {
+        let mut r = self
+            .client
+            .request(req.method.clone(), format!("{}{}", self.base, req.path))
+            .header(vos::HDR_ORG_TYPE, &who.organisation_type)
+            .header(vos::HDR_ORG_CODE, &who.organisation_code)
+            .header("traceparent", trace.child());
+        if let Some(u) = &who.user {
+            r = r.header(vos::HDR_USER, u);
+        }
+        for (k, v) in &req.headers {
+            r = r.header(k, v);
+        }
+        if let Some(body) = &req.body {
+            r = r.json(body);
+        }
+        let res = r.send().await.map_err(classify)?;
+        let status = res.status();
+        let problem = res
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/problem+json"));
+        let bytes = res.bytes().await.map_err(classify)?;
+        if status.is_success() {
+            if bytes.is_empty() {
+                return Ok(RestAnswer::Ok(Value::Null));
+            }
+            return serde_json::from_slice(&bytes).map(RestAnswer::Ok).map_err(|_| UpstreamError::Invalid(format!("{} answered {status} with invalid JSON", req.operation_id)));
+        }
+        if problem && let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+            let code = v["fejlkode"].as_u64().and_then(|c| u32::try_from(c).ok());
+            if let (Some(fejlkode), Some(text)) = (code, v["fejltekst"].as_str()) {
+                return Ok(RestAnswer::Problem { status: status.as_u16(), fejlkode, fejltekst: text.to_owned() });
+            }
+        }
+        Err(UpstreamError::Invalid(format!("{} answered {status} without a problem+json fejlkode", req.operation_id)))
+    }
+
+    /// The codes of a REST code list, cached for `codelist_ttl`.
+    pub async fn code_list(&self, req: &RestRequest, who: &Identity, trace: &Trace) -> Result<Arc<Vec<i64>>, UpstreamError> {
+        self.codes
+            .try_get_with(req.operation_id.clone(), async {
+                match self.call(req, who, trace).await? {
+                    RestAnswer::Ok(v) => {
+                        let codes = v["koder"].as_array().ok_or_else(|| UpstreamError::Invalid("code list without koder".into()))?;
+                        Ok(Arc::new(codes.iter().filter_map(|c| c["kode"].as_i64()).collect()))
+                    }
+                    RestAnswer::Problem { fejlkode, .. } => Err(UpstreamError::Invalid(format!("code list refused with {fejlkode}"))),
+                }
+            })
+            .await
+            .map_err(|e: Arc<UpstreamError>| (*e).clone())
+    }
+}
+
+fn classify(e: reqwest::Error) -> UpstreamError {
+    if e.is_timeout() {
+        UpstreamError::Timeout
+    } else if e.is_connect() {
+        UpstreamError::Unreachable("connection refused or failed".into())
+    } else {
+        // No URL in the message: a URL could carry a query; ours never carry a CPR, but the
+        // log should not depend on that.
+        UpstreamError::Unreachable(e.without_url().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_keeps_the_callers_trace_and_makes_new_spans() {
+        let t = Trace::from_header(Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        let a = t.child();
+        assert!(a.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{a}");
+        assert_ne!(a, t.child());
+        assert_eq!(a.len(), 55);
+        let fresh = Trace::from_header(Some("garbage"));
+        assert_eq!(fresh.child().len(), 55);
+        assert_ne!(fresh.trace_id(), "00000000000000000000000000000000");
+    }
+}
