@@ -247,7 +247,8 @@ pub struct CatalogError {
 }
 
 fn embedded(file: &'static str) -> Result<&'static str, CatalogError> {
-    crate::embedded::file(&format!("mappings/{file}")).ok_or_else(|| invalid(file, "is missing".into()))
+    crate::embedded::file(&format!("mappings/{file}"))
+        .ok_or_else(|| invalid(file, "is missing".into()))
 }
 
 pub static CATALOG: LazyLock<Result<Catalog, CatalogError>> = LazyLock::new(Catalog::parse);
@@ -344,7 +345,10 @@ impl Catalog {
             ));
         }
 
-        let kg: Kg = parse_toml("kontaktgruppetyper.toml", embedded("kontaktgruppetyper.toml")?)?;
+        let kg: Kg = parse_toml(
+            "kontaktgruppetyper.toml",
+            embedded("kontaktgruppetyper.toml")?,
+        )?;
         check_codes("kontaktgruppetyper.toml", &kg.types)?;
         for t in &kg.akasse.synlige_typer {
             if !kg.types.iter().any(|c| c.kode == *t) {
@@ -354,9 +358,15 @@ impl Catalog {
                 ));
             }
         }
-        let pc: Pc = parse_toml("personkategorityper.toml", embedded("personkategorityper.toml")?)?;
+        let pc: Pc = parse_toml(
+            "personkategorityper.toml",
+            embedded("personkategorityper.toml")?,
+        )?;
         check_codes("personkategorityper.toml", &pc.types)?;
-        let orgs: Orgs = parse_toml("organisationstyper.toml", embedded("organisationstyper.toml")?)?;
+        let orgs: Orgs = parse_toml(
+            "organisationstyper.toml",
+            embedded("organisationstyper.toml")?,
+        )?;
         for (i, o) in orgs.types.iter().enumerate() {
             if orgs.types[..i].iter().any(|p| p.kode == o.kode) {
                 return Err(invalid(

@@ -22,7 +22,11 @@ use crate::upstream::{Upstream, UpstreamConfig};
 use crate::{embedded, vos};
 
 #[derive(Debug, Parser)]
-#[command(name = "vos-converter", version, about = "SOAP-to-REST converter for STAR's VisiteringOgStatus, with its reference REST service")]
+#[command(
+    name = "vos-converter",
+    version,
+    about = "SOAP-to-REST converter for STAR's VisiteringOgStatus, with its reference REST service"
+)]
 pub struct Cli {
     /// Without a command: `serve` with its defaults (the quick start).
     #[command(subcommand)]
@@ -58,9 +62,15 @@ pub struct BackendArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("cannot create the folder of {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Backend(#[from] BackendError),
     #[error("configuration: {0}")]
@@ -105,14 +115,27 @@ fn run_check() -> Result<(), CliError> {
     let plan = mapping::compile().map_err(CliError::Mapping)?;
     let mut out = std::io::stdout().lock();
     for s in &plan.services {
-        writeln!(out, "ok  {} v{} ({}, {}): {} operations", s.name, s.version, s.endpoint, s.wsdl_file, s.operations.len())?;
+        writeln!(
+            out,
+            "ok  {} v{} ({}, {}): {} operations",
+            s.name,
+            s.version,
+            s.endpoint,
+            s.wsdl_file,
+            s.operations.len()
+        )?;
         for op in &s.operations {
             let what = match &op.behaviour {
                 mapping::Behaviour::Call(c) => match &c.with_message_id {
-                    Some((w, _)) => format!("{} (with wsa:MessageID: {})", c.call.operation_id, w.operation_id),
+                    Some((w, _)) => format!(
+                        "{} (with wsa:MessageID: {})",
+                        c.call.operation_id, w.operation_id
+                    ),
                     None => c.call.operation_id.clone(),
                 },
-                mapping::Behaviour::Retired { replacement } => format!("retired, use {replacement}"),
+                mapping::Behaviour::Retired { replacement } => {
+                    format!("retired, use {replacement}")
+                }
             };
             writeln!(out, "      {} -> {what}", op.name)?;
         }
@@ -122,26 +145,44 @@ fn run_check() -> Result<(), CliError> {
 
 fn ensure_parent(path: &std::path::Path) -> Result<(), CliError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| CliError::DataDir { path: path.to_owned(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| CliError::DataDir {
+            path: path.to_owned(),
+            source,
+        })?;
     }
     Ok(())
 }
 
 fn bind(addr: &str) -> Result<TcpListener, CliError> {
-    TcpListener::bind(addr).map_err(|source| CliError::Listen { addr: addr.to_owned(), source })
+    TcpListener::bind(addr).map_err(|source| CliError::Listen {
+        addr: addr.to_owned(),
+        source,
+    })
 }
 
 async fn run_backend(args: BackendArgs) -> Result<(), CliError> {
     ensure_parent(&args.db)?;
     let listener = bind(&args.listen)?;
     let addr = listener.local_addr()?;
-    let cfg = BackendConfig { db: args.db.clone(), dev: args.dev, clock: Clock::System };
+    let cfg = BackendConfig {
+        db: args.db.clone(),
+        dev: args.dev,
+        clock: Clock::System,
+    };
     let server = backend::server(listener, &cfg)?;
     let base = format!("http://{addr}");
-    let mode = if args.dev { "dev mode: SetPersonRegister is on" } else { "production mode" };
+    let mode = if args.dev {
+        "dev mode: SetPersonRegister is on"
+    } else {
+        "production mode"
+    };
     // stdout, one line each, so scripts and tests can read the address.
     let mut out = std::io::stdout().lock();
-    writeln!(out, "VisiteringOgStatus reference backend ({mode}), database {}", args.db.display())?;
+    writeln!(
+        out,
+        "VisiteringOgStatus reference backend ({mode}), database {}",
+        args.db.display()
+    )?;
     writeln!(out, "listening on {base}")?;
     writeln!(out, "  REST API:     {base}{}", vos::BASE)?;
     writeln!(out, "  API page:     {base}{API_PAGE}")?;
@@ -160,8 +201,10 @@ struct Seed {
 
 /// Feeds the embedded backend's person register, as STAR, over HTTP.
 async fn seed(base: &str) -> Result<usize, CliError> {
-    let text = embedded::file("mappings/dev-seed.toml").ok_or_else(|| CliError::Seed("mappings/dev-seed.toml is missing".into()))?;
-    let seed: Seed = toml::from_str(text).map_err(|e| CliError::Seed(format!("mappings/dev-seed.toml: {e}")))?;
+    let text = embedded::file("mappings/dev-seed.toml")
+        .ok_or_else(|| CliError::Seed("mappings/dev-seed.toml is missing".into()))?;
+    let seed: Seed =
+        toml::from_str(text).map_err(|e| CliError::Seed(format!("mappings/dev-seed.toml: {e}")))?;
     let client = reqwest::Client::new();
     for p in &seed.person {
         let res = client
@@ -173,7 +216,10 @@ async fn seed(base: &str) -> Result<usize, CliError> {
             .await
             .map_err(|e| CliError::Seed(e.without_url().to_string()))?;
         if !res.status().is_success() {
-            return Err(CliError::Seed(format!("SetPersonRegister answered {}", res.status())));
+            return Err(CliError::Seed(format!(
+                "SetPersonRegister answered {}",
+                res.status()
+            )));
         }
     }
     Ok(seed.person.len())
@@ -193,7 +239,14 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
             ensure_parent(&db)?;
             let listener = bind("127.0.0.1:0")?;
             let url = format!("http://{}", listener.local_addr()?);
-            let server = backend::server(listener, &BackendConfig { db, dev: true, clock: Clock::System })?;
+            let server = backend::server(
+                listener,
+                &BackendConfig {
+                    db,
+                    dev: true,
+                    clock: Clock::System,
+                },
+            )?;
             embedded_backend = Some(server.handle());
             actix_web::rt::spawn(server);
             seed(&url).await?;
@@ -207,25 +260,46 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
         request_timeout: cfg.upstream_timeout(),
         codelist_ttl: cfg.codelist_ttl(),
     })?;
-    let limits = Limits { max_depth: cfg.max_depth, max_elements: cfg.max_elements };
-    let converter = Converter { plan: plan.clone(), upstream, limits };
+    let limits = Limits {
+        max_depth: cfg.max_depth,
+        max_elements: cfg.max_elements,
+    };
+    let converter = Converter {
+        plan: plan.clone(),
+        upstream,
+        limits,
+    };
     let state = Arc::new(SoapState::new(converter, cfg.max_body_bytes).map_err(CliError::Other)?);
     let listener = bind(&cfg.listen)?;
     let addr = listener.local_addr()?;
     let routes = front::configure(state);
-    let server = HttpServer::new(move || App::new().configure(routes.clone())).shutdown_timeout(10).listen(listener)?.run();
+    let server = HttpServer::new(move || App::new().configure(routes.clone()))
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
 
     let base = format!("http://{addr}");
     let mut out = std::io::stdout().lock();
-    writeln!(out, "vos-converter: legacy SOAP in front of VisiteringOgStatus REST")?;
+    writeln!(
+        out,
+        "vos-converter: legacy SOAP in front of VisiteringOgStatus REST"
+    )?;
     writeln!(out, "listening on {base}")?;
     for s in &plan.services {
-        writeln!(out, "  SOAP {} v{}: {base}{}   WSDL: {base}{}?wsdl", s.name, s.version, s.endpoint, s.endpoint)?;
+        writeln!(
+            out,
+            "  SOAP {} v{}: {base}{}   WSDL: {base}{}?wsdl",
+            s.name, s.version, s.endpoint, s.endpoint
+        )?;
     }
     match &cfg.rest_url {
         Some(url) => writeln!(out, "  REST upstream: {url}")?,
         None => {
-            writeln!(out, "  REST upstream: {rest_url} (embedded reference backend, dev mode, database {})", cfg.data_dir.join("vos-backend.db").display())?;
+            writeln!(
+                out,
+                "  REST upstream: {rest_url} (embedded reference backend, dev mode, database {})",
+                cfg.data_dir.join("vos-backend.db").display()
+            )?;
             writeln!(out, "  REST API page: {rest_url}{API_PAGE}")?;
             writeln!(out, "  OpenAPI:       {rest_url}{OPENAPI_PATH}")?;
         }

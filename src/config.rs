@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::dktime;
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address of the SOAP endpoints. Port 0 picks a free port (printed at start).
@@ -73,11 +73,17 @@ pub const FIELDS: [&str; 10] = [
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
 }
 
 /// Flags and environment variables, each overriding the file when set.
@@ -120,8 +126,14 @@ pub struct Overrides {
 
 impl Config {
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })
     }
 
     /// The file (if any), then every override that is set; validated.
@@ -145,13 +157,25 @@ impl Config {
         macro_rules! take {
             ($($f:ident),*) => { $( if let Some(v) = o.$f { c.$f = v; } )* };
         }
-        take!(upstream_timeout_ms, connect_timeout_ms, codelist_ttl_secs, max_body_bytes, max_depth, max_elements);
+        take!(
+            upstream_timeout_ms,
+            connect_timeout_ms,
+            codelist_ttl_secs,
+            max_body_bytes,
+            max_depth,
+            max_elements
+        );
         c.validate()?;
         Ok(c)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field, message: &str| Err(ConfigError::Invalid { field, message: message.into() });
+        let invalid = |field, message: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                message: message.into(),
+            })
+        };
         if let Some(url) = &self.rest_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -162,20 +186,30 @@ impl Config {
             return invalid("upstream_timeout_ms", "timeouts must be above 0");
         }
         if self.max_body_bytes < 1024 || self.max_depth < 8 || self.max_elements < 16 {
-            return invalid("max_body_bytes", "limits this small refuse every valid request");
+            return invalid(
+                "max_body_bytes",
+                "limits this small refuse every valid request",
+            );
         }
         Ok(())
     }
 
     /// The cutover as an instant.
     pub fn cutover_instant(&self) -> Result<Option<Timestamp>, ConfigError> {
-        let Some(s) = &self.cutover else { return Ok(None) };
-        let bad = || ConfigError::Invalid { field: "cutover", message: format!("{s} is neither a date nor an xs:dateTime") };
+        let Some(s) = &self.cutover else {
+            return Ok(None);
+        };
+        let bad = || ConfigError::Invalid {
+            field: "cutover",
+            message: format!("{s} is neither a date nor an xs:dateTime"),
+        };
         if s.contains('T') {
             dktime::parse_xs_datetime(s).map(Some).map_err(|_| bad())
         } else {
             let d: jiff::civil::Date = s.parse().map_err(|_| bad())?;
-            d.to_zoned(dktime::copenhagen().clone()).map(|z| Some(z.timestamp())).map_err(|_| bad())
+            d.to_zoned(dktime::copenhagen().clone())
+                .map(|z| Some(z.timestamp()))
+                .map_err(|_| bad())
         }
     }
 
@@ -198,11 +232,25 @@ mod tests {
     fn flags_override_the_file_which_overrides_the_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vos.toml");
-        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nupstream_timeout_ms = 2000\ncutover = \"2025-01-06\"\n").unwrap();
-        let o = Overrides { config: Some(path), upstream_timeout_ms: Some(750), ..Overrides::default() };
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\nupstream_timeout_ms = 2000\ncutover = \"2025-01-06\"\n",
+        )
+        .unwrap();
+        let o = Overrides {
+            config: Some(path),
+            upstream_timeout_ms: Some(750),
+            ..Overrides::default()
+        };
         let c = Config::load(&o).unwrap();
-        assert_eq!((c.listen.as_str(), c.upstream_timeout_ms, c.max_depth), ("0.0.0.0:9000", 750, 32));
-        assert_eq!(c.cutover_instant().unwrap().unwrap().to_string(), "2025-01-05T23:00:00Z");
+        assert_eq!(
+            (c.listen.as_str(), c.upstream_timeout_ms, c.max_depth),
+            ("0.0.0.0:9000", 750, 32)
+        );
+        assert_eq!(
+            c.cutover_instant().unwrap().unwrap().to_string(),
+            "2025-01-05T23:00:00Z"
+        );
     }
 
     #[test]
@@ -210,11 +258,41 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vos.toml");
         std::fs::write(&path, "listn = \"x\"\n").unwrap();
-        let e = Config::load(&Overrides { config: Some(path), ..Overrides::default() }).unwrap_err().to_string();
+        let e = Config::load(&Overrides {
+            config: Some(path),
+            ..Overrides::default()
+        })
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("vos.toml") && e.contains("listn"), "{e}");
-        let e = Config::load(&Overrides { cutover: Some("soon".into()), ..Overrides::default() }).unwrap_err().to_string();
+        let e = Config::load(&Overrides {
+            cutover: Some("soon".into()),
+            ..Overrides::default()
+        })
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("cutover:"), "{e}");
-        let e = Config::load(&Overrides { rest_url: Some("vos.example".into()), ..Overrides::default() }).unwrap_err().to_string();
+        let e = Config::load(&Overrides {
+            rest_url: Some("vos.example".into()),
+            ..Overrides::default()
+        })
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("rest_url:"), "{e}");
+    }
+
+    #[test]
+    fn fields_lists_every_setting() {
+        let full = Config {
+            rest_url: Some("http://x".into()),
+            cutover: Some("2025-01-01".into()),
+            ..Config::default()
+        };
+        let v = toml::Value::try_from(&full).unwrap();
+        let mut keys: Vec<&str> = v.as_table().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut fields = FIELDS.to_vec();
+        fields.sort_unstable();
+        assert_eq!(keys, fields);
     }
 }

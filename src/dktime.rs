@@ -68,7 +68,9 @@ pub fn parse_xs_datetime(s: &str) -> Result<Timestamp, BadTime> {
         (_, Some(_)) => s.parse::<Timestamp>().map_err(|_| BadTime),
         (local, None) => {
             let dt: jiff::civil::DateTime = local.parse().map_err(|_| BadTime)?;
-            dt.to_zoned(copenhagen().clone()).map(|z| z.timestamp()).map_err(|_| BadTime)
+            dt.to_zoned(copenhagen().clone())
+                .map(|z| z.timestamp())
+                .map_err(|_| BadTime)
         }
     }
 }
@@ -82,7 +84,10 @@ pub fn parse_xs_day(s: &str) -> Result<Date, BadTime> {
     }
     match split_offset(s) {
         (_, Some(_)) => Ok(parse_xs_datetime(s)?.to_zoned(copenhagen().clone()).date()),
-        (local, None) => local.parse::<jiff::civil::DateTime>().map(|dt| dt.date()).map_err(|_| BadTime),
+        (local, None) => local
+            .parse::<jiff::civil::DateTime>()
+            .map(|dt| dt.date())
+            .map_err(|_| BadTime),
     }
 }
 
@@ -158,22 +163,46 @@ mod tests {
 
     #[test]
     fn a_day_is_written_as_danish_midnight_with_its_offset() {
-        assert_eq!(format_xs_day(jiff::civil::date(2024, 3, 31)), "2024-03-31T00:00:00+01:00");
-        assert_eq!(format_xs_day(jiff::civil::date(2024, 7, 1)), "2024-07-01T00:00:00+02:00");
-        assert_eq!(format_xs_day(jiff::civil::date(2024, 10, 27)), "2024-10-27T00:00:00+02:00");
-        assert_eq!(format_xs_day(jiff::civil::date(2024, 10, 28)), "2024-10-28T00:00:00+01:00");
+        assert_eq!(
+            format_xs_day(jiff::civil::date(2024, 3, 31)),
+            "2024-03-31T00:00:00+01:00"
+        );
+        assert_eq!(
+            format_xs_day(jiff::civil::date(2024, 7, 1)),
+            "2024-07-01T00:00:00+02:00"
+        );
+        assert_eq!(
+            format_xs_day(jiff::civil::date(2024, 10, 27)),
+            "2024-10-27T00:00:00+02:00"
+        );
+        assert_eq!(
+            format_xs_day(jiff::civil::date(2024, 10, 28)),
+            "2024-10-28T00:00:00+01:00"
+        );
     }
 
     #[test]
     fn a_day_is_read_as_the_danish_date() {
         let d = |s| parse_xs_day(s).unwrap();
-        assert_eq!(d("2024-03-31T00:00:00+01:00"), jiff::civil::date(2024, 3, 31));
+        assert_eq!(
+            d("2024-03-31T00:00:00+01:00"),
+            jiff::civil::date(2024, 3, 31)
+        );
         assert_eq!(d("2024-03-31T00:00:00"), jiff::civil::date(2024, 3, 31));
         assert_eq!(d("2024-03-31"), jiff::civil::date(2024, 3, 31));
         // 22:30 UTC on the 30th of June is the 1st of July in Denmark.
         assert_eq!(d("2024-06-30T22:30:00Z"), jiff::civil::date(2024, 7, 1));
-        assert_eq!(d("2024-06-30T22:30:00.000+00:00"), jiff::civil::date(2024, 7, 1));
-        for bad in ["", "2024-02-30T00:00:00", "2024-03-31T25:00:00", "yesterday", "2024-03-31T00:00:00+1:00"] {
+        assert_eq!(
+            d("2024-06-30T22:30:00.000+00:00"),
+            jiff::civil::date(2024, 7, 1)
+        );
+        for bad in [
+            "",
+            "2024-02-30T00:00:00",
+            "2024-03-31T25:00:00",
+            "yesterday",
+            "2024-03-31T00:00:00+1:00",
+        ] {
             assert_eq!(parse_xs_day(bad), Err(BadTime), "{bad}");
         }
     }

@@ -6,10 +6,16 @@ include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 
 /// The text of an embedded file, e.g. `file("mappings/errors.toml")`.
 pub fn file(path: &str) -> Option<&'static str> {
-    FILES.iter().find(|(p, _)| *p == path).map(|(_, text)| *text)
+    FILES
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, text)| *text)
 }
 
 /// The embedded files of a folder, in name order.
 pub fn folder(dir: &'static str) -> impl Iterator<Item = (&'static str, &'static str)> {
-    FILES.iter().copied().filter(move |(p, _)| p.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/')))
+    FILES.iter().copied().filter(move |(p, _)| {
+        p.strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
+    })
 }

@@ -35,7 +35,11 @@ pub enum RestAnswer {
     /// 2xx, with the JSON body (Null when there is none).
     Ok(Value),
     /// A problem+json with the catalogue's members.
-    Problem { status: u16, fejlkode: u32, fejltekst: String },
+    Problem {
+        status: u16,
+        fejlkode: u32,
+        fejltekst: String,
+    },
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -61,11 +65,16 @@ impl Trace {
         let parsed = traceparent.and_then(|h| {
             let mut it = h.trim().split('-');
             let (version, trace, span, flags) = (it.next()?, it.next()?, it.next()?, it.next()?);
-            let ok = version.len() == 2 && trace.len() == 32 && span.len() == 16 && flags.len() == 2;
-            let id = u128::from_str_radix(trace, 16).ok().filter(|id| ok && *id != 0)?;
+            let ok =
+                version.len() == 2 && trace.len() == 32 && span.len() == 16 && flags.len() == 2;
+            let id = u128::from_str_radix(trace, 16)
+                .ok()
+                .filter(|id| ok && *id != 0)?;
             Some(id)
         });
-        Trace { trace_id: parsed.unwrap_or_else(|| uuid::Uuid::new_v4().as_u128()) }
+        Trace {
+            trace_id: parsed.unwrap_or_else(|| uuid::Uuid::new_v4().as_u128()),
+        }
     }
 
     /// The `traceparent` of one upstream call.
@@ -102,15 +111,27 @@ impl Upstream {
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
             .build()?;
-        let codes = moka::future::Cache::builder().max_capacity(64).time_to_live(cfg.codelist_ttl).build();
-        Ok(Upstream { client, base: cfg.base_url.trim_end_matches('/').into(), codes })
+        let codes = moka::future::Cache::builder()
+            .max_capacity(64)
+            .time_to_live(cfg.codelist_ttl)
+            .build();
+        Ok(Upstream {
+            client,
+            base: cfg.base_url.trim_end_matches('/').into(),
+            codes,
+        })
     }
 
     pub fn base_url(&self) -> &str {
         &self.base
     }
 
-    pub async fn call(&self, req: &RestRequest, who: &Identity, trace: &Trace) -> Result<RestAnswer, UpstreamError> {
+    pub async fn call(
+        &self,
+        req: &RestRequest,
+        who: &Identity,
+        trace: &Trace,
+    ) -> Result<RestAnswer, UpstreamError> {
         let mut r = self
             .client
             .request(req.method.clone(), format!("{}{}", self.base, req.path))
@@ -138,27 +159,52 @@ impl Upstream {
             if bytes.is_empty() {
                 return Ok(RestAnswer::Ok(Value::Null));
             }
-            return serde_json::from_slice(&bytes).map(RestAnswer::Ok).map_err(|_| UpstreamError::Invalid(format!("{} answered {status} with invalid JSON", req.operation_id)));
+            return serde_json::from_slice(&bytes)
+                .map(RestAnswer::Ok)
+                .map_err(|_| {
+                    UpstreamError::Invalid(format!(
+                        "{} answered {status} with invalid JSON",
+                        req.operation_id
+                    ))
+                });
         }
         if problem && let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
             let code = v["fejlkode"].as_u64().and_then(|c| u32::try_from(c).ok());
             if let (Some(fejlkode), Some(text)) = (code, v["fejltekst"].as_str()) {
-                return Ok(RestAnswer::Problem { status: status.as_u16(), fejlkode, fejltekst: text.to_owned() });
+                return Ok(RestAnswer::Problem {
+                    status: status.as_u16(),
+                    fejlkode,
+                    fejltekst: text.to_owned(),
+                });
             }
         }
-        Err(UpstreamError::Invalid(format!("{} answered {status} without a problem+json fejlkode", req.operation_id)))
+        Err(UpstreamError::Invalid(format!(
+            "{} answered {status} without a problem+json fejlkode",
+            req.operation_id
+        )))
     }
 
     /// The codes of a REST code list, cached for `codelist_ttl`.
-    pub async fn code_list(&self, req: &RestRequest, who: &Identity, trace: &Trace) -> Result<Arc<Vec<i64>>, UpstreamError> {
+    pub async fn code_list(
+        &self,
+        req: &RestRequest,
+        who: &Identity,
+        trace: &Trace,
+    ) -> Result<Arc<Vec<i64>>, UpstreamError> {
         self.codes
             .try_get_with(req.operation_id.clone(), async {
                 match self.call(req, who, trace).await? {
                     RestAnswer::Ok(v) => {
-                        let codes = v["koder"].as_array().ok_or_else(|| UpstreamError::Invalid("code list without koder".into()))?;
-                        Ok(Arc::new(codes.iter().filter_map(|c| c["kode"].as_i64()).collect()))
+                        let codes = v["koder"].as_array().ok_or_else(|| {
+                            UpstreamError::Invalid("code list without koder".into())
+                        })?;
+                        Ok(Arc::new(
+                            codes.iter().filter_map(|c| c["kode"].as_i64()).collect(),
+                        ))
                     }
-                    RestAnswer::Problem { fejlkode, .. } => Err(UpstreamError::Invalid(format!("code list refused with {fejlkode}"))),
+                    RestAnswer::Problem { fejlkode, .. } => Err(UpstreamError::Invalid(format!(
+                        "code list refused with {fejlkode}"
+                    ))),
                 }
             })
             .await
@@ -184,7 +230,9 @@ mod tests {
 
     #[test]
     fn traceparent_keeps_the_callers_trace_and_makes_new_spans() {
-        let t = Trace::from_header(Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        let t = Trace::from_header(Some(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ));
         let a = t.child();
         assert!(a.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{a}");
         assert_ne!(a, t.child());

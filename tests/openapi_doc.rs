@@ -71,12 +71,35 @@ fn no_path_or_query_parameter_carries_a_cpr() {
 
 #[test]
 fn the_readme_documents_every_error_code() {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let catalog = vos_converter::catalog::Catalog::load().unwrap();
-    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| 100") || l.starts_with("| 9")).collect();
-    assert_eq!(rows.len(), catalog.error_list.len(), "one README row per catalogue entry");
+    let rows: Vec<&str> = readme
+        .lines()
+        .filter(|l| l.starts_with("| 100") || l.starts_with("| 9"))
+        .collect();
+    assert_eq!(
+        rows.len(),
+        catalog.error_list.len(),
+        "one README row per catalogue entry"
+    );
     for e in &catalog.error_list {
         let row = format!("| {} | {} | {} | ", e.code, e.status, e.text);
-        assert!(rows.iter().any(|r| r.starts_with(&row)), "README lacks `{row}`");
+        assert!(
+            rows.iter().any(|r| r.starts_with(&row)),
+            "README lacks `{row}`"
+        );
+    }
+}
+
+#[test]
+fn the_readme_documents_every_setting() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for field in vos_converter::config::FIELDS {
+        let flag = format!("--{}", field.replace('_', "-"));
+        let env = format!("VOS_{}", field.to_uppercase());
+        let row = format!("| `{field}` | `{flag}` | `{env}` |");
+        assert!(readme.contains(&row), "README lacks the row `{row}`");
     }
 }

@@ -190,7 +190,7 @@ pub struct CallPlan {
 
 #[derive(Debug, Clone)]
 pub enum Behaviour {
-    Call(CallPlan),
+    Call(Box<CallPlan>),
     Retired { replacement: String },
 }
 
@@ -261,26 +261,49 @@ pub struct MappingError {
 
 impl fmt::Display for MappingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line > 0 { write!(f, "{}:{}: {}", self.file, self.line, self.message) } else { write!(f, "{}: {}", self.file, self.message) }
+        if self.line > 0 {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        } else {
+            write!(f, "{}: {}", self.file, self.message)
+        }
     }
 }
 
 /// Compiles every `mappings/*-<version>.toml` service file against `wsdl/` and `openapi/`.
 pub fn compile() -> Result<Plan, Vec<MappingError>> {
-    let files: Vec<(&str, &str)> = embedded::folder("mappings").filter(|(p, t)| p.ends_with(".toml") && t.contains("[service]")).collect();
+    let files: Vec<(&str, &str)> = embedded::folder("mappings")
+        .filter(|(p, t)| p.ends_with(".toml") && t.contains("[service]"))
+        .collect();
     compile_files(&files)
 }
 
 /// Compiles the given service files (path, text); `compile` and the tests use it.
 pub fn compile_files(files: &[(&str, &str)]) -> Result<Plan, Vec<MappingError>> {
-    let contract_text = embedded::file(OPENAPI_FILE)
-        .ok_or_else(|| vec![MappingError { file: OPENAPI_FILE.into(), line: 0, message: "is missing".into() }])?;
-    let contract = Contract::parse(contract_text).map_err(|message| vec![MappingError { file: OPENAPI_FILE.into(), line: 0, message }])?;
+    let contract_text = embedded::file(OPENAPI_FILE).ok_or_else(|| {
+        vec![MappingError {
+            file: OPENAPI_FILE.into(),
+            line: 0,
+            message: "is missing".into(),
+        }]
+    })?;
+    let contract = Contract::parse(contract_text).map_err(|message| {
+        vec![MappingError {
+            file: OPENAPI_FILE.into(),
+            line: 0,
+            message,
+        }]
+    })?;
     let mut errors = Vec::new();
     let mut services = Vec::new();
     let mut code_lists: Vec<RestCall> = Vec::new();
     for (file, text) in files {
-        let mut c = Compiler { file, text, contract: &contract, errors: Vec::new(), code_lists: &mut code_lists };
+        let mut c = Compiler {
+            file,
+            text,
+            contract: &contract,
+            errors: Vec::new(),
+            code_lists: &mut code_lists,
+        };
         if let Some(s) = c.service() {
             services.push(s);
         }
@@ -288,10 +311,21 @@ pub fn compile_files(files: &[(&str, &str)]) -> Result<Plan, Vec<MappingError>> 
     }
     for (i, s) in services.iter().enumerate() {
         if services[..i].iter().any(|o| o.endpoint == s.endpoint) {
-            errors.push(MappingError { file: "mappings/".into(), line: 0, message: format!("endpoint {} is mapped twice", s.endpoint) });
+            errors.push(MappingError {
+                file: "mappings/".into(),
+                line: 0,
+                message: format!("endpoint {} is mapped twice", s.endpoint),
+            });
         }
     }
-    if errors.is_empty() { Ok(Plan { services, code_lists }) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(Plan {
+            services,
+            code_lists,
+        })
+    } else {
+        Err(errors)
+    }
 }
 
 struct Compiler<'a> {
@@ -311,12 +345,19 @@ struct Inputs {
 
 impl Compiler<'_> {
     fn line(&self, span: std::ops::Range<usize>) -> usize {
-        self.text[..span.start.min(self.text.len())].matches('\n').count() + 1
+        self.text[..span.start.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
     }
 
     fn err(&mut self, span: std::ops::Range<usize>, message: impl Into<String>) {
         let line = self.line(span);
-        self.errors.push(MappingError { file: self.file.to_owned(), line, message: message.into() });
+        self.errors.push(MappingError {
+            file: self.file.to_owned(),
+            line,
+            message: message.into(),
+        });
     }
 
     fn service(&mut self) -> Option<ServicePlan> {
@@ -324,7 +365,11 @@ impl Compiler<'_> {
             Ok(d) => d,
             Err(e) => {
                 let line = e.span().map_or(0, |s| self.line(s));
-                self.errors.push(MappingError { file: self.file.to_owned(), line, message: e.message().to_owned() });
+                self.errors.push(MappingError {
+                    file: self.file.to_owned(),
+                    line,
+                    message: e.message().to_owned(),
+                });
                 return None;
             }
         };
@@ -338,19 +383,32 @@ impl Compiler<'_> {
         let wsdl = match Wsdl::parse(wsdl_text) {
             Ok(w) => w,
             Err(e) => {
-                self.errors.push(MappingError { file: wsdl_path, line: 0, message: e });
+                self.errors.push(MappingError {
+                    file: wsdl_path,
+                    line: 0,
+                    message: e,
+                });
                 return None;
             }
         };
         if wsdl.target_namespace != svc.namespace {
-            self.err(span.clone(), format!("namespace {} is not the WSDL's {}", svc.namespace, wsdl.target_namespace));
+            self.err(
+                span.clone(),
+                format!(
+                    "namespace {} is not the WSDL's {}",
+                    svc.namespace, wsdl.target_namespace
+                ),
+            );
         }
         if !svc.endpoint.starts_with('/') {
             self.err(span.clone(), "endpoint must start with /");
         }
         for op in &wsdl.operations {
             if !decl.operations.iter().any(|d| d.get_ref().name == op.name) {
-                self.err(span.clone(), format!("WSDL operation {} has no mapping", op.name));
+                self.err(
+                    span.clone(),
+                    format!("WSDL operation {} has no mapping", op.name),
+                );
             }
         }
         let mut operations = Vec::new();
@@ -360,8 +418,16 @@ impl Compiler<'_> {
                 operations.push(plan);
             }
         }
-        let by_element = operations.iter().enumerate().map(|(i, o)| (o.request_element.clone(), i)).collect();
-        let by_action = operations.iter().enumerate().map(|(i, o)| (o.action.clone(), i)).collect();
+        let by_element = operations
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.request_element.clone(), i))
+            .collect();
+        let by_action = operations
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.action.clone(), i))
+            .collect();
         Some(ServicePlan {
             name: svc.name,
             version: svc.version,
@@ -375,34 +441,60 @@ impl Compiler<'_> {
         })
     }
 
-    fn operation(&mut self, svc: &ServiceDecl, wsdl: &Wsdl, span: std::ops::Range<usize>, op: OperationDecl) -> Option<OpPlan> {
+    fn operation(
+        &mut self,
+        svc: &ServiceDecl,
+        wsdl: &Wsdl,
+        span: std::ops::Range<usize>,
+        op: OperationDecl,
+    ) -> Option<OpPlan> {
         let action = format!("{}/{}", svc.namespace, op.name);
         let Some(w) = wsdl.operations.iter().find(|w| w.name == op.name) else {
-            self.err(span, format!("operation {} is not in {}", op.name, svc.wsdl));
+            self.err(
+                span,
+                format!("operation {} is not in {}", op.name, svc.wsdl),
+            );
             return None;
         };
         if w.actions.iter().any(|a| *a != action) {
-            self.err(span.clone(), format!("the WSDL's soapAction for {} is not {action}", op.name));
+            self.err(
+                span.clone(),
+                format!("the WSDL's soapAction for {} is not {action}", op.name),
+            );
         }
         let request_element = format!("{}Request", op.name);
         let response_element = format!("{}Response", op.name);
         for el in [&request_element, &response_element] {
             if !wsdl.elements.contains_key(el) {
-                self.err(span.clone(), format!("element {el} is not in the WSDL's schema"));
+                self.err(
+                    span.clone(),
+                    format!("element {el} is not in the WSDL's schema"),
+                );
                 return None;
             }
         }
         let mut inputs = Inputs::default();
         let behaviour = match (op.call, op.retired) {
             (Some(_), Some(_)) | (None, None) => {
-                self.err(span, format!("{}: exactly one of `call` and `retired`", op.name));
+                self.err(
+                    span,
+                    format!("{}: exactly one of `call` and `retired`", op.name),
+                );
                 return None;
             }
             (None, Some(r)) => {
                 if !self.contract.operations.contains_key(&r.replacement) {
-                    self.err(span, format!("retired.replacement {} is not a REST operationId", r.replacement));
+                    self.err(
+                        span,
+                        format!(
+                            "retired.replacement {} is not a REST operationId",
+                            r.replacement
+                        ),
+                    );
                 }
-                Behaviour::Retired { replacement: r.replacement }
+                Behaviour::Retired {
+                    replacement: r.replacement,
+                }
             }
             (Some(call), None) => {
                 let rest = self.rest_operation(&span, &call)?;
@@ -413,12 +505,22 @@ impl Compiler<'_> {
                         let with = self.rest_operation(&span, &w.call);
                         match (target, with) {
                             (Some(target), Some(with)) => {
-                                let args = self.args(wsdl, &request_element, &op.request, &with, &mut inputs, std::slice::from_ref(&target));
+                                let args = self.args(
+                                    wsdl,
+                                    &request_element,
+                                    &op.request,
+                                    &with,
+                                    &mut inputs,
+                                    std::slice::from_ref(&target),
+                                );
                                 self.check_target(&span, &with, &target, Transform::Uuid);
                                 Some((rest_call(&with, args), target))
                             }
                             (None, _) => {
-                                self.err(span.clone(), format!("call_with_message_id.id {} is not a target", w.id));
+                                self.err(
+                                    span.clone(),
+                                    format!("call_with_message_id.id {} is not a target", w.id),
+                                );
                                 None
                             }
                             _ => None,
@@ -426,7 +528,9 @@ impl Compiler<'_> {
                     }
                     None => None,
                 };
-                let unchanged = op.unchanged.and_then(|u| self.unchanged(wsdl, &request_element, &span, u, &mut inputs));
+                let unchanged = op
+                    .unchanged
+                    .and_then(|u| self.unchanged(wsdl, &request_element, &span, u, &mut inputs));
                 let response = self.response(wsdl, &response_element, &op.response, &rest);
                 if let Some((with, _)) = &with_message_id
                     && let Some(with_rest) = self.contract.operations.get(&with.operation_id)
@@ -434,7 +538,12 @@ impl Compiler<'_> {
                     let with_rest = with_rest.clone();
                     self.response(wsdl, &response_element, &op.response, &with_rest);
                 }
-                Behaviour::Call(CallPlan { call: rest_call(&rest, args), with_message_id, unchanged, response })
+                Behaviour::Call(Box::new(CallPlan {
+                    call: rest_call(&rest, args),
+                    with_message_id,
+                    unchanged,
+                    response,
+                }))
             }
         };
         Some(OpPlan {
@@ -452,68 +561,138 @@ impl Compiler<'_> {
     fn rest_operation(&mut self, span: &std::ops::Range<usize>, id: &str) -> Option<RestOperation> {
         let op = self.contract.operations.get(id).cloned();
         if op.is_none() {
-            self.err(span.clone(), format!("{id} is not an operationId of {OPENAPI_FILE}"));
+            self.err(
+                span.clone(),
+                format!("{id} is not an operationId of {OPENAPI_FILE}"),
+            );
         }
         op
     }
 
     /// Checks a SOAP path below `root` and returns its sequence position.
-    fn soap_path(&mut self, span: &std::ops::Range<usize>, wsdl: &Wsdl, root: &str, path: &str, ty: Transform, optional: bool) -> Option<Vec<usize>> {
+    fn soap_path(
+        &mut self,
+        span: &std::ops::Range<usize>,
+        wsdl: &Wsdl,
+        root: &str,
+        path: &str,
+        ty: Transform,
+        optional: bool,
+    ) -> Option<Vec<usize>> {
         let Some((p, pos)) = wsdl.resolve(root, path) else {
             self.err(span.clone(), format!("{root} has no element {path}"));
             return None;
         };
         match &p.builtin {
             Some(b) if ty.xsd_types().contains(&b.as_str()) => {}
-            Some(b) => self.err(span.clone(), format!("{path} is xs:{b}, which cannot carry type \"{}\"", ty_name(ty))),
-            None => self.err(span.clone(), format!("{path} is a complex element, not a value")),
+            Some(b) => self.err(
+                span.clone(),
+                format!(
+                    "{path} is xs:{b}, which cannot carry type \"{}\"",
+                    ty_name(ty)
+                ),
+            ),
+            None => self.err(
+                span.clone(),
+                format!("{path} is a complex element, not a value"),
+            ),
         }
         if p.min == 0 && !optional {
-            self.err(span.clone(), format!("{path} has minOccurs=0 in the WSDL: mark it optional = true"));
+            self.err(
+                span.clone(),
+                format!("{path} has minOccurs=0 in the WSDL: mark it optional = true"),
+            );
         }
         Some(pos)
     }
 
-    fn check_order(&mut self, span: &std::ops::Range<usize>, last: &mut Option<Vec<usize>>, pos: Vec<usize>, what: &str) {
+    fn check_order(
+        &mut self,
+        span: &std::ops::Range<usize>,
+        last: &mut Option<Vec<usize>>,
+        pos: Vec<usize>,
+        what: &str,
+    ) {
         if last.as_ref().is_some_and(|l| *l >= pos) {
-            self.err(span.clone(), format!("{what} is out of the WSDL's sequence order"));
+            self.err(
+                span.clone(),
+                format!("{what} is out of the WSDL's sequence order"),
+            );
         }
         *last = Some(pos);
     }
 
-    fn input(&mut self, span: &std::ops::Range<usize>, inputs: &mut Inputs, path: &str, ty: Transform, optional: bool) -> usize {
+    fn input(
+        &mut self,
+        span: &std::ops::Range<usize>,
+        inputs: &mut Inputs,
+        path: &str,
+        ty: Transform,
+        optional: bool,
+    ) -> usize {
         if let Some(&i) = inputs.index.get(path) {
             if inputs.list[i].ty != ty {
-                self.err(span.clone(), format!("{path} is read as two different types"));
+                self.err(
+                    span.clone(),
+                    format!("{path} is read as two different types"),
+                );
             }
             inputs.list[i].optional &= optional;
             return i;
         }
-        inputs.list.push(Input { path: path.to_owned(), ty, optional });
+        inputs.list.push(Input {
+            path: path.to_owned(),
+            ty,
+            optional,
+        });
         inputs.index.insert(path.to_owned(), inputs.list.len() - 1);
         inputs.list.len() - 1
     }
 
     /// Checks that a target exists on the REST operation with a type that fits.
-    fn check_target(&mut self, span: &std::ops::Range<usize>, rest: &RestOperation, target: &Target, ty: Transform) {
+    fn check_target(
+        &mut self,
+        span: &std::ops::Range<usize>,
+        rest: &RestOperation,
+        target: &Target,
+        ty: Transform,
+    ) {
         let (want_ty, want_format) = ty.json_type();
         let found = match target {
-            Target::Body(f) => rest.body.as_ref().and_then(|b| self.contract.field(b, f)).map(|(t, _)| t),
+            Target::Body(f) => rest
+                .body
+                .as_ref()
+                .and_then(|b| self.contract.field(b, f))
+                .map(|(t, _)| t),
             Target::Path(n) | Target::Header(n) | Target::Query(n) => {
                 let place = match target {
                     Target::Path(_) => "path",
                     Target::Header(_) => "header",
                     _ => "query",
                 };
-                rest.params.iter().find(|p| p.place == place && p.name.eq_ignore_ascii_case(n)).map(|p| p.ty.clone())
+                rest.params
+                    .iter()
+                    .find(|p| p.place == place && p.name.eq_ignore_ascii_case(n))
+                    .map(|p| p.ty.clone())
             }
         };
         match found {
             None => self.err(span.clone(), format!("{} has no {target:?}", rest.id)),
-            Some(t) if t.ty != want_ty || want_format.is_some_and(|f| t.format.as_deref() != Some(f)) => self.err(
-                span.clone(),
-                format!("{target:?} of {} is {}{}, which does not fit type \"{}\"", rest.id, t.ty, t.format.map(|f| format!(" ({f})")).unwrap_or_default(), ty_name(ty)),
-            ),
+            Some(t)
+                if t.ty != want_ty
+                    || want_format.is_some_and(|f| t.format.as_deref() != Some(f)) =>
+            {
+                self.err(
+                    span.clone(),
+                    format!(
+                        "{target:?} of {} is {}{}, which does not fit type \"{}\"",
+                        rest.id,
+                        t.ty,
+                        t.format.map(|f| format!(" ({f})")).unwrap_or_default(),
+                        ty_name(ty)
+                    ),
+                )
+            }
             Some(_) => {}
         }
     }
@@ -532,69 +711,130 @@ impl Compiler<'_> {
         for d in decls {
             let span = d.span();
             let d = d.get_ref();
-            let Some(pos) = self.soap_path(&span, wsdl, root, &d.from, d.ty, d.optional) else { continue };
+            let Some(pos) = self.soap_path(&span, wsdl, root, &d.from, d.ty, d.optional) else {
+                continue;
+            };
             self.check_order(&span, &mut last, pos, &d.from);
             let Some(target) = Target::parse(&d.to) else {
-                self.err(span, format!("{} is not body.<field>, path.<param>, header.<name> or query.<param>", d.to));
+                self.err(
+                    span,
+                    format!(
+                        "{} is not body.<field>, path.<param>, header.<name> or query.<param>",
+                        d.to
+                    ),
+                );
                 continue;
             };
             self.check_target(&span, rest, &target, d.ty);
             let codes = d.codes.as_ref().and_then(|c| self.codes(&span, c, d.ty));
             let input = self.input(&span, inputs, &d.from, d.ty, d.optional);
-            args.push(Arg { input, target, codes });
+            args.push(Arg {
+                input,
+                target,
+                codes,
+            });
         }
         self.check_sources(decls, rest, &args, extra);
         args
     }
 
     /// Every required body field and parameter of the call has a source.
-    fn check_sources(&mut self, decls: &[Spanned<FieldDecl>], rest: &RestOperation, args: &[Arg], extra: &[Target]) {
+    fn check_sources(
+        &mut self,
+        decls: &[Spanned<FieldDecl>],
+        rest: &RestOperation,
+        args: &[Arg],
+        extra: &[Target],
+    ) {
         let span = decls.first().map(Spanned::span).unwrap_or(0..0);
         let has = |t: &Target| args.iter().any(|a| a.target == *t) || extra.contains(t);
         if let Some(body) = &rest.body {
             for field in self.contract.required(body) {
                 if !has(&Target::Body(field.clone())) {
-                    self.err(span.clone(), format!("{} requires body.{field}, which nothing maps", rest.id));
+                    self.err(
+                        span.clone(),
+                        format!("{} requires body.{field}, which nothing maps", rest.id),
+                    );
                 }
             }
         }
         for p in rest.params.iter().filter(|p| p.required) {
             let t = match p.place.as_str() {
                 "path" => Target::Path(p.name.clone()),
-                "header" if IDENTITY_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(&p.name)) => continue,
+                "header"
+                    if IDENTITY_HEADERS
+                        .iter()
+                        .any(|h| h.eq_ignore_ascii_case(&p.name)) =>
+                {
+                    continue;
+                }
                 "header" => Target::Header(p.name.clone()),
                 _ => Target::Query(p.name.clone()),
             };
             if !has(&t) {
-                self.err(span.clone(), format!("{} requires {t:?}, which nothing maps", rest.id));
+                self.err(
+                    span.clone(),
+                    format!("{} requires {t:?}, which nothing maps", rest.id),
+                );
             }
         }
     }
 
-    fn codes(&mut self, span: &std::ops::Range<usize>, c: &CodesDecl, ty: Transform) -> Option<Codes> {
+    fn codes(
+        &mut self,
+        span: &std::ops::Range<usize>,
+        c: &CodesDecl,
+        ty: Transform,
+    ) -> Option<Codes> {
         if ty != Transform::Int {
             self.err(span.clone(), "codes apply to type \"int\" only");
         }
         let Some(error) = Fejl::ALL.into_iter().find(|f| f.key() == c.error) else {
-            self.err(span.clone(), format!("{} is not a key of mappings/errors.toml", c.error));
+            self.err(
+                span.clone(),
+                format!("{} is not a key of mappings/errors.toml", c.error),
+            );
             return None;
         };
         let list = self.rest_operation(span, &c.list)?;
-        let fits = list.answer.as_ref().and_then(|a| self.contract.field(a, "koder")).is_some_and(|(t, _)| t.ty == "array");
+        let fits = list
+            .answer
+            .as_ref()
+            .and_then(|a| self.contract.field(a, "koder"))
+            .is_some_and(|(t, _)| t.ty == "array");
         if !fits {
-            self.err(span.clone(), format!("{} does not answer a code list (koder[].kode)", c.list));
+            self.err(
+                span.clone(),
+                format!("{} does not answer a code list (koder[].kode)", c.list),
+            );
         }
         if !self.code_lists.iter().any(|l| l.operation_id == list.id) {
             self.code_lists.push(rest_call(&list, Vec::new()));
         }
-        Some(Codes { list: c.list.clone(), error })
+        Some(Codes {
+            list: c.list.clone(),
+            error,
+        })
     }
 
-    fn unchanged(&mut self, wsdl: &Wsdl, root: &str, span: &std::ops::Range<usize>, u: UnchangedDecl, inputs: &mut Inputs) -> Option<Unchanged> {
+    fn unchanged(
+        &mut self,
+        wsdl: &Wsdl,
+        root: &str,
+        span: &std::ops::Range<usize>,
+        u: UnchangedDecl,
+        inputs: &mut Inputs,
+    ) -> Option<Unchanged> {
         let read = self.rest_operation(span, &u.call)?;
         let args = self.args(wsdl, root, &u.request, &read, inputs, &[]);
         let Some(error) = Fejl::ALL.into_iter().find(|f| f.key() == u.error) else {
-            self.err(span.clone(), format!("unchanged.error {} is not a key of mappings/errors.toml", u.error));
+            self.err(
+                span.clone(),
+                format!(
+                    "unchanged.error {} is not a key of mappings/errors.toml",
+                    u.error
+                ),
+            );
             return None;
         };
         let mut compare = Vec::new();
@@ -602,32 +842,61 @@ impl Compiler<'_> {
         for d in &u.compare {
             let span = d.span();
             let d = d.get_ref();
-            let Some(pos) = self.soap_path(&span, wsdl, root, &d.from, d.ty, d.optional) else { continue };
+            let Some(pos) = self.soap_path(&span, wsdl, root, &d.from, d.ty, d.optional) else {
+                continue;
+            };
             self.check_order(&span, &mut last, pos, &d.from);
             self.check_answer_field(&span, &read, &d.to, d.ty);
             let input = self.input(&span, inputs, &d.from, d.ty, d.optional);
             compare.push((input, d.to.split('.').map(str::to_owned).collect(), d.ty));
         }
-        Some(Unchanged { read: rest_call(&read, args), compare, error })
+        Some(Unchanged {
+            read: rest_call(&read, args),
+            compare,
+            error,
+        })
     }
 
-    fn check_answer_field(&mut self, span: &std::ops::Range<usize>, rest: &RestOperation, path: &str, ty: Transform) -> Option<bool> {
+    fn check_answer_field(
+        &mut self,
+        span: &std::ops::Range<usize>,
+        rest: &RestOperation,
+        path: &str,
+        ty: Transform,
+    ) -> Option<bool> {
         let Some(answer) = &rest.answer else {
             self.err(span.clone(), format!("{} answers no JSON", rest.id));
             return None;
         };
         let Some((t, required)) = self.contract.field(answer, path) else {
-            self.err(span.clone(), format!("the answer of {} has no field {path}", rest.id));
+            self.err(
+                span.clone(),
+                format!("the answer of {} has no field {path}", rest.id),
+            );
             return None;
         };
         let (want_ty, want_format) = ty.json_type();
         if t.ty != want_ty || want_format.is_some_and(|f| t.format.as_deref() != Some(f)) {
-            self.err(span.clone(), format!("{path} of {}'s answer is {}, which does not fit type \"{}\"", rest.id, t.ty, ty_name(ty)));
+            self.err(
+                span.clone(),
+                format!(
+                    "{path} of {}'s answer is {}, which does not fit type \"{}\"",
+                    rest.id,
+                    t.ty,
+                    ty_name(ty)
+                ),
+            );
         }
         Some(required && !t.nullable)
     }
 
-    fn response(&mut self, wsdl: &Wsdl, root: &str, decls: &[Spanned<FieldDecl>], rest: &RestOperation) -> Vec<OutField> {
+    fn response(
+        &mut self,
+        wsdl: &Wsdl,
+        root: &str,
+        decls: &[Spanned<FieldDecl>],
+        rest: &RestOperation,
+    ) -> Vec<OutField> {
         let mut out = Vec::new();
         let mut last = None;
         for d in decls {
@@ -638,15 +907,28 @@ impl Compiler<'_> {
                 continue;
             };
             let soap_optional = p.min == 0;
-            if !p.builtin.as_ref().is_some_and(|b| d.ty.xsd_types().contains(&b.as_str())) {
-                self.err(span.clone(), format!("{} cannot carry type \"{}\"", d.to, ty_name(d.ty)));
+            if !p
+                .builtin
+                .as_ref()
+                .is_some_and(|b| d.ty.xsd_types().contains(&b.as_str()))
+            {
+                self.err(
+                    span.clone(),
+                    format!("{} cannot carry type \"{}\"", d.to, ty_name(d.ty)),
+                );
             }
             self.check_order(&span, &mut last, pos, &d.to);
             if let Some(always) = self.check_answer_field(&span, rest, &d.from, d.ty)
                 && !always
                 && !soap_optional
             {
-                self.err(span.clone(), format!("{} is required in SOAP but {} may be absent or null in REST", d.to, d.from));
+                self.err(
+                    span.clone(),
+                    format!(
+                        "{} is required in SOAP but {} may be absent or null in REST",
+                        d.to, d.from
+                    ),
+                );
             }
             out.push(OutField {
                 json: d.from.split('.').map(str::to_owned).collect(),
@@ -660,7 +942,10 @@ impl Compiler<'_> {
             for c in el.children.iter().filter(|c| c.min > 0) {
                 if !out.iter().any(|o| o.soap.first() == Some(&c.name)) {
                     let span = decls.first().map(Spanned::span).unwrap_or(0..0);
-                    self.err(span, format!("{root}/{} is required in SOAP and nothing fills it", c.name));
+                    self.err(
+                        span,
+                        format!("{root}/{} is required in SOAP and nothing fills it", c.name),
+                    );
                 }
             }
         }
@@ -669,7 +954,12 @@ impl Compiler<'_> {
 }
 
 fn rest_call(op: &RestOperation, args: Vec<Arg>) -> RestCall {
-    RestCall { operation_id: op.id.clone(), method: op.method.clone(), path: op.path.clone(), args }
+    RestCall {
+        operation_id: op.id.clone(),
+        method: op.method.clone(),
+        path: op.path.clone(),
+        args,
+    }
 }
 
 fn ty_name(t: Transform) -> &'static str {
@@ -689,11 +979,146 @@ mod tests {
 
     #[test]
     fn the_shipped_mappings_compile() {
-        let plan = compile().unwrap_or_else(|e| panic!("{}", e.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")));
+        let plan = compile().unwrap_or_else(|e| {
+            panic!(
+                "{}",
+                e.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        });
         let prs = plan.service("/PersonRegistrationService/9").unwrap();
         assert_eq!(prs.operations.len(), 5);
-        let op = prs.by_action("urn:dk:star:dfdg:PersonRegistrationService:9/CreateContactGroup").unwrap();
+        let op = prs
+            .by_action("urn:dk:star:dfdg:PersonRegistrationService:9/CreateContactGroup")
+            .unwrap();
         assert_eq!(op.request_element, "CreateContactGroupRequest");
         assert!(op.input("ContactGroup/ContactGroupStartTime").is_some());
+    }
+
+    fn errors_of(edit: impl Fn(&str) -> String) -> Vec<String> {
+        let text = edit(embedded::file("mappings/PersonRegistrationService-9.toml").unwrap());
+        match compile_files(&[("mappings/PersonRegistrationService-9.toml", &text)]) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn line_of(needle: &str) -> usize {
+        let text = embedded::file("mappings/PersonRegistrationService-9.toml").unwrap();
+        text[..text.find(needle).unwrap()].matches('\n').count() + 1
+    }
+
+    #[test]
+    fn an_element_the_wsdl_lacks_is_named_with_file_and_line() {
+        let e = errors_of(|t| {
+            t.replace(
+                "ContactGroup/ContactGroupStartTime\", to = \"body.startdato",
+                "ContactGroup/ContactGroupStart\", to = \"body.startdato",
+            )
+        });
+        let line = line_of("ContactGroup/ContactGroupStartTime\", to = \"body.startdato");
+        assert!(
+            e.iter().any(|m| m.starts_with(&format!(
+                "mappings/PersonRegistrationService-9.toml:{line}:"
+            )) && m.contains("ContactGroup/ContactGroupStart")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_json_field_the_contract_lacks_or_of_another_type_is_refused() {
+        let e = errors_of(|t| t.replacen("body.kontaktgruppetype", "body.kontaktgruppeType", 1));
+        assert!(e.iter().any(|m| m.contains("kontaktgruppeType")), "{e:?}");
+        // ...and then body.kontaktgruppetype, which the contract requires, has no source.
+        assert!(
+            e.iter()
+                .any(|m| m.contains("requires body.kontaktgruppetype")),
+            "{e:?}"
+        );
+        let e = errors_of(|t| {
+            t.replacen(
+                "to = \"body.startdato\", type = \"date\"",
+                "to = \"body.startdato\", type = \"int\"",
+                1,
+            )
+        });
+        assert!(
+            e.iter().any(|m| m.contains("cannot carry type \"int\"")
+                || m.contains("does not fit type \"int\"")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn sequence_order_and_optional_elements_are_checked() {
+        // Swap two request entries: out of the WSDL's order.
+        let e = errors_of(|t| {
+            let a = "    { from = \"ContactGroup/ContactGroupStartTime\", to = \"body.startdato\", type = \"date\" },\n";
+            let b = "    { from = \"ContactGroup/ContactGroupTypeIdentifier\"";
+            let i = t.find(b).unwrap();
+            let t = t.replacen(a, "", 1);
+            let mut t = t;
+            t.insert_str(i, a);
+            t
+        });
+        assert!(
+            e.iter()
+                .any(|m| m.contains("out of the WSDL's sequence order")),
+            "{e:?}"
+        );
+        let e = errors_of(|t| {
+            t.replacen(
+                "to = \"body.slutdato\", type = \"date\", optional = true",
+                "to = \"body.slutdato\", type = \"date\"",
+                1,
+            )
+        });
+        assert!(e.iter().any(|m| m.contains("minOccurs=0")), "{e:?}");
+    }
+
+    #[test]
+    fn unknown_operations_and_keys_are_refused() {
+        let e = errors_of(|t| {
+            t.replacen(
+                "call = \"CreateKontaktgruppe\"",
+                "call = \"CreateKontaktgruppen\"",
+                1,
+            )
+        });
+        assert!(
+            e.iter()
+                .any(|m| m.contains("CreateKontaktgruppen is not an operationId")),
+            "{e:?}"
+        );
+        let e = errors_of(|t| {
+            t.replacen(
+                "error = \"felt_kan_ikke_aendres\"",
+                "error = \"no_such_key\"",
+                1,
+            )
+        });
+        assert!(e.iter().any(|m| m.contains("no_such_key")), "{e:?}");
+        let e = errors_of(|t| {
+            t.replacen(
+                "[[operation]]\nname = \"CreatePersonCategoryAndInterview\"",
+                "[[operation]]\nname = \"CreatePersonCategoryAndInterviewX\"",
+                1,
+            )
+        });
+        assert!(
+            e.iter()
+                .any(|m| m
+                    .contains("WSDL operation CreatePersonCategoryAndInterview has no mapping")),
+            "{e:?}"
+        );
+        let e = errors_of(|t| t.replacen("type = \"cpr\"", "typ = \"cpr\"", 1));
+        assert!(
+            e.iter()
+                .any(|m| m.contains("mappings/PersonRegistrationService-9.toml:")
+                    && m.contains("typ")),
+            "{e:?}"
+        );
     }
 }

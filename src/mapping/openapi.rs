@@ -48,13 +48,23 @@ fn field_type(schema: &Value) -> FieldType {
         Value::String(s) => (s.clone(), false),
         Value::Array(a) => {
             let nullable = a.iter().any(|t| t == "null");
-            let ty = a.iter().filter_map(Value::as_str).find(|t| *t != "null").unwrap_or("null");
+            let ty = a
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|t| *t != "null")
+                .unwrap_or("null");
             (ty.to_owned(), nullable)
         }
-        _ if schema.get("$ref").is_some() || schema.get("properties").is_some() => ("object".into(), false),
+        _ if schema.get("$ref").is_some() || schema.get("properties").is_some() => {
+            ("object".into(), false)
+        }
         _ => ("any".into(), false),
     };
-    FieldType { ty, format: schema["format"].as_str().map(str::to_owned), nullable }
+    FieldType {
+        ty,
+        format: schema["format"].as_str().map(str::to_owned),
+        nullable,
+    }
 }
 
 impl Contract {
@@ -63,10 +73,16 @@ impl Contract {
         let mut operations = HashMap::new();
         let paths = doc["paths"].as_object().ok_or("no paths")?;
         for (path, item) in paths {
-            let Some(item) = item.as_object() else { continue };
+            let Some(item) = item.as_object() else {
+                continue;
+            };
             for (method, op) in item {
-                let Ok(method) = method.to_uppercase().parse::<reqwest::Method>() else { continue };
-                let Some(id) = op["operationId"].as_str() else { continue };
+                let Ok(method) = method.to_uppercase().parse::<reqwest::Method>() else {
+                    continue;
+                };
+                let Some(id) = op["operationId"].as_str() else {
+                    continue;
+                };
                 let params = op["parameters"]
                     .as_array()
                     .into_iter()
@@ -125,15 +141,21 @@ impl Contract {
         let mut s = self.resolve(schema);
         let mut required = true;
         for (i, seg) in segs.iter().enumerate() {
-            required &= s["required"].as_array().is_some_and(|r| r.iter().any(|n| n == seg));
+            required &= s["required"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|n| n == seg));
             let prop = s["properties"].get(*seg)?;
             if i + 1 == segs.len() {
                 let mut ft = field_type(prop);
                 if prop.get("$ref").is_some() || prop.get("oneOf").is_some() {
                     let inner = field_type(self.resolve(prop));
-                    let null_in_one_of =
-                        prop["oneOf"].as_array().is_some_and(|a| a.iter().any(|x| x["type"] == "null"));
-                    ft = FieldType { nullable: inner.nullable || null_in_one_of, ..inner };
+                    let null_in_one_of = prop["oneOf"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|x| x["type"] == "null"));
+                    ft = FieldType {
+                        nullable: inner.nullable || null_in_one_of,
+                        ..inner
+                    };
                 }
                 return Some((ft, required));
             }
@@ -144,6 +166,12 @@ impl Contract {
 
     /// Required properties of a (resolved) object schema.
     pub fn required(&self, schema: &Value) -> Vec<String> {
-        self.resolve(schema)["required"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+        self.resolve(schema)["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
     }
 }

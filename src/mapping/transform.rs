@@ -59,8 +59,17 @@ impl Transform {
     /// Which XSD built-in types (local names) can carry this transform's value.
     pub fn xsd_types(self) -> &'static [&'static str] {
         match self {
-            Transform::Cpr | Transform::String | Transform::Uuid => &["string", "token", "normalizedString"],
-            Transform::Int => &["int", "integer", "long", "short", "nonNegativeInteger", "positiveInteger"],
+            Transform::Cpr | Transform::String | Transform::Uuid => {
+                &["string", "token", "normalizedString"]
+            }
+            Transform::Int => &[
+                "int",
+                "integer",
+                "long",
+                "short",
+                "nonNegativeInteger",
+                "positiveInteger",
+            ],
             Transform::Date => &["dateTime", "date"],
             Transform::Datetime => &["dateTime"],
         }
@@ -75,7 +84,9 @@ impl Transform {
             Transform::Int => t.parse().map(Canon::Int).map_err(|_| bad),
             Transform::Uuid => Uuid::parse_str(t).map(Canon::Uuid).map_err(|_| bad),
             Transform::Date => dktime::parse_xs_day(t).map(Canon::Day).map_err(|_| bad),
-            Transform::Datetime => dktime::parse_xs_datetime(t).map(Canon::Instant).map_err(|_| bad),
+            Transform::Datetime => dktime::parse_xs_datetime(t)
+                .map(Canon::Instant)
+                .map_err(|_| bad),
         }
     }
 
@@ -85,9 +96,13 @@ impl Transform {
         match (self, v) {
             (Transform::Int, Value::Number(n)) => n.as_i64().map(Canon::Int).ok_or(bad),
             (Transform::Cpr | Transform::String, Value::String(s)) => Ok(Canon::Text(s.clone())),
-            (Transform::Uuid, Value::String(s)) => Uuid::parse_str(s).map(Canon::Uuid).map_err(|_| bad),
+            (Transform::Uuid, Value::String(s)) => {
+                Uuid::parse_str(s).map(Canon::Uuid).map_err(|_| bad)
+            }
             (Transform::Date, Value::String(s)) => s.parse().map(Canon::Day).map_err(|_| bad),
-            (Transform::Datetime, Value::String(s)) => s.parse().map(Canon::Instant).map_err(|_| bad),
+            (Transform::Datetime, Value::String(s)) => {
+                s.parse().map(Canon::Instant).map_err(|_| bad)
+            }
             _ => Err(bad),
         }
     }
@@ -134,29 +149,57 @@ mod tests {
 
     #[test]
     fn soap_to_json_and_back() {
-        let day = Transform::Date.from_soap("2024-07-01T00:00:00+02:00").unwrap();
+        let day = Transform::Date
+            .from_soap("2024-07-01T00:00:00+02:00")
+            .unwrap();
         assert_eq!(day.to_json(), json!("2024-07-01"));
-        assert_eq!(Transform::Date.from_json(&json!("2024-07-01")).unwrap().to_soap(), "2024-07-01T00:00:00+02:00");
-        let t = Transform::Datetime.from_soap("2024-03-31T10:00:00").unwrap();
+        assert_eq!(
+            Transform::Date
+                .from_json(&json!("2024-07-01"))
+                .unwrap()
+                .to_soap(),
+            "2024-07-01T00:00:00+02:00"
+        );
+        let t = Transform::Datetime
+            .from_soap("2024-03-31T10:00:00")
+            .unwrap();
         assert_eq!(t.to_json(), json!("2024-03-31T08:00:00Z"));
         assert_eq!(t.to_soap(), "2024-03-31T10:00:00+02:00");
-        let u = Transform::Uuid.from_soap(" 7D444840-9DC0-11D1-B245-5FFDCE74FAD2 ").unwrap();
+        let u = Transform::Uuid
+            .from_soap(" 7D444840-9DC0-11D1-B245-5FFDCE74FAD2 ")
+            .unwrap();
         assert_eq!(u.to_soap(), "7d444840-9dc0-11d1-b245-5ffdce74fad2");
         assert_eq!(Transform::Int.from_soap("13").unwrap().to_json(), json!(13));
     }
 
     #[test]
     fn bad_values_are_refused_with_their_type() {
-        assert_eq!(Transform::Int.from_soap("1.5"), Err(BadValue(Transform::Int)));
-        assert_eq!(Transform::Uuid.from_soap("nope"), Err(BadValue(Transform::Uuid)));
-        assert_eq!(Transform::Date.from_soap("2024-02-30T00:00:00"), Err(BadValue(Transform::Date)));
-        assert_eq!(Transform::Int.from_json(&json!("1")), Err(BadValue(Transform::Int)));
+        assert_eq!(
+            Transform::Int.from_soap("1.5"),
+            Err(BadValue(Transform::Int))
+        );
+        assert_eq!(
+            Transform::Uuid.from_soap("nope"),
+            Err(BadValue(Transform::Uuid))
+        );
+        assert_eq!(
+            Transform::Date.from_soap("2024-02-30T00:00:00"),
+            Err(BadValue(Transform::Date))
+        );
+        assert_eq!(
+            Transform::Int.from_json(&json!("1")),
+            Err(BadValue(Transform::Int))
+        );
     }
 
     #[test]
     fn the_same_instant_in_two_offsets_is_equal() {
-        let a = Transform::Datetime.from_soap("2024-03-31T10:00:00+02:00").unwrap();
-        let b = Transform::Datetime.from_json(&json!("2024-03-31T08:00:00Z")).unwrap();
+        let a = Transform::Datetime
+            .from_soap("2024-03-31T10:00:00+02:00")
+            .unwrap();
+        let b = Transform::Datetime
+            .from_json(&json!("2024-03-31T08:00:00Z"))
+            .unwrap();
         assert_eq!(a, b);
     }
 }

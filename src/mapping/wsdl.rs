@@ -25,10 +25,15 @@ struct Node {
 
 impl Node {
     fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
     fn kids<'a>(&'a self, ns: &'a str, local: &'a str) -> impl Iterator<Item = &'a Node> + 'a {
-        self.children.iter().filter(move |c| c.ns == ns && c.local == local)
+        self.children
+            .iter()
+            .filter(move |c| c.ns == ns && c.local == local)
     }
     fn descendants<'a>(&'a self, ns: &'a str, local: &'a str, out: &mut Vec<&'a Node>) {
         for c in &self.children {
@@ -45,11 +50,19 @@ fn node(e: &BytesStart<'_>, ns: ResolveResult<'_>) -> Result<Node, String> {
         ResolveResult::Bound(n) => n.0.to_owned(),
         _ => String::new(),
     };
-    let mut n = Node { ns, local: e.local_name().as_ref().to_owned(), ..Node::default() };
+    let mut n = Node {
+        ns,
+        local: e.local_name().as_ref().to_owned(),
+        ..Node::default()
+    };
     for a in e.attributes() {
         let a = a.map_err(|e| e.to_string())?;
-        let value = a.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|e| e.to_string())?.into_owned();
-        n.attrs.push((a.key.local_name().as_ref().to_owned(), value));
+        let value = a
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|e| e.to_string())?
+            .into_owned();
+        n.attrs
+            .push((a.key.local_name().as_ref().to_owned(), value));
     }
     Ok(n)
 }
@@ -59,7 +72,9 @@ fn parse_tree(text: &str) -> Result<Node, String> {
     let mut stack: Vec<Node> = vec![Node::default()];
     loop {
         let pos = reader.buffer_position();
-        let (ns, event) = reader.read_resolved_event().map_err(|e| format!("XML error near byte {pos}: {e}"))?;
+        let (ns, event) = reader
+            .read_resolved_event()
+            .map_err(|e| format!("XML error near byte {pos}: {e}"))?;
         match event {
             Event::Start(e) => stack.push(node(&e, ns)?),
             Event::Empty(e) => {
@@ -75,7 +90,9 @@ fn parse_tree(text: &str) -> Result<Node, String> {
         }
     }
     let mut doc = stack.pop().ok_or("empty document")?;
-    doc.children.pop().ok_or_else(|| "no root element".to_owned())
+    doc.children
+        .pop()
+        .ok_or_else(|| "no root element".to_owned())
 }
 
 /// A local name from a QName attribute value ("xs:int" → "int").
@@ -130,7 +147,8 @@ impl<'a> Types<'a> {
         match self.simple.get(name) {
             Some(st) => {
                 let base = st.kids(XSD, "restriction").next()?.attr("base")?;
-                self.builtin_of_simple(local(base), depth + 1).or_else(|| Some(local(base).to_owned()))
+                self.builtin_of_simple(local(base), depth + 1)
+                    .or_else(|| Some(local(base).to_owned()))
             }
             None => Some(name.to_owned()),
         }
@@ -150,8 +168,14 @@ impl<'a> Types<'a> {
         if depth > 32 {
             return Err("the XSD nests deeper than 32 levels".into());
         }
-        let name = el.attr("name").ok_or("an xs:element without a name")?.to_owned();
-        let min = el.attr("minOccurs").map_or(Ok(1), str::parse).map_err(|_| format!("{name}: bad minOccurs"))?;
+        let name = el
+            .attr("name")
+            .ok_or("an xs:element without a name")?
+            .to_owned();
+        let min = el
+            .attr("minOccurs")
+            .map_or(Ok(1), str::parse)
+            .map_err(|_| format!("{name}: bad minOccurs"))?;
         let max = match el.attr("maxOccurs") {
             Some("unbounded") => None,
             Some(m) => Some(m.parse().map_err(|_| format!("{name}: bad maxOccurs"))?),
@@ -166,12 +190,23 @@ impl<'a> Types<'a> {
         } else if let Some(ct) = el.kids(XSD, "complexType").next() {
             (None, self.sequence(ct, depth)?)
         } else if let Some(st) = el.kids(XSD, "simpleType").next() {
-            let base = st.kids(XSD, "restriction").next().and_then(|r| r.attr("base")).map(local).unwrap_or("string");
+            let base = st
+                .kids(XSD, "restriction")
+                .next()
+                .and_then(|r| r.attr("base"))
+                .map(local)
+                .unwrap_or("string");
             (self.builtin_of_simple(base, 0), Vec::new())
         } else {
             (Some("anyType".to_owned()), Vec::new())
         };
-        Ok(Particle { name, builtin, children, min, max })
+        Ok(Particle {
+            name,
+            builtin,
+            children,
+            min,
+            max,
+        })
     }
 }
 
@@ -181,12 +216,18 @@ impl Wsdl {
         if root.ns != WSDL || root.local != "definitions" {
             return Err("the root is not wsdl:definitions".into());
         }
-        let target_namespace = root.attr("targetNamespace").ok_or("no targetNamespace")?.to_owned();
+        let target_namespace = root
+            .attr("targetNamespace")
+            .ok_or("no targetNamespace")?
+            .to_owned();
         let mut schemas = Vec::new();
         for types in root.kids(WSDL, "types") {
             schemas.extend(types.kids(XSD, "schema"));
         }
-        let mut t = Types { complex: HashMap::new(), simple: HashMap::new() };
+        let mut t = Types {
+            complex: HashMap::new(),
+            simple: HashMap::new(),
+        };
         for s in &schemas {
             for ct in s.kids(XSD, "complexType") {
                 if let Some(n) = ct.attr("name") {
@@ -209,8 +250,13 @@ impl Wsdl {
         let mut operations: Vec<WsdlOperation> = Vec::new();
         for pt in root.kids(WSDL, "portType") {
             for op in pt.kids(WSDL, "operation") {
-                let name = op.attr("name").ok_or("a portType operation without a name")?;
-                operations.push(WsdlOperation { name: name.to_owned(), actions: Vec::new() });
+                let name = op
+                    .attr("name")
+                    .ok_or("a portType operation without a name")?;
+                operations.push(WsdlOperation {
+                    name: name.to_owned(),
+                    actions: Vec::new(),
+                });
             }
         }
         let (mut soap11, mut soap12) = (false, false);
@@ -223,19 +269,34 @@ impl Wsdl {
                 op.descendants(SOAP12_BIND, "operation", &mut found);
                 let name = op.attr("name").unwrap_or_default();
                 if let Some(o) = operations.iter_mut().find(|o| o.name == name) {
-                    o.actions.extend(found.iter().filter_map(|n| n.attr("soapAction")).map(str::to_owned));
+                    o.actions.extend(
+                        found
+                            .iter()
+                            .filter_map(|n| n.attr("soapAction"))
+                            .map(str::to_owned),
+                    );
                 }
             }
         }
         let mut addresses = Vec::new();
         for svc in root.kids(WSDL, "service") {
             for port in svc.kids(WSDL, "port") {
-                for a in port.kids(SOAP11_BIND, "address").chain(port.kids(SOAP12_BIND, "address")) {
+                for a in port
+                    .kids(SOAP11_BIND, "address")
+                    .chain(port.kids(SOAP12_BIND, "address"))
+                {
                     addresses.extend(a.attr("location").map(str::to_owned));
                 }
             }
         }
-        Ok(Wsdl { target_namespace, operations, elements, soap11, soap12, addresses })
+        Ok(Wsdl {
+            target_namespace,
+            operations,
+            elements,
+            soap11,
+            soap12,
+            addresses,
+        })
     }
 
     /// The particle at `path` (slash-separated local names) below global element `root`,
@@ -286,7 +347,10 @@ mod tests {
         let (cpr, pos) = w.resolve("OpRequest", "Cpr").unwrap();
         assert_eq!((cpr.builtin.as_deref(), pos), (Some("string"), vec![0]));
         let (b, pos) = w.resolve("OpRequest", "G/B").unwrap();
-        assert_eq!((b.builtin.as_deref(), b.min, pos), (Some("dateTime"), 0, vec![1, 1]));
+        assert_eq!(
+            (b.builtin.as_deref(), b.min, pos),
+            (Some("dateTime"), 0, vec![1, 1])
+        );
         assert!(w.resolve("OpRequest", "G/C").is_none());
     }
 }

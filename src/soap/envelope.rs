@@ -60,7 +60,11 @@ enum Frame {
 }
 
 fn refuse(version: SoapVersion, fejl: Fejl, detail: impl Into<String>) -> SoapError {
-    SoapError { version, fejl, detail: Some(detail.into()) }
+    SoapError {
+        version,
+        fejl,
+        detail: Some(detail.into()),
+    }
 }
 
 /// Reads `body` as a request to `service`. `action` is the SOAPAction (1.1) or the action
@@ -72,12 +76,16 @@ pub fn decode_envelope<'p>(
     service: &'p ServicePlan,
     limits: Limits,
 ) -> Result<Envelope<'p>, SoapError> {
-    let text = std::str::from_utf8(body).map_err(|_| refuse(version, Fejl::UgyldigXml, "dokumentet er ikke UTF-8"))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|_| refuse(version, Fejl::UgyldigXml, "dokumentet er ikke UTF-8"))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let by_action = match action {
-        Some(a) => Some(service.by_action(a).ok_or_else(|| refuse(version, Fejl::UkendtOperation, format!("ukendt action {a}")))?),
-        None => None,
-    };
+    let by_action =
+        match action {
+            Some(a) => Some(service.by_action(a).ok_or_else(|| {
+                refuse(version, Fejl::UkendtOperation, format!("ukendt action {a}"))
+            })?),
+            None => None,
+        };
 
     let mut reader = NsReader::from_str(text);
     reader.config_mut().expand_empty_elements = true;
@@ -95,28 +103,46 @@ pub fn decode_envelope<'p>(
     let env_ns = version.envelope_ns();
 
     loop {
-        let (ns, event) = reader.read_resolved_event().map_err(|e| refuse(version, Fejl::UgyldigXml, e.to_string()))?;
+        let (ns, event) = reader
+            .read_resolved_event()
+            .map_err(|e| refuse(version, Fejl::UgyldigXml, e.to_string()))?;
         match event {
             Event::Start(e) => {
                 elements += 1;
                 if elements > limits.max_elements {
-                    return Err(refuse(version, Fejl::DokumentOverGraense, format!("mere end {} elementer", limits.max_elements)));
+                    return Err(refuse(
+                        version,
+                        Fejl::DokumentOverGraense,
+                        format!("mere end {} elementer", limits.max_elements),
+                    ));
                 }
                 if frames.len() >= limits.max_depth {
-                    return Err(refuse(version, Fejl::DokumentOverGraense, format!("dybere end {} niveauer", limits.max_depth)));
+                    return Err(refuse(
+                        version,
+                        Fejl::DokumentOverGraense,
+                        format!("dybere end {} niveauer", limits.max_depth),
+                    ));
                 }
                 text_buf.clear();
                 let ns = match ns {
                     ResolveResult::Bound(n) => n.0,
                     ResolveResult::Unbound => "",
-                    ResolveResult::Unknown(p) => return Err(refuse(version, Fejl::UgyldigXml, format!("ukendt præfiks {p}"))),
+                    ResolveResult::Unknown(p) => {
+                        return Err(refuse(
+                            version,
+                            Fejl::UgyldigXml,
+                            format!("ukendt præfiks {p}"),
+                        ));
+                    }
                 };
                 let local = e.local_name();
                 let local = local.as_ref();
                 let frame = match frames.last() {
                     None => {
                         if local != "Envelope" || ns != env_ns {
-                            let other = if ns == SoapVersion::V11.envelope_ns() || ns == SoapVersion::V12.envelope_ns() {
+                            let other = if ns == SoapVersion::V11.envelope_ns()
+                                || ns == SoapVersion::V12.envelope_ns()
+                            {
                                 "SOAP-versionen passer ikke til Content-Type"
                             } else {
                                 "roden er ikke en SOAP Envelope"
@@ -142,12 +168,22 @@ pub fn decode_envelope<'p>(
                         _ => Frame::Skip,
                     },
                     Some(Frame::Body) if op.is_none() => {
-                        let found = (ns == service.namespace).then(|| service.by_request_element(local)).flatten();
+                        let found = (ns == service.namespace)
+                            .then(|| service.by_request_element(local))
+                            .flatten();
                         let Some(found) = found else {
-                            return Err(refuse(version, Fejl::UkendtOperation, format!("ukendt element {local} i Body")));
+                            return Err(refuse(
+                                version,
+                                Fejl::UkendtOperation,
+                                format!("ukendt element {local} i Body"),
+                            ));
                         };
                         if by_action.is_some_and(|a| !std::ptr::eq(a, found)) {
-                            return Err(refuse(version, Fejl::UkendtOperation, "action og Body-element angiver forskellige operationer"));
+                            return Err(refuse(
+                                version,
+                                Fejl::UkendtOperation,
+                                "action og Body-element angiver forskellige operationer",
+                            ));
                         }
                         op = Some(found);
                         values = vec![None; found.inputs.len()];
@@ -159,10 +195,15 @@ pub fn decode_envelope<'p>(
                             path.push('/');
                         }
                         // An element of another namespace can never match an input.
-                        path.push_str(if ns == service.namespace { local } else { "\u{0}" });
+                        path.push_str(if ns == service.namespace {
+                            local
+                        } else {
+                            "\u{0}"
+                        });
                         let nil = e.attributes().flatten().any(|a| {
                             a.key.local_name().as_ref() == "nil"
-                                && reader.resolver().resolve_attribute(a.key).0 == ResolveResult::Bound(quick_xml::name::Namespace(XSI))
+                                && reader.resolver().resolve_attribute(a.key).0
+                                    == ResolveResult::Bound(quick_xml::name::Namespace(XSI))
                                 && matches!(&*a.value, "true" | "1")
                         });
                         if nil && let Some(i) = op.and_then(|o| o.input(&path)) {
@@ -179,7 +220,9 @@ pub fn decode_envelope<'p>(
                 frames.push(frame);
             }
             Event::End(_) => {
-                let Some(frame) = frames.pop() else { return Err(refuse(version, Fejl::UgyldigXml, "ubalanceret slutmærke")) };
+                let Some(frame) = frames.pop() else {
+                    return Err(refuse(version, Fejl::UgyldigXml, "ubalanceret slutmærke"));
+                };
                 match frame {
                     Frame::MetadataField(i) => {
                         if let Some(m) = metadata.as_mut() {
@@ -191,11 +234,17 @@ pub fn decode_envelope<'p>(
                             }
                         }
                     }
-                    Frame::MessageId => message_id = Some(text_buf.trim().to_owned()).filter(|s| !s.is_empty()),
+                    Frame::MessageId => {
+                        message_id = Some(text_buf.trim().to_owned()).filter(|s| !s.is_empty())
+                    }
                     Frame::Op(restore) => {
                         if let Some(i) = op.and_then(|o| o.input(&path)) {
                             if values[i].is_some() {
-                                return Err(refuse(version, Fejl::UgyldigVaerdi, format!("{path} forekommer to gange")));
+                                return Err(refuse(
+                                    version,
+                                    Fejl::UgyldigVaerdi,
+                                    format!("{path} forekommer to gange"),
+                                ));
                             }
                             values[i] = Some(std::mem::take(&mut text_buf));
                         }
@@ -206,17 +255,26 @@ pub fn decode_envelope<'p>(
                 text_buf.clear();
             }
             Event::Text(t) => {
-                if matches!(frames.last(), Some(Frame::Op(_) | Frame::MetadataField(_) | Frame::MessageId)) {
+                if matches!(
+                    frames.last(),
+                    Some(Frame::Op(_) | Frame::MetadataField(_) | Frame::MessageId)
+                ) {
                     text_buf.push_str(&t.xml10_content());
                 }
             }
             Event::CData(c) => {
-                if matches!(frames.last(), Some(Frame::Op(_) | Frame::MetadataField(_) | Frame::MessageId)) {
+                if matches!(
+                    frames.last(),
+                    Some(Frame::Op(_) | Frame::MetadataField(_) | Frame::MessageId)
+                ) {
                     text_buf.push_str(&c.into_inner());
                 }
             }
             Event::GeneralRef(r) => {
-                let ch = match r.resolve_char_ref().map_err(|e| refuse(version, Fejl::UgyldigXml, e.to_string()))? {
+                let ch = match r
+                    .resolve_char_ref()
+                    .map_err(|e| refuse(version, Fejl::UgyldigXml, e.to_string()))?
+                {
                     Some(c) => c,
                     None => match &*r {
                         "lt" => '<',
@@ -224,10 +282,19 @@ pub fn decode_envelope<'p>(
                         "amp" => '&',
                         "apos" => '\'',
                         "quot" => '"',
-                        other => return Err(refuse(version, Fejl::UgyldigXml, format!("ukendt entitet &{other};"))),
+                        other => {
+                            return Err(refuse(
+                                version,
+                                Fejl::UgyldigXml,
+                                format!("ukendt entitet &{other};"),
+                            ));
+                        }
                     },
                 };
-                if matches!(frames.last(), Some(Frame::Op(_) | Frame::MetadataField(_) | Frame::MessageId)) {
+                if matches!(
+                    frames.last(),
+                    Some(Frame::Op(_) | Frame::MetadataField(_) | Frame::MessageId)
+                ) {
                     text_buf.push(ch);
                 }
             }
@@ -237,11 +304,177 @@ pub fn decode_envelope<'p>(
         }
     }
     if !frames.is_empty() {
-        return Err(refuse(version, Fejl::UgyldigXml, "dokumentet slutter for tidligt"));
+        return Err(refuse(
+            version,
+            Fejl::UgyldigXml,
+            "dokumentet slutter for tidligt",
+        ));
     }
     if !seen_body {
         return Err(refuse(version, Fejl::IkkeSoap, "Envelope har ingen Body"));
     }
     let op = op.ok_or_else(|| refuse(version, Fejl::UkendtOperation, "Body er tom"))?;
-    Ok(Envelope { version, op, values, metadata, message_id })
+    Ok(Envelope {
+        version,
+        op,
+        values,
+        metadata,
+        message_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::{Plan, compile};
+    use std::sync::OnceLock;
+
+    fn plan() -> &'static Plan {
+        static PLAN: OnceLock<Plan> = OnceLock::new();
+        PLAN.get_or_init(|| compile().unwrap())
+    }
+
+    const LIMITS: Limits = Limits {
+        max_depth: 32,
+        max_elements: 2000,
+    };
+
+    fn decode(
+        xml: &str,
+        version: SoapVersion,
+        action: Option<&str>,
+    ) -> Result<Envelope<'static>, SoapError> {
+        decode_envelope(
+            xml.as_bytes(),
+            version,
+            action,
+            plan().service("/PersonRegistrationService/9").unwrap(),
+            LIMITS,
+        )
+    }
+
+    fn value<'a>(env: &'a Envelope<'_>, path: &str) -> Option<&'a str> {
+        env.values[env.op.input(path).unwrap()].as_deref()
+    }
+
+    const CREATE: &str = r#"<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/">
+      <e:Header><m:RequestUserMetadata xmlns:m="urn:dk:star:dfdg:common:1"><m:OrganisationType> 1 </m:OrganisationType>
+        <m:OrganisationCode>101</m:OrganisationCode></m:RequestUserMetadata>
+        <MessageID xmlns="http://www.w3.org/2005/08/addressing">urn:uuid:1</MessageID></e:Header>
+      <e:Body><p:CreateContactGroupRequest xmlns:p="urn:dk:star:dfdg:PersonRegistrationService:9">
+        <p:PersonCivilRegistrationIdentifier>0101701111</p:PersonCivilRegistrationIdentifier>
+        <p:ContactGroup><p:ContactGroupTypeIdentifier>1</p:ContactGroupTypeIdentifier>
+          <p:ContactGroupStartTime><![CDATA[2024-03-31]]>T00:00:00</p:ContactGroupStartTime>
+          <p:ContactGroupEndTime xsi:nil="true" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"/>
+          <p:ContactGroupEventTime>2024&#x2D;03-31T10:00:00</p:ContactGroupEventTime></p:ContactGroup>
+      </p:CreateContactGroupRequest></e:Body></e:Envelope>"#;
+
+    #[test]
+    fn any_prefix_default_namespaces_cdata_references_and_nil() {
+        let env = decode(
+            CREATE,
+            SoapVersion::V11,
+            Some("urn:dk:star:dfdg:PersonRegistrationService:9/CreateContactGroup"),
+        )
+        .unwrap();
+        assert_eq!(env.op.name, "CreateContactGroup");
+        assert_eq!(
+            value(&env, "PersonCivilRegistrationIdentifier"),
+            Some("0101701111")
+        );
+        assert_eq!(
+            value(&env, "ContactGroup/ContactGroupStartTime"),
+            Some("2024-03-31T00:00:00")
+        );
+        assert_eq!(
+            value(&env, "ContactGroup/ContactGroupEventTime"),
+            Some("2024-03-31T10:00:00")
+        );
+        assert_eq!(value(&env, "ContactGroup/ContactGroupEndTime"), None);
+        let m = env.metadata.unwrap();
+        assert_eq!(
+            (
+                m.organisation_type.as_deref(),
+                m.organisation_code.as_deref(),
+                m.user
+            ),
+            (Some("1"), Some("101"), None)
+        );
+        assert_eq!(env.message_id.as_deref(), Some("urn:uuid:1"));
+    }
+
+    #[test]
+    fn routing_by_action_and_by_body_must_agree() {
+        assert!(decode(CREATE, SoapVersion::V11, None).is_ok());
+        let e = decode(
+            CREATE,
+            SoapVersion::V11,
+            Some("urn:dk:star:dfdg:PersonRegistrationService:9/UpdateContactGroup"),
+        )
+        .unwrap_err();
+        assert_eq!(e.fejl, Fejl::UkendtOperation);
+        let e = decode(CREATE, SoapVersion::V11, Some("urn:x/Nothing")).unwrap_err();
+        assert_eq!(e.fejl, Fejl::UkendtOperation);
+        // The body of another namespace is no operation of this service.
+        let e = decode(
+            &CREATE.replace(
+                "PersonRegistrationService:9\">",
+                "PersonRegistrationService:8\">",
+            ),
+            SoapVersion::V11,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.fejl, Fejl::UkendtOperation);
+    }
+
+    #[test]
+    fn the_envelope_version_must_match_the_content_type() {
+        assert_eq!(
+            decode(CREATE, SoapVersion::V12, None).unwrap_err().fejl,
+            Fejl::IkkeSoap
+        );
+        let v12 = CREATE.replace(
+            "http://schemas.xmlsoap.org/soap/envelope/",
+            "http://www.w3.org/2003/05/soap-envelope",
+        );
+        assert!(decode(&v12, SoapVersion::V12, None).is_ok());
+        assert_eq!(
+            decode("<a/>", SoapVersion::V11, None).unwrap_err().fejl,
+            Fejl::IkkeSoap
+        );
+    }
+
+    #[test]
+    fn hostile_and_broken_documents_are_refused() {
+        let cases: Vec<(String, Fejl)> = vec![
+            (format!("<!DOCTYPE x [<!ENTITY a \"aaaa\">]>{CREATE}"), Fejl::DoctypeAfvist),
+            (CREATE.replace("0101701111", "&a;"), Fejl::UgyldigXml),
+            (CREATE.replace("</e:Body>", ""), Fejl::UgyldigXml),
+            (CREATE.replace("<e:Header>", &("<e:Header>".to_owned() + &"<x>".repeat(40))), Fejl::DokumentOverGraense),
+            (CREATE.replace("<e:Header>", &("<e:Header>".to_owned() + &"<x/>".repeat(2100))), Fejl::DokumentOverGraense),
+            (CREATE.replace("<p:ContactGroup>", "<p:PersonCivilRegistrationIdentifier>1</p:PersonCivilRegistrationIdentifier><p:ContactGroup>"), Fejl::UgyldigVaerdi),
+            (CREATE.replace("<e:Body>", "<e:Body/><e:Foo>").replace("</e:Body>", "</e:Foo>"), Fejl::UkendtOperation),
+            (CREATE.replace("xmlns:p=", "xmlns:q="), Fejl::UgyldigXml),
+        ];
+        for (xml, fejl) in cases {
+            let e = decode(&xml, SoapVersion::V11, None).unwrap_err();
+            assert_eq!(
+                e.fejl,
+                fejl,
+                "{:?} for {}",
+                e.detail,
+                &xml[..xml.len().min(120)]
+            );
+        }
+        let e = decode_envelope(
+            b"<a>\xff</a>",
+            SoapVersion::V11,
+            None,
+            plan().service("/PersonRegistrationService/9").unwrap(),
+            LIMITS,
+        )
+        .unwrap_err();
+        assert_eq!(e.fejl, Fejl::UgyldigXml);
+    }
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::SoapVersion;
-use super::wsdl::{WsdlTemplate, client_base};
 use super::write::{self, Side};
+use super::wsdl::{WsdlTemplate, client_base};
 use crate::catalog::Fejl;
 use crate::converter::Converter;
 use crate::mapping::wsdl::Wsdl;
@@ -25,9 +25,16 @@ impl SoapState {
         let mut wsdl = HashMap::new();
         for s in &converter.plan.services {
             let parsed = Wsdl::parse(s.wsdl_text).map_err(|e| format!("{}: {e}", s.wsdl_file))?;
-            wsdl.insert(s.endpoint.clone(), WsdlTemplate::new(s.wsdl_text, &parsed.addresses));
+            wsdl.insert(
+                s.endpoint.clone(),
+                WsdlTemplate::new(s.wsdl_text, &parsed.addresses),
+            );
         }
-        Ok(SoapState { converter, wsdl, max_body })
+        Ok(SoapState {
+            converter,
+            wsdl,
+            max_body,
+        })
     }
 }
 
@@ -35,55 +42,122 @@ fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn post(req: HttpRequest, payload: web::Payload, state: web::Data<Arc<SoapState>>) -> HttpResponse {
+async fn post(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<Arc<SoapState>>,
+) -> HttpResponse {
     let content_type = header(&req, "content-type").unwrap_or_default();
-    let version = if content_type.trim_start().to_ascii_lowercase().starts_with("application/soap+xml") { SoapVersion::V12 } else { SoapVersion::V11 };
+    let version = if content_type
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("application/soap+xml")
+    {
+        SoapVersion::V12
+    } else {
+        SoapVersion::V11
+    };
     let Some(service) = state.converter.plan.service(req.path()) else {
         return HttpResponse::NotFound().finish();
     };
     let body = match payload.to_bytes_limited(state.max_body).await {
         Ok(Ok(b)) => b,
-        Ok(Err(_)) => return fault_response(version, 400, Fejl::UgyldigXml, Some("forespørgslen blev afbrudt")),
-        Err(_) => return fault_response(version, 413, Fejl::DokumentOverGraense, Some(&format!("mere end {} bytes", state.max_body))),
+        Ok(Err(_)) => {
+            return fault_response(
+                version,
+                400,
+                Fejl::UgyldigXml,
+                Some("forespørgslen blev afbrudt"),
+            );
+        }
+        Err(_) => {
+            return fault_response(
+                version,
+                413,
+                Fejl::DokumentOverGraense,
+                Some(&format!("mere end {} bytes", state.max_body)),
+            );
+        }
     };
     let outcome = state
         .converter
-        .convert(service, content_type, header(&req, "soapaction"), &body, header(&req, "traceparent"))
+        .convert(
+            service,
+            content_type,
+            header(&req, "soapaction"),
+            &body,
+            header(&req, "traceparent"),
+        )
         .await;
-    HttpResponse::build(actix_web::http::StatusCode::from_u16(outcome.status).unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR))
-        .content_type(outcome.content_type)
-        .body(outcome.body)
+    HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(outcome.status)
+            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
+    )
+    .content_type(outcome.content_type)
+    .body(outcome.body)
 }
 
-fn fault_response(version: SoapVersion, status: u16, fejl: Fejl, detail: Option<&str>) -> HttpResponse {
+fn fault_response(
+    version: SoapVersion,
+    status: u16,
+    fejl: Fejl,
+    detail: Option<&str>,
+) -> HttpResponse {
     let e = fejl.entry();
-    let body = write::fault(version, Side::Client, &[(e.code, e.text.as_str())], detail, None);
-    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::BAD_REQUEST))
-        .content_type(version.content_type())
-        .body(body)
+    let body = write::fault(
+        version,
+        Side::Client,
+        &[(e.code, e.text.as_str())],
+        detail,
+        None,
+    );
+    HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status)
+            .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST),
+    )
+    .content_type(version.content_type())
+    .body(body)
 }
 
 async fn get(req: HttpRequest, state: web::Data<Arc<SoapState>>) -> HttpResponse {
-    let wants_wsdl = req.query_string().split('&').any(|p| p.eq_ignore_ascii_case("wsdl") || p.to_ascii_lowercase().starts_with("wsdl="));
+    let wants_wsdl = req
+        .query_string()
+        .split('&')
+        .any(|p| p.eq_ignore_ascii_case("wsdl") || p.to_ascii_lowercase().starts_with("wsdl="));
     let Some(template) = state.wsdl.get(req.path()) else {
         return HttpResponse::NotFound().finish();
     };
     if !wants_wsdl {
         return HttpResponse::Ok()
             .content_type("text/plain; charset=utf-8")
-            .body(format!("SOAP endpoint. POST SOAP 1.1 or 1.2 requests here; the WSDL is at {}?wsdl\n", req.path()));
+            .body(format!(
+                "SOAP endpoint. POST SOAP 1.1 or 1.2 requests here; the WSDL is at {}?wsdl\n",
+                req.path()
+            ));
     }
     let info = req.connection_info();
-    let base = client_base(info.scheme(), info.host(), header(&req, "x-forwarded-proto"), header(&req, "x-forwarded-host"));
-    HttpResponse::Ok().content_type("text/xml; charset=utf-8").body(template.render(&base).to_string())
+    let base = client_base(
+        info.scheme(),
+        info.host(),
+        header(&req, "x-forwarded-proto"),
+        header(&req, "x-forwarded-host"),
+    );
+    HttpResponse::Ok()
+        .content_type("text/xml; charset=utf-8")
+        .body(template.render(&base).to_string())
 }
 
 async fn index(state: web::Data<Arc<SoapState>>) -> HttpResponse {
     let mut out = String::from("vos-converter: SOAP endpoints\n");
     for s in &state.converter.plan.services {
-        out.push_str(&format!("  {} v{}: {} (WSDL: {}?wsdl)\n", s.name, s.version, s.endpoint, s.endpoint));
+        out.push_str(&format!(
+            "  {} v{}: {} (WSDL: {}?wsdl)\n",
+            s.name, s.version, s.endpoint, s.endpoint
+        ));
     }
-    HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(out)
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(out)
 }
 
 /// The SOAP routes, for an actix `App`.
@@ -95,7 +169,11 @@ pub fn configure(state: Arc<SoapState>) -> impl Fn(&mut web::ServiceConfig) + Cl
                 web::resource(s.endpoint.as_str())
                     .route(web::post().to(post))
                     .route(web::get().to(get))
-                    .default_service(web::to(|| async { HttpResponse::MethodNotAllowed().insert_header(("Allow", "GET, POST")).finish() })),
+                    .default_service(web::to(|| async {
+                        HttpResponse::MethodNotAllowed()
+                            .insert_header(("Allow", "GET, POST"))
+                            .finish()
+                    })),
             );
         }
         cfg.service(web::resource("/").route(web::get().to(index)));

@@ -4,8 +4,8 @@
 
 pub mod envelope;
 pub mod front;
-pub mod wsdl;
 pub mod write;
+pub mod wsdl;
 
 use crate::catalog::Fejl;
 
@@ -44,20 +44,32 @@ pub struct SoapError {
 /// The SOAP version and the action a request's headers give: `text/xml` with `SOAPAction`
 /// is SOAP 1.1, `application/soap+xml` with an optional `action` parameter is SOAP 1.2.
 /// An empty action means "let the body decide". Anything else is not a SOAP request.
-pub fn version_and_action<'h>(content_type: &'h str, soap_action: Option<&'h str>) -> Result<(SoapVersion, Option<&'h str>), Fejl> {
+pub fn version_and_action<'h>(
+    content_type: &'h str,
+    soap_action: Option<&'h str>,
+) -> Result<(SoapVersion, Option<&'h str>), Fejl> {
     let mut parts = content_type.split(';');
     let mime = parts.next().unwrap_or_default().trim();
     let unquote = |s: &'h str| {
         let s = s.trim();
-        let s = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(s);
+        let s = s
+            .strip_prefix('"')
+            .and_then(|s| s.strip_suffix('"'))
+            .unwrap_or(s);
         Some(s).filter(|s| !s.is_empty())
     };
     if mime.eq_ignore_ascii_case("text/xml") {
         Ok((SoapVersion::V11, soap_action.and_then(unquote)))
     } else if mime.eq_ignore_ascii_case("application/soap+xml") {
-        let action = parts.filter_map(|p| p.trim().split_once('=')).find(|(k, _)| k.trim().eq_ignore_ascii_case("action")).and_then(|(_, v)| unquote(v));
+        let action = parts
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("action"))
+            .and_then(|(_, v)| unquote(v));
         // Some clients send SOAPAction with SOAP 1.2 too.
-        Ok((SoapVersion::V12, action.or_else(|| soap_action.and_then(unquote))))
+        Ok((
+            SoapVersion::V12,
+            action.or_else(|| soap_action.and_then(unquote)),
+        ))
     } else {
         Err(Fejl::UgyldigSoapMedietype)
     }
@@ -69,14 +81,32 @@ mod tests {
 
     #[test]
     fn content_types_give_version_and_action() {
-        assert_eq!(version_and_action("text/xml; charset=utf-8", Some("\"urn:a/Op\"")), Ok((SoapVersion::V11, Some("urn:a/Op"))));
-        assert_eq!(version_and_action("text/xml", Some("\"\"")), Ok((SoapVersion::V11, None)));
-        assert_eq!(version_and_action("TEXT/XML", None), Ok((SoapVersion::V11, None)));
         assert_eq!(
-            version_and_action("application/soap+xml; charset=utf-8; action=\"urn:a/Op\"", None),
+            version_and_action("text/xml; charset=utf-8", Some("\"urn:a/Op\"")),
+            Ok((SoapVersion::V11, Some("urn:a/Op")))
+        );
+        assert_eq!(
+            version_and_action("text/xml", Some("\"\"")),
+            Ok((SoapVersion::V11, None))
+        );
+        assert_eq!(
+            version_and_action("TEXT/XML", None),
+            Ok((SoapVersion::V11, None))
+        );
+        assert_eq!(
+            version_and_action(
+                "application/soap+xml; charset=utf-8; action=\"urn:a/Op\"",
+                None
+            ),
             Ok((SoapVersion::V12, Some("urn:a/Op")))
         );
-        assert_eq!(version_and_action("application/soap+xml", None), Ok((SoapVersion::V12, None)));
-        assert_eq!(version_and_action("application/json", None), Err(Fejl::UgyldigSoapMedietype));
+        assert_eq!(
+            version_and_action("application/soap+xml", None),
+            Ok((SoapVersion::V12, None))
+        );
+        assert_eq!(
+            version_and_action("application/json", None),
+            Err(Fejl::UgyldigSoapMedietype)
+        );
     }
 }

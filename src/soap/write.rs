@@ -52,7 +52,13 @@ fn close_envelope(out: &mut String) {
 /// A response: `<{element} xmlns="{namespace}">` with the fields in order. Each field is
 /// its element path below the response element and its text; paths that share a prefix
 /// share the enclosing elements.
-pub fn response(version: SoapVersion, namespace: &str, element: &str, fields: &[(&[String], String)], wsa: Option<&WsaReply<'_>>) -> Vec<u8> {
+pub fn response(
+    version: SoapVersion,
+    namespace: &str,
+    element: &str,
+    fields: &[(&[String], String)],
+    wsa: Option<&WsaReply<'_>>,
+) -> Vec<u8> {
     let mut out = String::with_capacity(512);
     open_envelope(&mut out, version, wsa);
     out.push('<');
@@ -62,8 +68,14 @@ pub fn response(version: SoapVersion, namespace: &str, element: &str, fields: &[
     out.push_str(r#"">"#);
     let mut open: Vec<&str> = Vec::new();
     for (path, text) in fields {
-        let Some((leaf, parents)) = path.split_last() else { continue };
-        let common = open.iter().zip(parents).take_while(|(a, b)| **a == b.as_str()).count();
+        let Some((leaf, parents)) = path.split_last() else {
+            continue;
+        };
+        let common = open
+            .iter()
+            .zip(parents)
+            .take_while(|(a, b)| **a == b.as_str())
+            .count();
         while open.len() > common {
             if let Some(name) = open.pop() {
                 out.push_str("</");
@@ -99,10 +111,19 @@ pub fn response(version: SoapVersion, namespace: &str, element: &str, fields: &[
 
 /// A fault with every error in the dfdg:ServiceFault detail; the fault string is the first
 /// error's text (with `reason_suffix` appended, if any).
-pub fn fault(version: SoapVersion, side: Side, errors: &[(u32, &str)], reason_suffix: Option<&str>, wsa: Option<&WsaReply<'_>>) -> Vec<u8> {
+pub fn fault(
+    version: SoapVersion,
+    side: Side,
+    errors: &[(u32, &str)],
+    reason_suffix: Option<&str>,
+    wsa: Option<&WsaReply<'_>>,
+) -> Vec<u8> {
     let mut out = String::with_capacity(768);
     open_envelope(&mut out, version, wsa);
-    let mut reason = errors.first().map(|(_, t)| (*t).to_owned()).unwrap_or_default();
+    let mut reason = errors
+        .first()
+        .map(|(_, t)| (*t).to_owned())
+        .unwrap_or_default();
     if let Some(s) = reason_suffix {
         reason.push_str(": ");
         reason.push_str(s);
@@ -110,14 +131,22 @@ pub fn fault(version: SoapVersion, side: Side, errors: &[(u32, &str)], reason_su
     match version {
         SoapVersion::V11 => {
             out.push_str("<soap:Fault><faultcode>");
-            out.push_str(if side == Side::Client { "soap:Client" } else { "soap:Server" });
+            out.push_str(if side == Side::Client {
+                "soap:Client"
+            } else {
+                "soap:Server"
+            });
             out.push_str("</faultcode><faultstring>");
             out.push_str(&escape(reason.as_str()));
             out.push_str("</faultstring><detail>");
         }
         SoapVersion::V12 => {
             out.push_str("<soap:Fault><soap:Code><soap:Value>");
-            out.push_str(if side == Side::Client { "soap:Sender" } else { "soap:Receiver" });
+            out.push_str(if side == Side::Client {
+                "soap:Sender"
+            } else {
+                "soap:Receiver"
+            });
             out.push_str(r#"</soap:Value></soap:Code><soap:Reason><soap:Text xml:lang="da">"#);
             out.push_str(&escape(reason.as_str()));
             out.push_str("</soap:Text></soap:Reason><soap:Detail>");
@@ -134,7 +163,11 @@ pub fn fault(version: SoapVersion, side: Side, errors: &[(u32, &str)], reason_su
         out.push_str("</dfdg:ErrorText></dfdg:Error>");
     }
     out.push_str("</dfdg:ServiceFault>");
-    out.push_str(if version == SoapVersion::V11 { "</detail></soap:Fault>" } else { "</soap:Detail></soap:Fault>" });
+    out.push_str(if version == SoapVersion::V11 {
+        "</detail></soap:Fault>"
+    } else {
+        "</soap:Detail></soap:Fault>"
+    });
     close_envelope(&mut out);
     out.into_bytes()
 }
@@ -147,18 +180,54 @@ mod tests {
     fn nested_fields_share_their_parents() {
         let p = |s: &str| s.split('/').map(str::to_owned).collect::<Vec<_>>();
         let (a, b, c) = (p("X/A"), p("X/B"), p("C"));
-        let fields = [(a.as_slice(), "1".to_owned()), (b.as_slice(), "<2>".to_owned()), (c.as_slice(), "3".to_owned())];
-        let xml = String::from_utf8(response(SoapVersion::V11, "urn:n", "OpResponse", &fields, None)).unwrap();
-        assert!(xml.contains(r#"<OpResponse xmlns="urn:n"><X><A>1</A><B>&lt;2&gt;</B></X><C>3</C></OpResponse>"#), "{xml}");
+        let fields = [
+            (a.as_slice(), "1".to_owned()),
+            (b.as_slice(), "<2>".to_owned()),
+            (c.as_slice(), "3".to_owned()),
+        ];
+        let xml = String::from_utf8(response(
+            SoapVersion::V11,
+            "urn:n",
+            "OpResponse",
+            &fields,
+            None,
+        ))
+        .unwrap();
+        assert!(
+            xml.contains(
+                r#"<OpResponse xmlns="urn:n"><X><A>1</A><B>&lt;2&gt;</B></X><C>3</C></OpResponse>"#
+            ),
+            "{xml}"
+        );
     }
 
     #[test]
     fn faults_in_both_versions() {
-        let f11 = String::from_utf8(fault(SoapVersion::V11, Side::Client, &[(100028, "Slutdato kan ikke være fremtidig")], None, None)).unwrap();
+        let f11 = String::from_utf8(fault(
+            SoapVersion::V11,
+            Side::Client,
+            &[(100028, "Slutdato kan ikke være fremtidig")],
+            None,
+            None,
+        ))
+        .unwrap();
         assert!(f11.contains("<faultcode>soap:Client</faultcode><faultstring>Slutdato kan ikke være fremtidig</faultstring>"), "{f11}");
         assert!(f11.contains("<dfdg:ErrorCode>100028</dfdg:ErrorCode>"));
-        let f12 = String::from_utf8(fault(SoapVersion::V12, Side::Server, &[(900520, "x")], Some("y"), None)).unwrap();
-        assert!(f12.contains("<soap:Value>soap:Receiver</soap:Value>"), "{f12}");
-        assert!(f12.contains(r#"<soap:Text xml:lang="da">x: y</soap:Text>"#), "{f12}");
+        let f12 = String::from_utf8(fault(
+            SoapVersion::V12,
+            Side::Server,
+            &[(900520, "x")],
+            Some("y"),
+            None,
+        ))
+        .unwrap();
+        assert!(
+            f12.contains("<soap:Value>soap:Receiver</soap:Value>"),
+            "{f12}"
+        );
+        assert!(
+            f12.contains(r#"<soap:Text xml:lang="da">x: y</soap:Text>"#),
+            "{f12}"
+        );
     }
 }

@@ -39,7 +39,11 @@ impl WsdlTemplate {
             }
         }
         parts.push(rest);
-        WsdlTemplate { parts, paths, cache: moka::sync::Cache::new(64) }
+        WsdlTemplate {
+            parts,
+            paths,
+            cache: moka::sync::Cache::new(64),
+        }
     }
 
     /// The WSDL with every address on `base` (`scheme://host[:port]`).
@@ -47,7 +51,8 @@ impl WsdlTemplate {
         if let Some(hit) = self.cache.get(base) {
             return hit;
         }
-        let mut out = String::with_capacity(self.parts.iter().map(|p| p.len()).sum::<usize>() + 128);
+        let mut out =
+            String::with_capacity(self.parts.iter().map(|p| p.len()).sum::<usize>() + 128);
         for (i, part) in self.parts.iter().enumerate() {
             out.push_str(part);
             if let Some(path) = self.paths.get(i) {
@@ -63,13 +68,29 @@ impl WsdlTemplate {
 /// The address the client used: X-Forwarded-Proto / X-Forwarded-Host when a proxy set
 /// them, else the request's own scheme and Host. A host with characters no host has is
 /// ignored (the WSDL must not carry what a caller injects).
-pub fn client_base(scheme: &str, host: &str, forwarded_proto: Option<&str>, forwarded_host: Option<&str>) -> String {
+pub fn client_base(
+    scheme: &str,
+    host: &str,
+    forwarded_proto: Option<&str>,
+    forwarded_host: Option<&str>,
+) -> String {
     fn first(v: Option<&str>) -> Option<&str> {
-        v.and_then(|v| v.split(',').next()).map(str::trim).filter(|v| !v.is_empty())
+        v.and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
     }
-    let valid_host = |h: &&str| h.len() <= 255 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b));
-    let proto = first(forwarded_proto).filter(|p| *p == "http" || *p == "https").unwrap_or(scheme);
-    let host = first(forwarded_host).filter(valid_host).or(Some(host).filter(valid_host)).unwrap_or("localhost");
+    let valid_host = |h: &&str| {
+        h.len() <= 255
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+    };
+    let proto = first(forwarded_proto)
+        .filter(|p| *p == "http" || *p == "https")
+        .unwrap_or(scheme);
+    let host = first(forwarded_host)
+        .filter(valid_host)
+        .or(Some(host).filter(valid_host))
+        .unwrap_or("localhost");
     format!("{proto}://{host}")
 }
 
@@ -80,7 +101,13 @@ mod tests {
     #[test]
     fn locations_are_rewritten_and_nothing_else() {
         let text = r#"<a><soap:address location="http://localhost:8080/S/9"/><x location="keep"/><soap12:address location="http://localhost:8080/S/9"/></a>"#;
-        let t = WsdlTemplate::new(text, &["http://localhost:8080/S/9".into(), "http://localhost:8080/S/9".into()]);
+        let t = WsdlTemplate::new(
+            text,
+            &[
+                "http://localhost:8080/S/9".into(),
+                "http://localhost:8080/S/9".into(),
+            ],
+        );
         let out = t.render("https://kss.example:8443");
         assert_eq!(
             &*out,
@@ -90,8 +117,22 @@ mod tests {
 
     #[test]
     fn the_client_visible_base() {
-        assert_eq!(client_base("http", "127.0.0.1:8080", None, None), "http://127.0.0.1:8080");
-        assert_eq!(client_base("http", "internal:8080", Some("https"), Some("gw.example, proxy2")), "https://gw.example");
-        assert_eq!(client_base("http", "h:1", Some("gopher"), Some("\"><x")), "http://h:1");
+        assert_eq!(
+            client_base("http", "127.0.0.1:8080", None, None),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            client_base(
+                "http",
+                "internal:8080",
+                Some("https"),
+                Some("gw.example, proxy2")
+            ),
+            "https://gw.example"
+        );
+        assert_eq!(
+            client_base("http", "h:1", Some("gopher"), Some("\"><x")),
+            "http://h:1"
+        );
     }
 }
