@@ -1,0 +1,775 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Golden-file tests of the converter, data-driven in the style of rust-analyzer: one
+//! `check()` runs every case under `tests/golden/<Service>-<version>/<case>/`, and
+//! `UPDATE_GOLDEN=1 cargo test --test golden` rewrites the expectations.
+//!
+//! A case is a folder:
+//!
+//! - `request.xml`: the SOAP request as a client sends it, byte for byte;
+//! - `request.toml`: `content_type`, optional `soap_action` (the SOAPAction header as sent,
+//!   quotes included), optional `traceparent` (sent to the converter; the upstream calls must
+//!   continue its trace), optional `description`;
+//! - `upstream.json`: the REST exchanges the converter is expected to make, in order. Each
+//!   `response` is an INPUT: what the fake REST service answers. Each `request` is an
+//!   EXPECTATION: what the converter sent (method, path with query, the headers of
+//!   `RECORDED_HEADERS`, the JSON body or null). A `null` request is "not recorded yet".
+//!   The number of exchanges is an expectation too: a call more (a retry, a read nobody
+//!   asked for) or a call less fails the case;
+//! - `response.toml` (`status`, `content_type`) and `response.xml`: the SOAP answer. The
+//!   answer's own `wsa:MessageID` is random and is normalised to `NIL_MESSAGE_ID`. The file
+//!   holds the answer with a line break and indentation between adjacent tags (the converter
+//!   writes none) so that it can be read; the comparison removes them again and compares the
+//!   rest byte for byte.
+//!
+//! Every case gets its own fake REST service (a real HTTP server) and its own converter,
+//! assembled as `cli::run_serve` does, so the code-list cache starts empty: a create that
+//! checks a code list fetches it first, and that GET is the case's first exchange.
+//!
+//! Every upstream call must carry a valid W3C `traceparent` (all of one SOAP request in one
+//! trace); that is asserted, not stored, because span ids are random.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use vos_converter::catalog::Catalog;
+use vos_converter::converter::Converter;
+use vos_converter::mapping::{self, Plan};
+use vos_converter::soap::envelope::Limits;
+use vos_converter::soap::front::{self, SoapState};
+use vos_converter::upstream::{Upstream, UpstreamConfig};
+
+/// The request headers of an upstream call that `upstream.json` records (lower-case).
+const RECORDED_HEADERS: [&str; 5] = [
+    "x-organisation-type",
+    "x-organisation-code",
+    "x-user-id",
+    "x-cpr",
+    "content-type",
+];
+
+/// What the answer's random `wsa:MessageID` is replaced with before comparing.
+const NIL_MESSAGE_ID: &str = "urn:uuid:00000000-0000-0000-0000-000000000000";
+
+/// The request body limit the converter is built with (the default of `max_body_bytes`).
+const MAX_BODY: usize = 1 << 20;
+
+fn golden_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+fn update_mode() -> bool {
+    std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+// ---- The fixture files ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestMeta {
+    content_type: String,
+    soap_action: Option<String>,
+    traceparent: Option<String>,
+    #[allow(dead_code)]
+    description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct ResponseMeta {
+    status: u16,
+    content_type: String,
+}
+
+/// One REST call the converter made: the expectation half of an exchange.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct UpstreamRequest {
+    method: String,
+    path: String,
+    headers: BTreeMap<String, String>,
+    body: Value,
+}
+
+/// What the fake REST service answers: the input half of an exchange. A JSON content type
+/// sends `body` as JSON; any other sends a string `body` as it is.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Canned {
+    status: u16,
+    content_type: String,
+    #[serde(default)]
+    body: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Exchange {
+    request: Option<UpstreamRequest>,
+    response: Canned,
+}
+
+struct Case {
+    name: String,
+    dir: PathBuf,
+    endpoint: String,
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn read_if_exists(path: &Path) -> Option<String> {
+    path.exists().then(|| read(path))
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    out.sort();
+    out
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+fn compile_plan() -> Plan {
+    mapping::compile().unwrap_or_else(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        panic!("the mappings do not compile:\n{}", lines.join("\n"))
+    })
+}
+
+/// Every case folder, with the endpoint of its service folder (`<name>-<version>`).
+fn cases(plan: &Plan) -> Vec<Case> {
+    let mut out = Vec::new();
+    for service_dir in subdirs(&golden_root()) {
+        let service = file_name(&service_dir);
+        let endpoint = plan
+            .services
+            .iter()
+            .find(|s| format!("{}-{}", s.name, s.version) == service)
+            .unwrap_or_else(|| panic!("tests/golden/{service}: no mapped service of that name"))
+            .endpoint
+            .clone();
+        for dir in subdirs(&service_dir) {
+            let name = format!("{service}/{}", file_name(&dir));
+            out.push(Case {
+                name,
+                dir,
+                endpoint: endpoint.clone(),
+            });
+        }
+    }
+    out
+}
+
+// ---- Servers on ephemeral ports, each in its own thread and actix System ----
+
+struct Running {
+    base: String,
+    handle: ServerHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    fn start<F>(build: F) -> Running
+    where
+        F: FnOnce(TcpListener) -> std::io::Result<actix_web::dev::Server> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = build(listener).unwrap();
+                tx.send(server.handle()).unwrap();
+                let _ = server.await;
+            });
+        });
+        let handle = rx.recv().unwrap();
+        Running {
+            base,
+            handle,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(self.handle.stop(false));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What the fake REST service saw of one call.
+#[derive(Debug)]
+struct Seen {
+    request: UpstreamRequest,
+    traceparent: Option<String>,
+}
+
+#[derive(Default)]
+struct Fake {
+    answers: VecDeque<Canned>,
+    seen: Vec<Seen>,
+}
+
+/// The answer to a call `upstream.json` has no response for.
+fn unscripted() -> Canned {
+    Canned {
+        status: 501,
+        content_type: "text/plain; charset=utf-8".into(),
+        body: Value::String("golden: upstream.json has no response left for this call".into()),
+    }
+}
+
+async fn fake_rest(
+    req: HttpRequest,
+    body: web::Bytes,
+    fake: web::Data<Mutex<Fake>>,
+) -> HttpResponse {
+    let mut headers = BTreeMap::new();
+    for name in RECORDED_HEADERS {
+        let values: Vec<String> = req
+            .headers()
+            .get_all(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        if !values.is_empty() {
+            headers.insert(name.to_owned(), values.join(", "));
+        }
+    }
+    let traceparent = req
+        .headers()
+        .get("traceparent")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
+    };
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.path().to_owned(), |p| p.as_str().to_owned());
+    let request = UpstreamRequest {
+        method: req.method().as_str().to_owned(),
+        path,
+        headers,
+        body,
+    };
+    let answer = {
+        let mut fake = fake.lock().unwrap();
+        fake.seen.push(Seen {
+            request,
+            traceparent,
+        });
+        fake.answers.pop_front().unwrap_or_else(unscripted)
+    };
+    let status = actix_web::http::StatusCode::from_u16(answer.status).unwrap();
+    let bytes = match (&answer.body, answer.content_type.contains("json")) {
+        (Value::Null, _) => Vec::new(),
+        (Value::String(s), false) => s.clone().into_bytes(),
+        (v, _) => serde_json::to_vec(v).unwrap(),
+    };
+    HttpResponse::build(status)
+        .content_type(answer.content_type.as_str())
+        .body(bytes)
+}
+
+/// The converter, assembled as `cli::run_serve` assembles it, calling `rest_base`.
+fn start_converter(rest_base: &str) -> Running {
+    Catalog::load().unwrap();
+    let plan = std::sync::Arc::new(compile_plan());
+    let upstream = Upstream::new(&UpstreamConfig {
+        base_url: rest_base.to_owned(),
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(10),
+        codelist_ttl: Duration::from_secs(300),
+    })
+    .unwrap();
+    let converter = Converter {
+        plan,
+        upstream,
+        limits: Limits {
+            max_depth: 32,
+            max_elements: 2000,
+        },
+    };
+    let state = std::sync::Arc::new(SoapState::new(converter, MAX_BODY).unwrap());
+    let routes = front::configure(state);
+    Running::start(move |listener| {
+        Ok(
+            HttpServer::new(move || App::new().configure(routes.clone()))
+                .workers(1)
+                .listen(listener)?
+                .run(),
+        )
+    })
+}
+
+fn start_fake(answers: Vec<Canned>) -> (Running, web::Data<Mutex<Fake>>) {
+    let fake = web::Data::new(Mutex::new(Fake {
+        answers: answers.into(),
+        seen: Vec::new(),
+    }));
+    let data = fake.clone();
+    let running = Running::start(move |listener| {
+        Ok(HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .default_service(web::to(fake_rest))
+        })
+        .workers(1)
+        .listen(listener)?
+        .run())
+    });
+    (running, fake)
+}
+
+struct Answer {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+fn send_soap(url: &str, meta: &RequestMeta, body: Vec<u8>) -> Answer {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut req = reqwest::Client::new()
+            .post(url)
+            .timeout(Duration::from_secs(30))
+            .header("content-type", meta.content_type.as_str())
+            .body(body);
+        if let Some(a) = &meta.soap_action {
+            req = req.header("SOAPAction", a.as_str());
+        }
+        if let Some(t) = &meta.traceparent {
+            req = req.header("traceparent", t.as_str());
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let bytes = res.bytes().await.unwrap();
+        let body = String::from_utf8(bytes.to_vec())
+            .unwrap_or_else(|_| panic!("the answer is not UTF-8: {bytes:?}"));
+        Answer {
+            status,
+            content_type,
+            body,
+        }
+    })
+}
+
+// ---- Normalising and showing XML ----
+
+/// Replaces the text of every `wsa:MessageID` element (the answer's own, random) with
+/// `NIL_MESSAGE_ID`, after checking it is a `urn:uuid:` with a valid UUID.
+fn normalise_message_id(xml: &str, problems: &mut Vec<String>) -> String {
+    let mut out = String::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(i) = rest.find("<wsa:MessageID") {
+        let Some(open_end) = rest[i..].find('>').map(|j| i + j + 1) else {
+            break;
+        };
+        let Some(close) = rest[open_end..]
+            .find("</wsa:MessageID>")
+            .map(|j| open_end + j)
+        else {
+            break;
+        };
+        let id = &rest[open_end..close];
+        out.push_str(&rest[..open_end]);
+        let valid = id.strip_prefix("urn:uuid:").is_some_and(|s| {
+            uuid::Uuid::parse_str(s).is_ok_and(|u| u.hyphenated().to_string() == s)
+        });
+        if valid {
+            out.push_str(NIL_MESSAGE_ID);
+        } else {
+            problems.push(format!(
+                "the answer's wsa:MessageID {id:?} is not urn:uuid:<uuid>"
+            ));
+            out.push_str(id);
+        }
+        rest = &rest[close..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A line break and two spaces per level between adjacent tags (`><`); nothing else changes.
+fn pretty_xml(xml: &str) -> String {
+    let mut out = String::with_capacity(xml.len() * 2);
+    let mut depth = 0usize;
+    let pieces: Vec<&str> = xml.split("><").collect();
+    let n = pieces.len();
+    for (i, piece) in pieces.iter().enumerate() {
+        let mut seg = String::new();
+        if i > 0 {
+            seg.push('<');
+        }
+        seg.push_str(piece);
+        if i + 1 < n {
+            seg.push('>');
+        }
+        let closing = seg.starts_with("</");
+        if closing {
+            depth = depth.saturating_sub(1);
+        }
+        if i > 0 {
+            out.push('\n');
+            out.push_str(&"  ".repeat(depth));
+        }
+        out.push_str(&seg);
+        let opening = !closing
+            && !seg.starts_with("<?")
+            && !seg.starts_with("<!")
+            && !seg.ends_with("/>")
+            && !seg.contains("</");
+        if opening {
+            depth += 1;
+        }
+    }
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+/// The inverse of `pretty_xml`: drops a line break and the spaces after it between a `>`
+/// and a `<`, and the final line break.
+fn compact_xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let lines: Vec<&str> = text.trim_end_matches('\n').split('\n').collect();
+    for (i, line) in lines.iter().enumerate() {
+        if i == 0 {
+            out.push_str(line);
+            continue;
+        }
+        let trimmed = line.trim_start_matches(' ');
+        if out.ends_with('>') && trimmed.starts_with('<') {
+            out.push_str(trimmed);
+        } else {
+            out.push('\n');
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// A line diff (longest common subsequence): `-` expected, `+` actual.
+fn diff(expected: &str, actual: &str) -> String {
+    let a: Vec<&str> = expected.lines().collect();
+    let b: Vec<&str> = actual.lines().collect();
+    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut out = String::new();
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            let _ = writeln!(out, "    {}", a[i]);
+            i += 1;
+            j += 1;
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            let _ = writeln!(out, "  - {}", a[i]);
+            i += 1;
+        } else {
+            let _ = writeln!(out, "  + {}", b[j]);
+            j += 1;
+        }
+    }
+    out
+}
+
+fn to_json_text<T: Serialize>(v: &T) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap();
+    s.push('\n');
+    s
+}
+
+// ---- The check ----
+
+/// `00-<32 hex>-<16 hex>-<2 hex>`, ids not all zero; gives the trace id.
+fn trace_id(traceparent: &str) -> Option<&str> {
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let ok = parts.len() == 4
+        && parts[0] == "00"
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
+        && parts[1].bytes().any(|b| b != b'0')
+        && parts[2].bytes().any(|b| b != b'0');
+    ok.then_some(parts[1])
+}
+
+fn check_traces(meta: &RequestMeta, seen: &[Seen], problems: &mut Vec<String>) {
+    let mut traces = Vec::new();
+    for (i, s) in seen.iter().enumerate() {
+        match s.traceparent.as_deref().map(|t| (t, trace_id(t))) {
+            Some((_, Some(id))) => traces.push(id.to_owned()),
+            Some((t, None)) => problems.push(format!(
+                "upstream call {} ({} {}) has an invalid traceparent {t:?}",
+                i + 1,
+                s.request.method,
+                s.request.path
+            )),
+            None => problems.push(format!(
+                "upstream call {} ({} {}) has no traceparent",
+                i + 1,
+                s.request.method,
+                s.request.path
+            )),
+        }
+    }
+    traces.dedup();
+    if traces.len() > 1 {
+        problems.push(format!(
+            "the upstream calls of one SOAP request are in different traces: {traces:?}"
+        ));
+    }
+    let sent = meta.traceparent.as_deref().and_then(trace_id);
+    if let (Some(sent), Some(got)) = (sent, traces.first())
+        && sent != got
+    {
+        problems.push(format!(
+            "the upstream calls do not continue the caller's trace {sent}: {got}"
+        ));
+    }
+}
+
+/// Runs one case; `Err` says what differs, file by file.
+fn check(case: &Case, update: bool) -> Result<(), String> {
+    let request_xml = std::fs::read(case.dir.join("request.xml"))
+        .unwrap_or_else(|e| panic!("{}: request.xml: {e}", case.name));
+    let meta: RequestMeta = toml::from_str(&read(&case.dir.join("request.toml")))
+        .unwrap_or_else(|e| panic!("{}: request.toml: {e}", case.name));
+    let upstream_path = case.dir.join("upstream.json");
+    let exchanges: Vec<Exchange> = match read_if_exists(&upstream_path) {
+        Some(text) => serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: upstream.json: {e}", case.name)),
+        None => Vec::new(),
+    };
+    let response_meta_path = case.dir.join("response.toml");
+    let response_xml_path = case.dir.join("response.xml");
+    let expected_meta: Option<ResponseMeta> = read_if_exists(&response_meta_path).map(|t| {
+        toml::from_str(&t).unwrap_or_else(|e| panic!("{}: response.toml: {e}", case.name))
+    });
+    let expected_xml = read_if_exists(&response_xml_path);
+
+    let (fake_server, fake) = start_fake(exchanges.iter().map(|e| e.response.clone()).collect());
+    let converter = start_converter(&fake_server.base);
+    let answer = send_soap(
+        &format!("{}{}", converter.base, case.endpoint),
+        &meta,
+        request_xml,
+    );
+    drop(converter);
+    drop(fake_server);
+    let seen = std::mem::take(&mut fake.lock().unwrap().seen);
+
+    let mut problems = Vec::new();
+    check_traces(&meta, &seen, &mut problems);
+    let body = normalise_message_id(&answer.body, &mut problems);
+    let actual_meta = ResponseMeta {
+        status: answer.status,
+        content_type: answer.content_type.clone(),
+    };
+
+    if update {
+        let rewritten: Vec<Exchange> = seen
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Exchange {
+                request: Some(s.request.clone()),
+                response: exchanges
+                    .get(i)
+                    .map_or_else(unscripted, |e| e.response.clone()),
+            })
+            .collect();
+        if exchanges.len() != rewritten.len() {
+            eprintln!(
+                "golden: {}: upstream.json had {} exchanges, the converter made {} calls; rewritten",
+                case.name,
+                exchanges.len(),
+                rewritten.len()
+            );
+        }
+        write(&upstream_path, &to_json_text(&rewritten));
+        write(
+            &response_meta_path,
+            &format!(
+                "status = {}\ncontent_type = {:?}\n",
+                actual_meta.status, actual_meta.content_type
+            ),
+        );
+        write(&response_xml_path, &pretty_xml(&body));
+    } else {
+        let expected_requests: Vec<Option<&UpstreamRequest>> =
+            exchanges.iter().map(|e| e.request.as_ref()).collect();
+        let actual_requests: Vec<Option<&UpstreamRequest>> =
+            seen.iter().map(|s| Some(&s.request)).collect();
+        if expected_requests != actual_requests {
+            let mut msg = String::from("upstream.json: the REST calls differ");
+            if expected_requests.len() != actual_requests.len() {
+                let _ = write!(
+                    msg,
+                    " (expected {} calls, the converter made {})",
+                    expected_requests.len(),
+                    actual_requests.len()
+                );
+            }
+            let _ = write!(
+                msg,
+                ", - expected + actual:\n{}",
+                diff(
+                    &to_json_text(&expected_requests),
+                    &to_json_text(&actual_requests)
+                )
+            );
+            problems.push(msg);
+        }
+        match &expected_meta {
+            Some(m) if *m == actual_meta => {}
+            Some(m) => problems.push(format!(
+                "response.toml: expected status {} and content type {:?}, got {} and {:?}",
+                m.status, m.content_type, actual_meta.status, actual_meta.content_type
+            )),
+            None => problems.push("response.toml is missing".into()),
+        }
+        match &expected_xml {
+            Some(x) if compact_xml(x) == body => {}
+            Some(x) => {
+                let shown = diff(&pretty_xml(&compact_xml(x)), &pretty_xml(&body));
+                let msg = if shown.lines().all(|l| l.starts_with("    ")) {
+                    format!(
+                        "response.xml: differs in whitespace only:\n  expected {:?}\n  actual   {body:?}",
+                        compact_xml(x)
+                    )
+                } else {
+                    format!("response.xml: the answer differs, - expected + actual:\n{shown}")
+                };
+                problems.push(msg);
+            }
+            None => problems.push(format!("response.xml is missing; the answer is:\n{body}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "case {} ({}):\n{}",
+            case.name,
+            case.dir.display(),
+            problems.join("\n")
+        ))
+    }
+}
+
+#[test]
+fn golden() {
+    let plan = compile_plan();
+    let update = update_mode();
+    let cases = cases(&plan);
+    assert!(
+        !cases.is_empty(),
+        "no golden cases under {}",
+        golden_root().display()
+    );
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|c| check(c, update).err())
+        .collect();
+    if !failures.is_empty() {
+        panic!(
+            "{} of {} golden cases failed (UPDATE_GOLDEN=1 rewrites the expectations; read them before committing):\n\n{}",
+            failures.len(),
+            cases.len(),
+            failures.join("\n\n")
+        );
+    }
+}
+
+/// Every operation of every mapped service has a golden case named `<Operation>` or
+/// `<Operation>-...` whose request calls that operation, and every case folder names one.
+#[test]
+fn every_mapped_operation_has_a_golden_case() {
+    let plan = compile_plan();
+    let mut missing = Vec::new();
+    for s in &plan.services {
+        let service_dir = golden_root().join(format!("{}-{}", s.name, s.version));
+        let names: Vec<String> = if service_dir.is_dir() {
+            subdirs(&service_dir).iter().map(|d| file_name(d)).collect()
+        } else {
+            Vec::new()
+        };
+        for op in &s.operations {
+            let prefix = format!("{}-", op.name);
+            let covered = names.iter().any(|n| {
+                (*n == op.name || n.starts_with(&prefix))
+                    && read(&service_dir.join(n).join("request.xml"))
+                        .contains(&format!("{}Request", op.name))
+            });
+            if !covered {
+                missing.push(format!(
+                    "{} v{} {}: no case tests/golden/{}-{}/{}[-...]",
+                    s.name, s.version, op.name, s.name, s.version, op.name
+                ));
+            }
+        }
+        for n in &names {
+            let op = n.split('-').next().unwrap_or_default();
+            if !s.operations.iter().any(|o| o.name == op) {
+                missing.push(format!(
+                    "tests/golden/{}-{}/{n}: {op} is not an operation of the service",
+                    s.name, s.version
+                ));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
