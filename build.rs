@@ -11,21 +11,37 @@ fn main() {
     for dir in ["mappings", "wsdl", "openapi"] {
         println!("cargo:rerun-if-changed={dir}");
         let mut entries: Vec<_> = match std::fs::read_dir(Path::new(&root).join(dir)) {
-            Ok(rd) => rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file()).collect(),
+            Ok(rd) => rd
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect(),
             Err(_) => continue,
         };
         entries.sort();
         for path in entries {
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-            if !(name.ends_with(".toml") || name.ends_with(".wsdl") || name.ends_with(".xsd") || name.ends_with(".json")) {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if !(name.ends_with(".toml")
+                || name.ends_with(".wsdl")
+                || name.ends_with(".xsd")
+                || name.ends_with(".json"))
+            {
                 continue;
             }
             println!("cargo:rerun-if-changed={}", path.display());
-            let _ = writeln!(out, "    ({:?}, include_str!({:?})),", format!("{dir}/{name}"), path.display().to_string());
+            let _ = writeln!(
+                out,
+                "    ({:?}, include_str!({:?})),",
+                format!("{dir}/{name}"),
+                path.display().to_string()
+            );
         }
     }
     out.push_str("];\n");
-    let dest = Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("embedded.rs");
+    let dest =
+        Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("embedded.rs");
     if let Err(e) = std::fs::write(&dest, out) {
         panic!("cannot write {}: {e}", dest.display());
     }

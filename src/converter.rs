@@ -365,11 +365,13 @@ fn fault_for(
         (SoapVersion::V12, Side::Client) => 400,
         _ => 500,
     };
-    (
-        status,
-        code,
-        write::fault(version, side, &[(code, text)], suffix, wsa),
-    )
+    // The fault string is the first error's text (the contract); a converter fault with a
+    // detail carries it in both, after the catalogue text.
+    let text = match suffix {
+        Some(s) => format!("{text}: {s}"),
+        None => text.to_owned(),
+    };
+    (status, code, write::fault(version, side, &[(code, &text)], wsa))
 }
 
 impl Converter {
@@ -438,14 +440,21 @@ impl Converter {
                 };
             }
         };
-        let result = exchange(self, &env, trace).await;
+        // One deadline for all of the call's REST work (code list, read, write), so the
+        // caller gets its fault within upstream_timeout_ms, not a multiple of it.
+        let result = match tokio::time::timeout(self.upstream.deadline(), exchange(self, &env, trace)).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::Upstream(UpstreamError::Timeout)),
+        };
         let message_id = env.message_id.as_deref();
         let wsa = message_id.map(|mid| WsaReply {
             relates_to: mid,
+            // A fault the WSDL declares has the action of its wsdl:fault (WS-Addressing
+            // metadata's default form), not the generic SOAP fault action.
             action: if result.is_ok() {
-                env.op.response_action.as_str()
+                env.op.response_action.clone()
             } else {
-                write::WSA_FAULT_ACTION
+                format!("{}/Fault/ServiceFault", env.op.action)
             },
             message_id: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
         });

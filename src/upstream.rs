@@ -100,6 +100,8 @@ pub struct UpstreamConfig {
 pub struct Upstream {
     client: reqwest::Client,
     base: Arc<str>,
+    /// The most one SOAP call may wait for REST in all, however many calls it makes.
+    deadline: Duration,
     codes: moka::future::Cache<String, Arc<Vec<i64>>>,
 }
 
@@ -118,12 +120,18 @@ impl Upstream {
         Ok(Upstream {
             client,
             base: cfg.base_url.trim_end_matches('/').into(),
+            deadline: cfg.request_timeout,
             codes,
         })
     }
 
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// The time a SOAP call may spend on REST in all (the request timeout).
+    pub fn deadline(&self) -> Duration {
+        self.deadline
     }
 
     pub async fn call(

@@ -104,13 +104,11 @@ fn fault_response(
     detail: Option<&str>,
 ) -> HttpResponse {
     let e = fejl.entry();
-    let body = write::fault(
-        version,
-        Side::Client,
-        &[(e.code, e.text.as_str())],
-        detail,
-        None,
-    );
+    let text = match detail {
+        Some(d) => format!("{}: {d}", e.text),
+        None => e.text.clone(),
+    };
+    let body = write::fault(version, Side::Client, &[(e.code, &text)], None);
     HttpResponse::build(
         actix_web::http::StatusCode::from_u16(status)
             .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST),
@@ -135,13 +133,11 @@ async fn get(req: HttpRequest, state: web::Data<Arc<SoapState>>) -> HttpResponse
                 req.path()
             ));
     }
-    let info = req.connection_info();
-    let base = client_base(
-        info.scheme(),
-        info.host(),
-        header(&req, "x-forwarded-proto"),
-        header(&req, "x-forwarded-host"),
-    );
+    // The request's own Host (not actix's ConnectionInfo, which already applies forwarded
+    // headers without checking them); the converter itself speaks plain HTTP.
+    let local = req.app_config().host().to_owned();
+    let host = header(&req, "host").unwrap_or(&local);
+    let base = client_base("http", host, header(&req, "x-forwarded-proto"), header(&req, "x-forwarded-host"));
     HttpResponse::Ok()
         .content_type("text/xml; charset=utf-8")
         .body(template.render(&base).to_string())

@@ -17,11 +17,9 @@ pub enum Side {
 #[derive(Debug, Clone)]
 pub struct WsaReply<'a> {
     pub relates_to: &'a str,
-    pub action: &'a str,
+    pub action: String,
     pub message_id: String,
 }
-
-pub const WSA_FAULT_ACTION: &str = "http://www.w3.org/2005/08/addressing/soap/fault";
 
 fn open_envelope(out: &mut String, version: SoapVersion, wsa: Option<&WsaReply<'_>>) {
     out.push_str(r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap=""#);
@@ -31,7 +29,7 @@ fn open_envelope(out: &mut String, version: SoapVersion, wsa: Option<&WsaReply<'
         out.push_str(r#"<soap:Header><wsa:Action xmlns:wsa=""#);
         out.push_str(WSA);
         out.push_str(r#"">"#);
-        out.push_str(&escape(w.action));
+        out.push_str(&escape(w.action.as_str()));
         out.push_str(r#"</wsa:Action><wsa:MessageID xmlns:wsa=""#);
         out.push_str(WSA);
         out.push_str(r#"">"#);
@@ -110,24 +108,11 @@ pub fn response(
 }
 
 /// A fault with every error in the dfdg:ServiceFault detail; the fault string is the first
-/// error's text (with `reason_suffix` appended, if any).
-pub fn fault(
-    version: SoapVersion,
-    side: Side,
-    errors: &[(u32, &str)],
-    reason_suffix: Option<&str>,
-    wsa: Option<&WsaReply<'_>>,
-) -> Vec<u8> {
+/// error's text.
+pub fn fault(version: SoapVersion, side: Side, errors: &[(u32, &str)], wsa: Option<&WsaReply<'_>>) -> Vec<u8> {
     let mut out = String::with_capacity(768);
     open_envelope(&mut out, version, wsa);
-    let mut reason = errors
-        .first()
-        .map(|(_, t)| (*t).to_owned())
-        .unwrap_or_default();
-    if let Some(s) = reason_suffix {
-        reason.push_str(": ");
-        reason.push_str(s);
-    }
+    let reason = errors.first().map(|(_, t)| *t).unwrap_or_default();
     match version {
         SoapVersion::V11 => {
             out.push_str("<soap:Fault><faultcode>");
@@ -137,7 +122,7 @@ pub fn fault(
                 "soap:Server"
             });
             out.push_str("</faultcode><faultstring>");
-            out.push_str(&escape(reason.as_str()));
+            out.push_str(&escape(reason));
             out.push_str("</faultstring><detail>");
         }
         SoapVersion::V12 => {
@@ -148,7 +133,7 @@ pub fn fault(
                 "soap:Receiver"
             });
             out.push_str(r#"</soap:Value></soap:Code><soap:Reason><soap:Text xml:lang="da">"#);
-            out.push_str(&escape(reason.as_str()));
+            out.push_str(&escape(reason));
             out.push_str("</soap:Text></soap:Reason><soap:Detail>");
         }
     }
@@ -208,7 +193,6 @@ mod tests {
             Side::Client,
             &[(100028, "Slutdato kan ikke være fremtidig")],
             None,
-            None,
         ))
         .unwrap();
         assert!(f11.contains("<faultcode>soap:Client</faultcode><faultstring>Slutdato kan ikke være fremtidig</faultstring>"), "{f11}");
@@ -216,8 +200,7 @@ mod tests {
         let f12 = String::from_utf8(fault(
             SoapVersion::V12,
             Side::Server,
-            &[(900520, "x")],
-            Some("y"),
+            &[(900520, "x: y")],
             None,
         ))
         .unwrap();
