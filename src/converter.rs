@@ -371,7 +371,11 @@ fn fault_for(
         Some(s) => format!("{text}: {s}"),
         None => text.to_owned(),
     };
-    (status, code, write::fault(version, side, &[(code, &text)], wsa))
+    (
+        status,
+        code,
+        write::fault(version, side, &[(code, &text)], wsa),
+    )
 }
 
 impl Converter {
@@ -442,10 +446,12 @@ impl Converter {
         };
         // One deadline for all of the call's REST work (code list, read, write), so the
         // caller gets its fault within upstream_timeout_ms, not a multiple of it.
-        let result = match tokio::time::timeout(self.upstream.deadline(), exchange(self, &env, trace)).await {
-            Ok(r) => r,
-            Err(_) => Err(Failure::Upstream(UpstreamError::Timeout)),
-        };
+        let result =
+            match tokio::time::timeout(self.upstream.deadline(), exchange(self, &env, trace)).await
+            {
+                Ok(r) => r,
+                Err(_) => Err(Failure::Upstream(UpstreamError::Timeout)),
+            };
         let message_id = env.message_id.as_deref();
         let wsa = message_id.map(|mid| WsaReply {
             relates_to: mid,

@@ -137,7 +137,12 @@ async fn get(req: HttpRequest, state: web::Data<Arc<SoapState>>) -> HttpResponse
     // headers without checking them); the converter itself speaks plain HTTP.
     let local = req.app_config().host().to_owned();
     let host = header(&req, "host").unwrap_or(&local);
-    let base = client_base("http", host, header(&req, "x-forwarded-proto"), header(&req, "x-forwarded-host"));
+    let base = client_base(
+        "http",
+        host,
+        header(&req, "x-forwarded-proto"),
+        header(&req, "x-forwarded-host"),
+    );
     HttpResponse::Ok()
         .content_type("text/xml; charset=utf-8")
         .body(template.render(&base).to_string())

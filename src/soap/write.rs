@@ -109,7 +109,12 @@ pub fn response(
 
 /// A fault with every error in the dfdg:ServiceFault detail; the fault string is the first
 /// error's text.
-pub fn fault(version: SoapVersion, side: Side, errors: &[(u32, &str)], wsa: Option<&WsaReply<'_>>) -> Vec<u8> {
+pub fn fault(
+    version: SoapVersion,
+    side: Side,
+    errors: &[(u32, &str)],
+    wsa: Option<&WsaReply<'_>>,
+) -> Vec<u8> {
     let mut out = String::with_capacity(768);
     open_envelope(&mut out, version, wsa);
     let reason = errors.first().map(|(_, t)| *t).unwrap_or_default();
