@@ -32,8 +32,10 @@ fn ident(req: &HttpRequest, name: &str) -> Result<Option<String>, ApiError> {
     let s = v.to_str().map_err(|_| {
         ApiError::with_detail(Fejl::IdentitetMangler, format!("{name} er ikke ASCII"))
     })?;
+    // As the OpenAPI document says: printable ASCII, 1-64 characters (HTTP already drops
+    // surrounding whitespace).
     let s = s.trim();
-    if s.is_empty() || s.len() > MAX_IDENT_LEN || s.chars().any(char::is_control) {
+    if s.is_empty() || s.len() > MAX_IDENT_LEN || !s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
         return Err(ApiError::with_detail(
             Fejl::IdentitetMangler,
             format!("{name} er tom eller for lang"),

@@ -85,12 +85,23 @@ struct Identitet {
     /// Organisation type: 1 Jobcenter, 2 A-kasse, 3 Kommune, 4 Anden aktør, 5 STAR.
     #[param(rename = "X-Organisation-Type", minimum = 1, maximum = 255)]
     organisation_type: u8,
-    /// Municipality number, a-kasse number or CVR.
-    #[param(rename = "X-Organisation-Code")]
+    /// Municipality number, a-kasse number or CVR: printable ASCII, 1-64 characters.
+    #[param(
+        rename = "X-Organisation-Code",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[!-~]([ -~]*[!-~])?$"
+    )]
     organisation_code: String,
-    /// The user acting, when known.
-    #[param(rename = "X-User-Id")]
-    user_id: Option<String>,
+    /// The user acting, when known: printable ASCII, 1-64 characters.
+    #[param(
+        rename = "X-User-Id",
+        required = false,
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[!-~]([ -~]*[!-~])?$"
+    )]
+    user_id: String,
 }
 
 /// Adds what every operation has: the identity headers, and the problem+json answers.
