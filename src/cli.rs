@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::backend::{self, API_PAGE, BackendConfig, BackendError, OPENAPI_PATH};
 use crate::catalog::Catalog;
 use crate::config::{Config, ConfigError, Overrides};
-use crate::converter::Converter;
+use crate::converter::{Converter, Legacy};
 use crate::dktime::Clock;
 use crate::mapping::{self, MappingError};
 use crate::soap::envelope::Limits;
@@ -33,6 +33,8 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+// `Serve`'s flags make it the large variant; the enum is built once per process.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the converter: the legacy SOAP endpoints, calling VisiteringOgStatus REST
@@ -135,6 +137,17 @@ fn run_check() -> Result<(), CliError> {
                 },
                 mapping::Behaviour::Retired { replacement } => {
                     format!("retired, use {replacement}")
+                }
+                mapping::Behaviour::Read(r) => {
+                    let calls: Vec<&str> = r
+                        .collections
+                        .iter()
+                        .map(|c| c.call.operation_id.as_str())
+                        .collect();
+                    format!(
+                        "{} (concurrently; none after the cutover)",
+                        calls.join(" + ")
+                    )
                 }
             };
             writeln!(out, "      {} -> {what}", op.name)?;
@@ -264,11 +277,20 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
         max_depth: cfg.max_depth,
         max_elements: cfg.max_elements,
     };
-    let converter = Converter {
-        plan: plan.clone(),
-        upstream,
-        limits,
+    for service in cfg.legacy_url.keys() {
+        if !plan.services.iter().any(|s| s.name == *service) {
+            return Err(CliError::Other(format!(
+                "legacy_url: {service} is not a mapped service"
+            )));
+        }
+    }
+    let legacy = Legacy {
+        urls: cfg.legacy_url.clone().into_iter().collect(),
+        shadow_compare: cfg.shadow_compare,
     };
+    let converter = Converter::new(plan.clone(), upstream, limits)
+        .with_cutover(cfg.cutover()?)
+        .with_legacy(legacy);
     let state = Arc::new(SoapState::new(converter, cfg.max_body_bytes).map_err(CliError::Other)?);
     let listener = bind(&cfg.listen)?;
     let addr = listener.local_addr()?;
@@ -304,8 +326,26 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
             writeln!(out, "  OpenAPI:       {rest_url}{OPENAPI_PATH}")?;
         }
     }
-    if let Some(c) = cfg.cutover_instant()? {
-        writeln!(out, "  cutover: {c}")?;
+    let cutover = cfg.cutover()?;
+    let dk = |t: jiff::Timestamp| crate::dktime::format_xs_datetime(t);
+    writeln!(
+        out,
+        "  cutover (PSS/PHS KG/PC collections empty from): {}",
+        dk(cutover.default_instant())
+    )?;
+    for (t, c, at) in cutover.overrides() {
+        writeln!(out, "    organisation {t}:{c}: {}", dk(at))?;
+    }
+    for (service, url) in &cfg.legacy_url {
+        writeln!(
+            out,
+            "  legacy {service}: {url}{}",
+            if cfg.shadow_compare {
+                " (shadow compare on)"
+            } else {
+                ""
+            }
+        )?;
     }
     out.flush()?;
     drop(out);

@@ -3,13 +3,47 @@
 //! variable, both win over the file). Validated once, at start. README.md's configuration
 //! table lists every field; a test keeps the two equal.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::cutover::Cutover;
 use crate::dktime;
+
+/// Release 2025-1, from which PSS and PHS no longer serve the KG/PC collections (AC
+/// 1005.17.28.8/.9). The epic names the release, not a day: the project takes its first
+/// day as 2025-03-01, Danish midnight. Change it with `cutover` when STAR's release
+/// calendar says otherwise.
+pub const DEFAULT_CUTOVER: &str = "2025-03-01";
+
+/// `DEFAULT_CUTOVER` as an instant.
+pub fn default_cutover() -> Timestamp {
+    parse_instant(DEFAULT_CUTOVER).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// A date (Danish midnight) or an xs:dateTime (no offset: Danish local time).
+pub fn parse_instant(s: &str) -> Option<Timestamp> {
+    if s.contains('T') {
+        dktime::parse_xs_datetime(s).ok()
+    } else {
+        let d: jiff::civil::Date = s.parse().ok()?;
+        d.to_zoned(dktime::copenhagen().clone())
+            .ok()
+            .map(|z| z.timestamp())
+    }
+}
+
+/// One organisation's own cutover (the "skiftespor").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CutoverOverride {
+    pub organisation_type: u8,
+    pub organisation_code: String,
+    pub cutover: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -22,10 +56,18 @@ pub struct Config {
     /// Where the embedded backend keeps its SQLite file (`vos-backend.db`).
     pub data_dir: PathBuf,
     /// From this instant PersonStatusService and PersonHistoryService return the contact
-    /// group and person category collections empty (rule 9; read from issue 5 on). A date
-    /// means Danish midnight; an xs:dateTime without offset is Danish local time.
-    pub cutover: Option<String>,
-    /// How long a REST call may take before the caller gets a Server fault (900521).
+    /// group and person category collections empty and call no REST for them (rule 9).
+    /// A date means Danish midnight; an xs:dateTime without offset is Danish local time.
+    pub cutover: String,
+    /// Organisations with a cutover of their own (type + code → instant).
+    pub cutover_override: Vec<CutoverOverride>,
+    /// Legacy SOAP endpoint per service name (e.g. `PersonStatusService`): reads are
+    /// forwarded there and the KG/PC collections spliced into its answer.
+    pub legacy_url: BTreeMap<String, String>,
+    /// Before the cutover, compare the legacy collections with the REST-derived ones and
+    /// count and log the differences (needs a legacy URL).
+    pub shadow_compare: bool,
+    /// How long a REST (or legacy) call may take before the caller gets a Server fault (900521).
     pub upstream_timeout_ms: u64,
     /// How long connecting to REST may take (900520 after).
     pub connect_timeout_ms: u64,
@@ -45,7 +87,10 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             rest_url: None,
             data_dir: "data".into(),
-            cutover: None,
+            cutover: DEFAULT_CUTOVER.into(),
+            cutover_override: Vec::new(),
+            legacy_url: BTreeMap::new(),
+            shadow_compare: false,
             upstream_timeout_ms: 5000,
             connect_timeout_ms: 1000,
             codelist_ttl_secs: 300,
@@ -57,11 +102,14 @@ impl Default for Config {
 }
 
 /// The field names, for the README check.
-pub const FIELDS: [&str; 10] = [
+pub const FIELDS: [&str; 13] = [
     "listen",
     "rest_url",
     "data_dir",
     "cutover",
+    "cutover_override",
+    "legacy_url",
+    "shadow_compare",
     "upstream_timeout_ms",
     "connect_timeout_ms",
     "codelist_ttl_secs",
@@ -101,9 +149,18 @@ pub struct Overrides {
     /// Folder of the embedded backend's database [default: ./data].
     #[arg(long, env = "VOS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// The cutover instant of PSS/PHS collections (a date, or an xs:dateTime).
+    /// The cutover of PSS/PHS collections: a date or an xs:dateTime [default: 2025-03-01].
     #[arg(long, env = "VOS_CUTOVER")]
     pub cutover: Option<String>,
+    /// An organisation's own cutover, TYPE:CODE=DATE (repeatable; comma-separated in the variable).
+    #[arg(long, env = "VOS_CUTOVER_OVERRIDE", value_delimiter = ',')]
+    pub cutover_override: Vec<String>,
+    /// A legacy SOAP endpoint, SERVICE=URL (repeatable; comma-separated in the variable).
+    #[arg(long, env = "VOS_LEGACY_URL", value_delimiter = ',')]
+    pub legacy_url: Vec<String>,
+    /// Compare legacy and REST collections before the cutover.
+    #[arg(long, env = "VOS_SHADOW_COMPARE")]
+    pub shadow_compare: bool,
     /// REST request timeout in milliseconds [default: 5000].
     #[arg(long, env = "VOS_UPSTREAM_TIMEOUT_MS")]
     pub upstream_timeout_ms: Option<u64>,
@@ -122,6 +179,13 @@ pub struct Overrides {
     /// Most elements in a SOAP request [default: 2000].
     #[arg(long, env = "VOS_MAX_ELEMENTS")]
     pub max_elements: Option<usize>,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        message: message.into(),
+    }
 }
 
 impl Config {
@@ -151,9 +215,30 @@ impl Config {
         if let Some(v) = &o.data_dir {
             c.data_dir = v.clone();
         }
-        if let Some(v) = &o.cutover {
-            c.cutover = Some(v.clone()).filter(|v| !v.is_empty());
+        if let Some(v) = o.cutover.as_ref().filter(|v| !v.is_empty()) {
+            c.cutover = v.clone();
         }
+        for spec in o.cutover_override.iter().filter(|s| !s.is_empty()) {
+            let parsed = spec.split_once('=').and_then(|(who, at)| {
+                let (t, code) = who.split_once(':')?;
+                Some(CutoverOverride {
+                    organisation_type: t.trim().parse().ok()?,
+                    organisation_code: code.trim().to_owned(),
+                    cutover: at.trim().to_owned(),
+                })
+            });
+            c.cutover_override.push(parsed.ok_or_else(|| {
+                invalid("cutover_override", format!("{spec} is not TYPE:CODE=DATE"))
+            })?);
+        }
+        for spec in o.legacy_url.iter().filter(|s| !s.is_empty()) {
+            let (service, url) = spec
+                .split_once('=')
+                .ok_or_else(|| invalid("legacy_url", format!("{spec} is not SERVICE=URL")))?;
+            c.legacy_url
+                .insert(service.trim().to_owned(), url.trim().to_owned());
+        }
+        c.shadow_compare |= o.shadow_compare;
         macro_rules! take {
             ($($f:ident),*) => { $( if let Some(v) = o.$f { c.$f = v; } )* };
         }
@@ -170,47 +255,54 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field, message: &str| {
-            Err(ConfigError::Invalid {
-                field,
-                message: message.into(),
-            })
-        };
-        if let Some(url) = &self.rest_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return invalid("rest_url", "must start with http:// or https://");
+        let http = |u: &str| u.starts_with("http://") || u.starts_with("https://");
+        if self.rest_url.as_deref().is_some_and(|u| !http(u)) {
+            return Err(invalid("rest_url", "must start with http:// or https://"));
         }
-        self.cutover_instant()?;
+        if let Some((s, _)) = self.legacy_url.iter().find(|(_, u)| !http(u)) {
+            return Err(invalid(
+                "legacy_url",
+                format!("the URL of {s} must start with http:// or https://"),
+            ));
+        }
+        if self.shadow_compare && self.legacy_url.is_empty() {
+            return Err(invalid(
+                "shadow_compare",
+                "needs a legacy_url to compare with",
+            ));
+        }
+        self.cutover()?;
         if self.upstream_timeout_ms == 0 || self.connect_timeout_ms == 0 {
-            return invalid("upstream_timeout_ms", "timeouts must be above 0");
+            return Err(invalid("upstream_timeout_ms", "timeouts must be above 0"));
         }
         if self.max_body_bytes < 1024 || self.max_depth < 8 || self.max_elements < 16 {
-            return invalid(
+            return Err(invalid(
                 "max_body_bytes",
                 "limits this small refuse every valid request",
-            );
+            ));
         }
         Ok(())
     }
 
-    /// The cutover as an instant.
-    pub fn cutover_instant(&self) -> Result<Option<Timestamp>, ConfigError> {
-        let Some(s) = &self.cutover else {
-            return Ok(None);
+    /// The cutover rules: the default instant and every organisation's own.
+    pub fn cutover(&self) -> Result<Cutover, ConfigError> {
+        let at = |s: &str| {
+            parse_instant(s).ok_or_else(|| {
+                invalid(
+                    "cutover",
+                    format!("{s} is neither a date nor an xs:dateTime"),
+                )
+            })
         };
-        let bad = || ConfigError::Invalid {
-            field: "cutover",
-            message: format!("{s} is neither a date nor an xs:dateTime"),
-        };
-        if s.contains('T') {
-            dktime::parse_xs_datetime(s).map(Some).map_err(|_| bad())
-        } else {
-            let d: jiff::civil::Date = s.parse().map_err(|_| bad())?;
-            d.to_zoned(dktime::copenhagen().clone())
-                .map(|z| Some(z.timestamp()))
-                .map_err(|_| bad())
+        let mut c = Cutover::new(at(&self.cutover)?);
+        for o in &self.cutover_override {
+            c = c.with_override(
+                &o.organisation_type.to_string(),
+                &o.organisation_code,
+                at(&o.cutover)?,
+            );
         }
+        Ok(c)
     }
 
     pub fn upstream_timeout(&self) -> Duration {
@@ -232,14 +324,14 @@ mod tests {
     fn flags_override_the_file_which_overrides_the_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vos.toml");
-        std::fs::write(
-            &path,
-            "listen = \"0.0.0.0:9000\"\nupstream_timeout_ms = 2000\ncutover = \"2025-01-06\"\n",
-        )
-        .unwrap();
+        let file = "listen = \"0.0.0.0:9000\"\nupstream_timeout_ms = 2000\ncutover = \"2025-01-06\"\n\
+                    [[cutover_override]]\norganisation_type = 1\norganisation_code = \"101\"\ncutover = \"2030-01-01\"\n\
+                    [legacy_url]\nPersonStatusService = \"http://legacy/pss\"\n";
+        std::fs::write(&path, file).unwrap();
         let o = Overrides {
             config: Some(path),
             upstream_timeout_ms: Some(750),
+            cutover_override: vec!["2:12=2031-01-01T12:00:00".into()],
             ..Overrides::default()
         };
         let c = Config::load(&o).unwrap();
@@ -247,9 +339,25 @@ mod tests {
             (c.listen.as_str(), c.upstream_timeout_ms, c.max_depth),
             ("0.0.0.0:9000", 750, 32)
         );
+        let cut = c.cutover().unwrap();
+        assert_eq!(cut.default_instant().to_string(), "2025-01-05T23:00:00Z");
         assert_eq!(
-            c.cutover_instant().unwrap().unwrap().to_string(),
-            "2025-01-05T23:00:00Z"
+            cut.instant_for("1", "101").to_string(),
+            "2029-12-31T23:00:00Z"
+        );
+        assert_eq!(
+            cut.instant_for("2", "12").to_string(),
+            "2031-01-01T11:00:00Z"
+        );
+        assert_eq!(c.legacy_url["PersonStatusService"], "http://legacy/pss");
+    }
+
+    #[test]
+    fn the_default_cutover_is_release_2025_1() {
+        assert_eq!(default_cutover().to_string(), "2025-02-28T23:00:00Z");
+        assert_eq!(
+            Config::default().cutover().unwrap().default_instant(),
+            default_cutover()
         );
     }
 
@@ -265,31 +373,49 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("vos.toml") && e.contains("listn"), "{e}");
-        let e = Config::load(&Overrides {
-            cutover: Some("soon".into()),
-            ..Overrides::default()
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(e.starts_with("cutover:"), "{e}");
-        let e = Config::load(&Overrides {
-            rest_url: Some("vos.example".into()),
-            ..Overrides::default()
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(e.starts_with("rest_url:"), "{e}");
+        let bad = |o: Overrides| Config::load(&o).unwrap_err().to_string();
+        assert!(
+            bad(Overrides {
+                cutover: Some("soon".into()),
+                ..Overrides::default()
+            })
+            .starts_with("cutover:")
+        );
+        assert!(
+            bad(Overrides {
+                rest_url: Some("vos.example".into()),
+                ..Overrides::default()
+            })
+            .starts_with("rest_url:")
+        );
+        assert!(
+            bad(Overrides {
+                cutover_override: vec!["101=2030-01-01".into()],
+                ..Overrides::default()
+            })
+            .starts_with("cutover_override:")
+        );
+        assert!(
+            bad(Overrides {
+                legacy_url: vec!["PersonStatusService".into()],
+                ..Overrides::default()
+            })
+            .starts_with("legacy_url:")
+        );
+        assert!(
+            bad(Overrides {
+                shadow_compare: true,
+                ..Overrides::default()
+            })
+            .starts_with("shadow_compare:")
+        );
     }
 
     #[test]
     fn fields_lists_every_setting() {
-        let full = Config {
-            rest_url: Some("http://x".into()),
-            cutover: Some("2025-01-01".into()),
-            ..Config::default()
-        };
-        let v = toml::Value::try_from(&full).unwrap();
+        let v = toml::Value::try_from(Config::default()).unwrap();
         let mut keys: Vec<&str> = v.as_table().unwrap().keys().map(String::as_str).collect();
+        keys.push("rest_url"); // None is not serialised
         keys.sort_unstable();
         let mut fields = FIELDS.to_vec();
         fields.sort_unstable();

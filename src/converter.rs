@@ -3,42 +3,89 @@
 //! `decode_envelope → map_request → call_upstream → map_response → encode_envelope`
 //!
 //! with the checks a mapping can ask for (code lists; the read-and-compare of rule 4)
-//! between the first two. The phases are functions whose names are their steps, so a
-//! profile and a log line read the same way. Errors become faults in exactly one place,
-//! `fault_for`.
+//! between the first two. Reads (PSS, PHS) make one REST call per collection, concurrently,
+//! or none after the caller's cutover, and can splice their collections into the legacy
+//! service's response. The phases are functions whose names are their steps, so a profile
+//! and a log line read the same way. Errors become faults in exactly one place, `fault_for`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use futures_util::future::join_all;
 use serde_json::{Map, Value};
 
 use crate::catalog::Fejl;
+use crate::cutover::Cutover;
 use crate::mapping::{
-    Behaviour, CallPlan, Canon, OpPlan, OutField, Plan, RestCall, ServicePlan, Target,
+    Behaviour, CallPlan, Canon, CollectionPlan, OpPlan, OutField, OutSource, Plan, ReadPart,
+    ReadPlan, RestCall, ServicePlan, Source, Target,
 };
 use crate::soap::envelope::{Envelope, Limits, decode_envelope};
-use crate::soap::write::{self, Side, WsaReply};
+use crate::soap::splice::{Replacement, splice};
+use crate::soap::write::{self, Fields, Out, Side, WsaReply};
 use crate::soap::{SoapError, SoapVersion, version_and_action};
-use crate::upstream::{Identity, RestAnswer, RestRequest, Trace, Upstream, UpstreamError};
+use crate::upstream::{
+    Identity, LegacyAnswer, RestAnswer, RestRequest, Trace, Upstream, UpstreamError,
+};
 
 /// The namespace of the ids derived from (caller, operation, MessageID): fixed forever, or
 /// a retry after an upgrade would create a second record.
 const MESSAGE_ID_NAMESPACE: uuid::Uuid =
     uuid::Uuid::from_u128(0x6f1c_2a4e_8b3d_4c59_a7e0_5d2b_9c81_f346);
 
-/// The converter's shared state: the compiled plan and the upstream client.
+/// How reads treat the legacy services.
+#[derive(Debug, Clone, Default)]
+pub struct Legacy {
+    /// Service name (e.g. `PersonStatusService`) → URL of the legacy SOAP endpoint.
+    pub urls: HashMap<String, String>,
+    /// Before the cutover, compare the legacy collections with the REST-derived ones.
+    pub shadow_compare: bool,
+}
+
+/// The converter's shared state: the compiled plan, the upstream client, the cutover and
+/// the legacy services.
 #[derive(Clone)]
 pub struct Converter {
     pub plan: Arc<Plan>,
     pub upstream: Upstream,
     pub limits: Limits,
+    pub cutover: Arc<Cutover>,
+    pub legacy: Arc<Legacy>,
+    /// Items that differed between legacy and REST in shadow compares (AC 1005.17.28.15).
+    pub shadow_mismatches: Arc<AtomicU64>,
+}
+
+impl Converter {
+    /// A converter with the default cutover (`config::DEFAULT_CUTOVER`) and no legacy services.
+    pub fn new(plan: Arc<Plan>, upstream: Upstream, limits: Limits) -> Converter {
+        Converter {
+            plan,
+            upstream,
+            limits,
+            cutover: Arc::new(Cutover::new(crate::config::default_cutover())),
+            legacy: Arc::new(Legacy::default()),
+            shadow_mismatches: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn with_cutover(mut self, cutover: Cutover) -> Converter {
+        self.cutover = Arc::new(cutover);
+        self
+    }
+
+    pub fn with_legacy(mut self, legacy: Legacy) -> Converter {
+        self.legacy = Arc::new(legacy);
+        self
+    }
 }
 
 /// The answer to one SOAP request, with what the log and metrics need to know of it.
 #[derive(Debug)]
 pub struct Outcome {
     pub status: u16,
-    pub content_type: &'static str,
+    pub content_type: String,
     pub body: Vec<u8>,
     pub operation: Option<String>,
     /// The fault's first error code, if the answer is a fault.
@@ -58,6 +105,23 @@ enum Failure {
     Upstream(UpstreamError),
     /// A refusal the converter makes itself after decoding, with detail for the fault string.
     Own(Fejl, Option<String>),
+}
+
+/// What an exchange produced: parts to write, or a legacy answer to send as it is.
+enum Answer<'p> {
+    Parts(Vec<Out<'p>>),
+    Raw {
+        status: u16,
+        content_type: String,
+        body: Vec<u8>,
+    },
+}
+
+/// The SOAP request as received, for forwarding to a legacy service.
+struct Raw<'r> {
+    content_type: &'r str,
+    soap_action: Option<&'r str>,
+    body: bytes::Bytes,
 }
 
 /// Who the caller is, from RequestUserMetadata.
@@ -110,6 +174,13 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
+fn arg_value<'a>(source: &'a Source, inputs: &'a [Option<Canon>]) -> Option<&'a Canon> {
+    match source {
+        Source::Input(i) => inputs[*i].as_ref(),
+        Source::Const(c) => Some(c),
+    }
+}
+
 /// The REST request of a call: path parameters filled, headers, query and JSON body.
 fn map_request(
     call: &RestCall,
@@ -123,7 +194,7 @@ fn map_request(
     let args = call
         .args
         .iter()
-        .filter_map(|a| inputs[a.input].as_ref().map(|v| (&a.target, v)));
+        .filter_map(|a| arg_value(&a.source, inputs).map(|v| (&a.target, v)));
     for (target, value) in args.chain(extra) {
         match target {
             Target::Body(f) => {
@@ -160,34 +231,52 @@ fn at<'v>(v: &'v Value, path: &[String]) -> Option<&'v Value> {
         .filter(|v| !v.is_null())
 }
 
-/// The SOAP response fields from REST's JSON answer.
-fn map_response<'p>(
+/// SOAP fields from a JSON object (the REST answer, or one item of a collection) and the
+/// request's inputs. Also returns each field's canonical value, for the shadow compare.
+fn map_fields<'p>(
     fields: &'p [OutField],
-    answer: &Value,
+    json: &Value,
+    inputs: &[Option<Canon>],
 ) -> Result<Vec<(&'p [String], String)>, Failure> {
     let mut out = Vec::with_capacity(fields.len());
     for f in fields {
-        match at(answer, &f.json) {
-            Some(v) => {
-                let c = f.ty.from_json(v).map_err(|_| {
+        let value = match &f.source {
+            OutSource::Json(path) => match at(json, path) {
+                Some(v) => Some(f.ty.from_json(v).map_err(|_| {
                     Failure::Upstream(UpstreamError::Invalid(format!(
                         "{} is not a {:?}",
-                        f.json.join("."),
+                        path.join("."),
                         f.ty
                     )))
-                })?;
-                out.push((f.soap.as_slice(), c.to_soap()));
-            }
+                })?),
+                None => None,
+            },
+            OutSource::Input(i) => inputs[*i].clone(),
+        };
+        match value {
+            Some(c) => out.push((f.soap.as_slice(), c.to_soap())),
             None if f.optional => {}
             None => {
                 return Err(Failure::Upstream(UpstreamError::Invalid(format!(
-                    "the answer lacks {}",
-                    f.json.join(".")
+                    "no value for {}",
+                    f.soap.join("/")
                 ))));
             }
         }
     }
     Ok(out)
+}
+
+/// The SOAP response fields of a call from REST's JSON answer.
+fn map_response<'p>(
+    fields: &'p [OutField],
+    answer: &Value,
+    inputs: &[Option<Canon>],
+) -> Result<Vec<Out<'p>>, Failure> {
+    Ok(map_fields(fields, answer, inputs)?
+        .into_iter()
+        .map(|(p, t)| Out::Leaf(p, t))
+        .collect())
 }
 
 async fn call_upstream(
@@ -221,7 +310,8 @@ async fn check_codes(
     trace: &Trace,
 ) -> Result<(), Failure> {
     for arg in &call.args {
-        let (Some(codes), Some(Canon::Int(value))) = (&arg.codes, &inputs[arg.input]) else {
+        let (Some(codes), Some(Canon::Int(value))) = (&arg.codes, arg_value(&arg.source, inputs))
+        else {
             continue;
         };
         let Some(list) = conv
@@ -281,24 +371,18 @@ pub fn derived_id(who: &Identity, operation: &str, message_id: &str) -> uuid::Uu
     uuid::Uuid::new_v5(&MESSAGE_ID_NAMESPACE, name.as_bytes())
 }
 
-async fn exchange<'p>(
+async fn call_exchange<'p>(
     conv: &Converter,
     env: &Envelope<'p>,
+    plan: &'p CallPlan,
     trace: &Trace,
-) -> Result<Vec<(&'p [String], String)>, Failure> {
-    let op = env.op;
-    let plan = match &op.behaviour {
-        Behaviour::Retired { replacement } => {
-            return Err(Failure::Own(Fejl::MetodeUdgaaet, Some(replacement.clone())));
-        }
-        Behaviour::Call(plan) => plan,
-    };
+) -> Result<Answer<'p>, Failure> {
     let who = identity(env)?;
-    let inputs = typed_inputs(op, &env.values)?;
+    let inputs = typed_inputs(env.op, &env.values)?;
     let id;
     let (call, extra) = match (&plan.with_message_id, &env.message_id) {
         (Some((call, target)), Some(mid)) => {
-            id = Canon::Uuid(derived_id(&who, &op.name, mid));
+            id = Canon::Uuid(derived_id(&who, &env.op.name, mid));
             (call, Some((target, &id)))
         }
         _ => (&plan.call, None),
@@ -306,7 +390,216 @@ async fn exchange<'p>(
     check_codes(conv, call, &inputs, &who, trace).await?;
     check_unchanged(conv, plan, &inputs, &who, trace).await?;
     let answer = call_upstream(conv, &map_request(call, &inputs, extra), &who, trace).await?;
-    map_response(&plan.response, &answer)
+    Ok(Answer::Parts(map_response(
+        &plan.response,
+        &answer,
+        &inputs,
+    )?))
+}
+
+/// One collection's items from its REST answer; a code in `empty_on` means none.
+fn collection_items<'p>(
+    c: &'p CollectionPlan,
+    answer: Result<Value, Failure>,
+    inputs: &[Option<Canon>],
+) -> Result<Vec<Fields<'p>>, Failure> {
+    let json = match answer {
+        Ok(v) => v,
+        Err(Failure::Rest { fejlkode, .. }) if c.empty_on.contains(&fejlkode) => {
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e),
+    };
+    let items = json
+        .get(&c.items)
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            Failure::Upstream(UpstreamError::Invalid(format!(
+                "{} lacks {}",
+                c.call.operation_id, c.items
+            )))
+        })?;
+    items
+        .iter()
+        .map(|item| map_fields(&c.fields, item, inputs))
+        .collect()
+}
+
+async fn read_exchange<'p>(
+    conv: &Converter,
+    env: &Envelope<'p>,
+    service: &ServicePlan,
+    plan: &'p ReadPlan,
+    raw: &Raw<'_>,
+    trace: &Trace,
+) -> Result<Answer<'p>, Failure> {
+    let who = identity(env)?;
+    let inputs = typed_inputs(env.op, &env.values)?;
+    let passed = conv.cutover.passed(
+        &who.organisation_type,
+        &who.organisation_code,
+        jiff::Timestamp::now(),
+    );
+    let legacy_url = conv.legacy.urls.get(&service.name);
+
+    // REST for each collection (none after the cutover) and the legacy service, concurrently.
+    let rest = async {
+        if passed {
+            return Vec::new();
+        }
+        join_all(plan.collections.iter().map(|c| async {
+            call_upstream(conv, &map_request(&c.call, &inputs, None), &who, trace).await
+        }))
+        .await
+    };
+    let legacy = async {
+        match legacy_url {
+            Some(url) => Some(
+                conv.upstream
+                    .forward_soap(
+                        url,
+                        raw.content_type,
+                        raw.soap_action,
+                        raw.body.clone(),
+                        trace,
+                    )
+                    .await,
+            ),
+            None => None,
+        }
+    };
+    let (answers, legacy) = futures_util::join!(rest, legacy);
+
+    let mut items: Vec<Vec<Fields<'p>>> = vec![Vec::new(); plan.collections.len()];
+    for (i, (c, a)) in plan.collections.iter().zip(answers).enumerate() {
+        items[i] = collection_items(c, a, &inputs)?;
+    }
+
+    match legacy {
+        None => {
+            let mut parts = Vec::with_capacity(plan.order.len());
+            for part in &plan.order {
+                match *part {
+                    ReadPart::Echo(i) => parts.extend(
+                        map_fields(std::slice::from_ref(&plan.echo[i]), &Value::Null, &inputs)?
+                            .into_iter()
+                            .map(|(p, t)| Out::Leaf(p, t)),
+                    ),
+                    ReadPart::Collection(i) => {
+                        let c = &plan.collections[i];
+                        parts.push(Out::Collection {
+                            path: &c.element,
+                            item: &c.item,
+                            items: std::mem::take(&mut items[i]),
+                        });
+                    }
+                }
+            }
+            Ok(Answer::Parts(parts))
+        }
+        Some(Err(e)) => Err(Failure::Upstream(e)),
+        Some(Ok(LegacyAnswer {
+            status,
+            content_type,
+            body,
+        })) => {
+            // A legacy fault (or any non-2xx answer) passes through unchanged.
+            if !(200..300).contains(&status) {
+                return Ok(Answer::Raw {
+                    status,
+                    content_type,
+                    body: body.to_vec(),
+                });
+            }
+            let text = std::str::from_utf8(&body).map_err(|_| {
+                Failure::Upstream(UpstreamError::Invalid(
+                    "the legacy response is not UTF-8".into(),
+                ))
+            })?;
+            let replacements: Vec<Replacement<'_>> = plan
+                .collections
+                .iter()
+                .zip(&items)
+                .map(|(c, its)| Replacement {
+                    local: c.element.last().map_or("", String::as_str),
+                    item: &c.item,
+                    items: its,
+                })
+                .collect();
+            let spliced = splice(text, &service.namespace, &replacements)
+                .map_err(|e| Failure::Upstream(UpstreamError::Invalid(e)))?;
+            if conv.legacy.shadow_compare && !passed {
+                shadow_compare(conv, env.op, plan, &items, &spliced.legacy_items);
+            }
+            Ok(Answer::Raw {
+                status,
+                content_type,
+                body: spliced.body,
+            })
+        }
+    }
+}
+
+/// AC 1005.17.28.15: legacy and REST should agree. Items are matched by their first field
+/// (the identifier); a missing item on either side or a differing field is a mismatch.
+/// Counted and logged without CPR numbers or identifiers.
+fn shadow_compare(
+    conv: &Converter,
+    op: &OpPlan,
+    plan: &ReadPlan,
+    rest: &[Vec<Fields<'_>>],
+    legacy: &[Vec<Vec<(String, String)>>],
+) {
+    for ((c, rest_items), legacy_items) in plan.collections.iter().zip(rest).zip(legacy) {
+        let key = |fields: &[(String, String)]| fields.first().map(|(_, v)| v.clone());
+        let canon = |path: &str, text: &str| {
+            c.fields
+                .iter()
+                .find(|f| f.soap.join("/") == path)
+                .and_then(|f| f.ty.from_soap(text).ok())
+                .unwrap_or_else(|| Canon::Text(text.to_owned()))
+        };
+        let as_map = |fields: &[(String, String)]| -> Vec<(String, Canon)> {
+            fields
+                .iter()
+                .map(|(p, t)| (p.clone(), canon(p, t)))
+                .collect()
+        };
+        let rest_owned: Vec<Vec<(String, String)>> = rest_items
+            .iter()
+            .map(|it| it.iter().map(|(p, t)| (p.join("/"), t.clone())).collect())
+            .collect();
+        let mut mismatches = 0u64;
+        for r in &rest_owned {
+            match legacy_items.iter().find(|l| key(l) == key(r)) {
+                None => mismatches += 1,
+                Some(l) => {
+                    let (mut a, mut b) = (as_map(r), as_map(l));
+                    a.sort_by(|x, y| x.0.cmp(&y.0));
+                    b.sort_by(|x, y| x.0.cmp(&y.0));
+                    if a != b {
+                        mismatches += 1;
+                    }
+                }
+            }
+        }
+        mismatches += legacy_items
+            .iter()
+            .filter(|l| !rest_owned.iter().any(|r| key(r) == key(l)))
+            .count() as u64;
+        if mismatches > 0 {
+            conv.shadow_mismatches
+                .fetch_add(mismatches, Ordering::Relaxed);
+            tracing::warn!(
+                operation = %op.name,
+                collection = %c.element.last().map_or("", String::as_str),
+                mismatches,
+                rest_items = rest_owned.len(),
+                legacy_items = legacy_items.len(),
+                "shadow compare: legacy and REST differ"
+            );
+        }
+    }
 }
 
 /// The one place a failure becomes a fault: its codes, its side and its HTTP status.
@@ -385,7 +678,7 @@ impl Converter {
         service: &ServicePlan,
         content_type: &str,
         soap_action: Option<&str>,
-        body: &[u8],
+        body: bytes::Bytes,
         traceparent: Option<&str>,
     ) -> Outcome {
         let start = Instant::now();
@@ -400,14 +693,19 @@ impl Converter {
                 let (_, code, body) = fault_for(SoapVersion::V11, &failure, None);
                 Outcome {
                     status: 415,
-                    content_type: SoapVersion::V11.content_type(),
+                    content_type: SoapVersion::V11.content_type().to_owned(),
                     body,
                     operation: None,
                     fault_code: Some(code),
                 }
             }
             Ok((version, action)) => {
-                self.convert_envelope(service, version, action, body, &trace)
+                let raw = Raw {
+                    content_type,
+                    soap_action,
+                    body,
+                };
+                self.convert_envelope(service, version, action, &raw, &trace)
                     .await
             }
         };
@@ -428,32 +726,38 @@ impl Converter {
         service: &ServicePlan,
         version: SoapVersion,
         action: Option<&str>,
-        body: &[u8],
+        raw: &Raw<'_>,
         trace: &Trace,
     ) -> Outcome {
-        let env = match decode_envelope(body, version, action, service, self.limits) {
+        let env = match decode_envelope(&raw.body, version, action, service, self.limits) {
             Ok(env) => env,
             Err(e) => {
                 let (status, code, body) = fault_for(version, &Failure::Soap(e), None);
                 return Outcome {
                     status,
-                    content_type: version.content_type(),
+                    content_type: version.content_type().to_owned(),
                     body,
                     operation: None,
                     fault_code: Some(code),
                 };
             }
         };
-        // One deadline for all of the call's REST work (code list, read, write), so the
-        // caller gets its fault within upstream_timeout_ms, not a multiple of it.
-        let result =
-            match tokio::time::timeout(self.upstream.deadline(), exchange(self, &env, trace)).await
-            {
-                Ok(r) => r,
-                Err(_) => Err(Failure::Upstream(UpstreamError::Timeout)),
-            };
-        let message_id = env.message_id.as_deref();
-        let wsa = message_id.map(|mid| WsaReply {
+        let exchange = async {
+            match &env.op.behaviour {
+                Behaviour::Retired { replacement } => {
+                    Err(Failure::Own(Fejl::MetodeUdgaaet, Some(replacement.clone())))
+                }
+                Behaviour::Call(plan) => call_exchange(self, &env, plan, trace).await,
+                Behaviour::Read(plan) => read_exchange(self, &env, service, plan, raw, trace).await,
+            }
+        };
+        // One deadline for all of the call's upstream work (code list, reads, write, legacy),
+        // so the caller gets its fault within upstream_timeout_ms, not a multiple of it.
+        let result = match tokio::time::timeout(self.upstream.deadline(), exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::Upstream(UpstreamError::Timeout)),
+        };
+        let wsa = env.message_id.as_deref().map(|mid| WsaReply {
             relates_to: mid,
             // A fault the WSDL declares has the action of its wsdl:fault (WS-Addressing
             // metadata's default form), not the generic SOAP fault action.
@@ -466,22 +770,33 @@ impl Converter {
         });
         let operation = Some(env.op.name.clone());
         match result {
-            Ok(fields) => {
+            Ok(Answer::Parts(parts)) => {
                 let body = write::response(
                     version,
                     &service.namespace,
                     &env.op.response_element,
-                    &fields,
+                    &parts,
                     wsa.as_ref(),
                 );
                 Outcome {
                     status: 200,
-                    content_type: version.content_type(),
+                    content_type: version.content_type().to_owned(),
                     body,
                     operation,
                     fault_code: None,
                 }
             }
+            Ok(Answer::Raw {
+                status,
+                content_type,
+                body,
+            }) => Outcome {
+                status,
+                content_type,
+                body,
+                operation,
+                fault_code: None,
+            },
             Err(failure) => {
                 if let Failure::Upstream(e) = &failure {
                     tracing::warn!(operation = %env.op.name, error = %e, "upstream failure");
@@ -489,7 +804,7 @@ impl Converter {
                 let (status, code, body) = fault_for(version, &failure, wsa.as_ref());
                 Outcome {
                     status,
-                    content_type: version.content_type(),
+                    content_type: version.content_type().to_owned(),
                     body,
                     operation,
                     fault_code: Some(code),

@@ -26,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod converter;
 pub mod cpr;
+pub mod cutover;
 pub mod dktime;
 pub mod embedded;
 pub mod mapping;

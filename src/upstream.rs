@@ -42,6 +42,14 @@ pub enum RestAnswer {
     },
 }
 
+/// What a legacy SOAP service answered.
+#[derive(Debug, Clone)]
+pub struct LegacyAnswer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: bytes::Bytes,
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
     #[error("unreachable: {0}")]
@@ -190,6 +198,40 @@ impl Upstream {
             "{} answered {status} without a problem+json fejlkode",
             req.operation_id
         )))
+    }
+
+    /// Forwards a SOAP request unchanged to a legacy service (the splice), with the same
+    /// timeouts; the answer comes back as it was.
+    pub async fn forward_soap(
+        &self,
+        url: &str,
+        content_type: &str,
+        soap_action: Option<&str>,
+        body: bytes::Bytes,
+        trace: &Trace,
+    ) -> Result<LegacyAnswer, UpstreamError> {
+        let mut r = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header("traceparent", trace.child());
+        if let Some(a) = soap_action {
+            r = r.header("SOAPAction", a);
+        }
+        let res = r.body(body).send().await.map_err(classify)?;
+        let status = res.status().as_u16();
+        let content_type = res
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("text/xml; charset=utf-8")
+            .to_owned();
+        let body = res.bytes().await.map_err(classify)?;
+        Ok(LegacyAnswer {
+            status,
+            content_type,
+            body,
+        })
     }
 
     /// The codes of a REST code list, cached for `codelist_ttl`.

@@ -313,14 +313,11 @@ fn start_converter(rest_base: &str) -> Running {
         codelist_ttl: Duration::from_secs(300),
     })
     .unwrap();
-    let converter = Converter {
-        plan,
-        upstream,
-        limits: Limits {
-            max_depth: 32,
-            max_elements: 2000,
-        },
+    let limits = Limits {
+        max_depth: 32,
+        max_elements: 2000,
     };
+    let converter = Converter::new(plan, upstream, limits);
     let state = std::sync::Arc::new(SoapState::new(converter, MAX_BODY).unwrap());
     let routes = front::configure(state);
     Running::start(move |listener| {

@@ -60,6 +60,28 @@ struct OperationDecl {
     response: Vec<Spanned<FieldDecl>>,
     unchanged: Option<UnchangedDecl>,
     retired: Option<RetiredDecl>,
+    #[serde(default, rename = "collection")]
+    collections: Vec<Spanned<CollectionDecl>>,
+}
+
+/// A repeated collection of a read's response, filled from one REST call's JSON array.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CollectionDecl {
+    /// SOAP path of the collection element below `<Op>Response`.
+    element: String,
+    /// The repeated child's local name.
+    item: String,
+    call: String,
+    #[serde(default)]
+    request: Vec<Spanned<FieldDecl>>,
+    /// The JSON array of the answer that holds the items.
+    items: String,
+    /// Item fields: from = JSON field of an array item, to = SOAP path below the item.
+    fields: Vec<Spanned<FieldDecl>>,
+    /// REST codes that mean "this caller sees none of these": the collection is empty.
+    #[serde(default)]
+    empty_on: Vec<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,7 +94,13 @@ struct WithIdDecl {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FieldDecl {
+    /// A SOAP path (request), a JSON field (response), absent with `value` or `input`.
+    #[serde(default)]
     from: String,
+    /// A constant instead of `from` (request).
+    value: Option<String>,
+    /// A request element echoed into the response instead of `from` (response).
+    input: Option<String>,
     to: String,
     #[serde(rename = "type")]
     ty: Transform,
@@ -145,9 +173,18 @@ pub struct Codes {
     pub error: Fejl,
 }
 
+/// Where an argument's value comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// One of the operation's inputs.
+    Input(usize),
+    /// A constant of the mapping.
+    Const(Canon),
+}
+
 #[derive(Debug, Clone)]
 pub struct Arg {
-    pub input: usize,
+    pub source: Source,
     pub target: Target,
     pub codes: Option<Codes>,
 }
@@ -162,10 +199,19 @@ pub struct RestCall {
     pub args: Vec<Arg>,
 }
 
+/// Where a response element's value comes from.
+#[derive(Debug, Clone)]
+pub enum OutSource {
+    /// A field (dot path) of the REST answer, or of one item of a collection.
+    Json(Vec<String>),
+    /// A request input, echoed.
+    Input(usize),
+}
+
 /// A SOAP response element filled from the REST answer.
 #[derive(Debug, Clone)]
 pub struct OutField {
-    pub json: Vec<String>,
+    pub source: OutSource,
     pub soap: Vec<String>,
     pub ty: Transform,
     pub optional: bool,
@@ -188,9 +234,39 @@ pub struct CallPlan {
     pub response: Vec<OutField>,
 }
 
+/// A collection of a read: one REST call's array, item by item.
+#[derive(Debug, Clone)]
+pub struct CollectionPlan {
+    /// SOAP path of the collection element below `<Op>Response`.
+    pub element: Vec<String>,
+    pub item: String,
+    pub call: RestCall,
+    pub items: String,
+    /// Paths relative to the item element.
+    pub fields: Vec<OutField>,
+    pub empty_on: Vec<u32>,
+}
+
+/// One part of a read's response, in the WSDL's order.
+#[derive(Debug, Clone, Copy)]
+pub enum ReadPart {
+    Echo(usize),
+    Collection(usize),
+}
+
+/// A read assembled from several REST calls (made concurrently), each filling a
+/// collection; after the caller's cutover the collections are empty and nothing is called.
+#[derive(Debug, Clone)]
+pub struct ReadPlan {
+    pub echo: Vec<OutField>,
+    pub collections: Vec<CollectionPlan>,
+    pub order: Vec<ReadPart>,
+}
+
 #[derive(Debug, Clone)]
 pub enum Behaviour {
     Call(Box<CallPlan>),
+    Read(Box<ReadPlan>),
     Retired { replacement: String },
 }
 
@@ -474,13 +550,31 @@ impl Compiler<'_> {
             }
         }
         let mut inputs = Inputs::default();
+        let kinds = usize::from(op.call.is_some())
+            + usize::from(op.retired.is_some())
+            + usize::from(!op.collections.is_empty());
+        if kinds != 1 {
+            self.err(
+                span,
+                format!(
+                    "{}: exactly one of `call`, `retired` and `[[operation.collection]]`",
+                    op.name
+                ),
+            );
+            return None;
+        }
         let behaviour = match (op.call, op.retired) {
-            (Some(_), Some(_)) | (None, None) => {
-                self.err(
-                    span,
-                    format!("{}: exactly one of `call` and `retired`", op.name),
+            (Some(_), Some(_)) => return None,
+            (None, None) => {
+                let plan = self.read(
+                    wsdl,
+                    &request_element,
+                    &response_element,
+                    &op.response,
+                    op.collections,
+                    &mut inputs,
                 );
-                return None;
+                Behaviour::Read(Box::new(plan))
             }
             (None, Some(r)) => {
                 if !self.contract.operations.contains_key(&r.replacement) {
@@ -531,12 +625,26 @@ impl Compiler<'_> {
                 let unchanged = op
                     .unchanged
                     .and_then(|u| self.unchanged(wsdl, &request_element, &span, u, &mut inputs));
-                let response = self.response(wsdl, &response_element, &op.response, &rest);
+                let response = self.response(
+                    wsdl,
+                    &response_element,
+                    &op.response,
+                    Some(&rest),
+                    &mut inputs,
+                    true,
+                );
                 if let Some((with, _)) = &with_message_id
                     && let Some(with_rest) = self.contract.operations.get(&with.operation_id)
                 {
                     let with_rest = with_rest.clone();
-                    self.response(wsdl, &response_element, &op.response, &with_rest);
+                    self.response(
+                        wsdl,
+                        &response_element,
+                        &op.response,
+                        Some(&with_rest),
+                        &mut inputs,
+                        false,
+                    );
                 }
                 Behaviour::Call(Box::new(CallPlan {
                     call: rest_call(&rest, args),
@@ -711,10 +819,22 @@ impl Compiler<'_> {
         for d in decls {
             let span = d.span();
             let d = d.get_ref();
-            let Some(pos) = self.soap_path(&span, wsdl, root, &d.from, d.ty, d.optional) else {
-                continue;
+            let source = match &d.value {
+                Some(v) => match d.ty.from_soap(v) {
+                    Ok(c) => None.or(Some(Source::Const(c))),
+                    Err(e) => {
+                        self.err(span, format!("value {v:?}: {e}"));
+                        continue;
+                    }
+                },
+                None => None,
             };
-            self.check_order(&span, &mut last, pos, &d.from);
+            if source.is_none() {
+                let Some(pos) = self.soap_path(&span, wsdl, root, &d.from, d.ty, d.optional) else {
+                    continue;
+                };
+                self.check_order(&span, &mut last, pos, &d.from);
+            }
             let Some(target) = Target::parse(&d.to) else {
                 self.err(
                     span,
@@ -727,9 +847,12 @@ impl Compiler<'_> {
             };
             self.check_target(&span, rest, &target, d.ty);
             let codes = d.codes.as_ref().and_then(|c| self.codes(&span, c, d.ty));
-            let input = self.input(&span, inputs, &d.from, d.ty, d.optional);
+            let source = match source {
+                Some(s) => s,
+                None => Source::Input(self.input(&span, inputs, &d.from, d.ty, d.optional)),
+            };
             args.push(Arg {
-                input,
+                source,
                 target,
                 codes,
             });
@@ -864,61 +987,119 @@ impl Compiler<'_> {
         path: &str,
         ty: Transform,
     ) -> Option<bool> {
-        let Some(answer) = &rest.answer else {
+        let Some(answer) = rest.answer.clone() else {
             self.err(span.clone(), format!("{} answers no JSON", rest.id));
             return None;
         };
-        let Some((t, required)) = self.contract.field(answer, path) else {
-            self.err(
-                span.clone(),
-                format!("the answer of {} has no field {path}", rest.id),
-            );
-            return None;
-        };
-        let (want_ty, want_format) = ty.json_type();
-        if t.ty != want_ty || want_format.is_some_and(|f| t.format.as_deref() != Some(f)) {
-            self.err(
-                span.clone(),
-                format!(
-                    "{path} of {}'s answer is {}, which does not fit type \"{}\"",
-                    rest.id,
-                    t.ty,
-                    ty_name(ty)
-                ),
-            );
-        }
-        Some(required && !t.nullable)
+        self.check_schema_field(span, &answer, path, ty)
     }
 
+    /// Response fields: from the REST answer (`answer`, checked against its schema) or
+    /// echoed from the request (`input = ...`). `check_required`: every required top-level
+    /// response element has a source.
     fn response(
         &mut self,
         wsdl: &Wsdl,
         root: &str,
         decls: &[Spanned<FieldDecl>],
-        rest: &RestOperation,
+        answer: Option<&RestOperation>,
+        inputs: &mut Inputs,
+        check_required: bool,
     ) -> Vec<OutField> {
         let mut out = Vec::new();
         let mut last = None;
         for d in decls {
             let span = d.span();
             let d = d.get_ref();
-            let Some((p, pos)) = wsdl.resolve(root, &d.to) else {
-                self.err(span, format!("{root} has no element {}", d.to));
+            let Some(f) = self.out_field(
+                &span,
+                wsdl,
+                root,
+                "",
+                d,
+                answer.and_then(|a| a.answer.clone()).as_ref(),
+                &mut last,
+                inputs,
+            ) else {
                 continue;
             };
-            let soap_optional = p.min == 0;
-            if !p
-                .builtin
-                .as_ref()
-                .is_some_and(|b| d.ty.xsd_types().contains(&b.as_str()))
-            {
-                self.err(
-                    span.clone(),
-                    format!("{} cannot carry type \"{}\"", d.to, ty_name(d.ty)),
-                );
+            out.push(f);
+        }
+        if check_required {
+            let covered: Vec<String> = out.iter().filter_map(|o| o.soap.first().cloned()).collect();
+            self.check_required_children(decls, wsdl, root, &covered);
+        }
+        out
+    }
+
+    fn check_required_children(
+        &mut self,
+        decls: &[Spanned<FieldDecl>],
+        wsdl: &Wsdl,
+        root: &str,
+        covered: &[String],
+    ) {
+        if let Some(el) = wsdl.elements.get(root) {
+            for c in el.children.iter().filter(|c| c.min > 0) {
+                if !covered.contains(&c.name) {
+                    let span = decls.first().map(Spanned::span).unwrap_or(0..0);
+                    self.err(
+                        span,
+                        format!("{root}/{} is required in SOAP and nothing fills it", c.name),
+                    );
+                }
             }
-            self.check_order(&span, &mut last, pos, &d.to);
-            if let Some(always) = self.check_answer_field(&span, rest, &d.from, d.ty)
+        }
+    }
+
+    /// One output field below `root`/`prefix`; `schema` is the JSON object it reads from.
+    #[allow(clippy::too_many_arguments)]
+    fn out_field(
+        &mut self,
+        span: &std::ops::Range<usize>,
+        wsdl: &Wsdl,
+        root: &str,
+        prefix: &str,
+        d: &FieldDecl,
+        schema: Option<&serde_json::Value>,
+        last: &mut Option<Vec<usize>>,
+        inputs: &mut Inputs,
+    ) -> Option<OutField> {
+        let full = if prefix.is_empty() {
+            d.to.clone()
+        } else {
+            format!("{prefix}/{}", d.to)
+        };
+        let Some((p, pos)) = wsdl.resolve(root, &full) else {
+            self.err(span.clone(), format!("{root} has no element {full}"));
+            return None;
+        };
+        let soap_optional = p.min == 0;
+        let builtin = p.builtin.clone();
+        if !builtin
+            .as_ref()
+            .is_some_and(|b| d.ty.xsd_types().contains(&b.as_str()))
+        {
+            self.err(
+                span.clone(),
+                format!("{} cannot carry type \"{}\"", d.to, ty_name(d.ty)),
+            );
+        }
+        self.check_order(span, last, pos, &d.to);
+        let source = if let Some(input) = &d.input {
+            // An echo of a request element: it must be read from the request.
+            let req_root = root
+                .strip_suffix("Response")
+                .map(|r| format!("{r}Request"))
+                .unwrap_or_default();
+            self.soap_path(span, wsdl, &req_root, input, d.ty, d.optional)?;
+            OutSource::Input(self.input(span, inputs, input, d.ty, d.optional))
+        } else {
+            let Some(schema) = schema else {
+                self.err(span.clone(), "nothing to read `from` here: use `input`");
+                return None;
+            };
+            if let Some(always) = self.check_schema_field(span, schema, &d.from, d.ty)
                 && !always
                 && !soap_optional
             {
@@ -930,26 +1111,149 @@ impl Compiler<'_> {
                     ),
                 );
             }
-            out.push(OutField {
-                json: d.from.split('.').map(str::to_owned).collect(),
-                soap: d.to.split('/').map(str::to_owned).collect(),
-                ty: d.ty,
-                optional: soap_optional,
-            });
+            OutSource::Json(d.from.split('.').map(str::to_owned).collect())
+        };
+        Some(OutField {
+            source,
+            soap: d.to.split('/').map(str::to_owned).collect(),
+            ty: d.ty,
+            optional: soap_optional,
+        })
+    }
+
+    /// A field of a JSON schema with a type that fits; Some(whether always present).
+    fn check_schema_field(
+        &mut self,
+        span: &std::ops::Range<usize>,
+        schema: &serde_json::Value,
+        path: &str,
+        ty: Transform,
+    ) -> Option<bool> {
+        let Some((t, required)) = self.contract.field(schema, path) else {
+            self.err(span.clone(), format!("the REST answer has no field {path}"));
+            return None;
+        };
+        let (want_ty, want_format) = ty.json_type();
+        if t.ty != want_ty || want_format.is_some_and(|f| t.format.as_deref() != Some(f)) {
+            self.err(
+                span.clone(),
+                format!(
+                    "{path} of the REST answer is {}, which does not fit type \"{}\"",
+                    t.ty,
+                    ty_name(ty)
+                ),
+            );
         }
-        // Every required top-level response element has a source.
-        if let Some(el) = wsdl.elements.get(root) {
-            for c in el.children.iter().filter(|c| c.min > 0) {
-                if !out.iter().any(|o| o.soap.first() == Some(&c.name)) {
-                    let span = decls.first().map(Spanned::span).unwrap_or(0..0);
-                    self.err(
-                        span,
-                        format!("{root}/{} is required in SOAP and nothing fills it", c.name),
-                    );
-                }
+        Some(required && !t.nullable)
+    }
+
+    fn read(
+        &mut self,
+        wsdl: &Wsdl,
+        request_root: &str,
+        root: &str,
+        echo_decls: &[Spanned<FieldDecl>],
+        decls: Vec<Spanned<CollectionDecl>>,
+        inputs: &mut Inputs,
+    ) -> ReadPlan {
+        let echo = self.response(wsdl, root, echo_decls, None, inputs, false);
+        let mut parts: Vec<(Vec<usize>, ReadPart)> = Vec::new();
+        for (i, e) in echo.iter().enumerate() {
+            if let Some((_, pos)) = wsdl.resolve(root, &e.soap.join("/")) {
+                parts.push((pos, ReadPart::Echo(i)));
             }
         }
-        out
+        let mut collections = Vec::new();
+        for c in decls {
+            let span = c.span();
+            let c = c.into_inner();
+            let Some((el, pos)) = wsdl.resolve(root, &c.element) else {
+                self.err(span, format!("{root} has no element {}", c.element));
+                continue;
+            };
+            let item_ok = el
+                .children
+                .iter()
+                .any(|k| k.name == c.item && k.max.is_none_or(|m| m > 1));
+            if el.builtin.is_some() || !item_ok {
+                self.err(
+                    span.clone(),
+                    format!("{} is not a collection of repeated {}", c.element, c.item),
+                );
+                continue;
+            }
+            let Some(rest) = self.rest_operation(&span, &c.call) else {
+                continue;
+            };
+            let args = self.args(wsdl, request_root, &c.request, &rest, inputs, &[]);
+            let item_schema = rest
+                .answer
+                .as_ref()
+                .and_then(|a| self.contract.array_items(a, &c.items))
+                .cloned();
+            if item_schema.is_none() {
+                self.err(
+                    span.clone(),
+                    format!("the answer of {} has no array {}", rest.id, c.items),
+                );
+            }
+            let mut fields = Vec::new();
+            let mut last = None;
+            let item_path = format!("{}/{}", c.element, c.item);
+            for f in &c.fields {
+                let fspan = f.span();
+                if let Some(of) = self.out_field(
+                    &fspan,
+                    wsdl,
+                    root,
+                    &item_path,
+                    f.get_ref(),
+                    item_schema.as_ref(),
+                    &mut last,
+                    inputs,
+                ) {
+                    fields.push(of);
+                }
+            }
+            if let Some((item, _)) = wsdl.resolve(root, &item_path) {
+                for k in item.children.iter().filter(|k| k.min > 0) {
+                    if !fields.iter().any(|f| f.soap.first() == Some(&k.name)) {
+                        self.err(
+                            span.clone(),
+                            format!(
+                                "{item_path}/{} is required in SOAP and nothing fills it",
+                                k.name
+                            ),
+                        );
+                    }
+                }
+            }
+            parts.push((pos, ReadPart::Collection(collections.len())));
+            collections.push(CollectionPlan {
+                element: c.element.split('/').map(str::to_owned).collect(),
+                item: c.item,
+                call: rest_call(&rest, args),
+                items: c.items,
+                fields,
+                empty_on: c.empty_on,
+            });
+        }
+        parts.sort_by(|a, b| a.0.cmp(&b.0));
+        let covered: Vec<String> = echo
+            .iter()
+            .filter_map(|o| o.soap.first().cloned())
+            .chain(
+                collections
+                    .iter()
+                    .filter_map(|c| c.element.first().cloned()),
+            )
+            .collect();
+        self.check_required_children(echo_decls, wsdl, root, &covered);
+        ReadPlan {
+            echo,
+            collections,
+            order: parts.into_iter().map(|(_, p)| p).collect(),
+        }
     }
 }
 
@@ -966,6 +1270,7 @@ fn ty_name(t: Transform) -> &'static str {
     match t {
         Transform::Cpr => "cpr",
         Transform::Int => "int",
+        Transform::Bool => "bool",
         Transform::String => "string",
         Transform::Uuid => "uuid",
         Transform::Date => "date",

@@ -164,6 +164,13 @@ impl Contract {
         None
     }
 
+    /// The (resolved) item schema of the array field `field` of `schema`.
+    pub fn array_items<'a>(&'a self, schema: &'a Value, field: &str) -> Option<&'a Value> {
+        let prop = self.resolve(schema)["properties"].get(field)?;
+        let prop = self.resolve(prop);
+        (field_type(prop).ty == "array").then(|| self.resolve(&prop["items"]))
+    }
+
     /// Required properties of a (resolved) object schema.
     pub fn required(&self, schema: &Value) -> Vec<String> {
         self.resolve(schema)["required"]

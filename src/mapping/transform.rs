@@ -17,6 +17,8 @@ pub enum Transform {
     Cpr,
     /// xs:int ↔ JSON integer.
     Int,
+    /// xs:boolean ↔ JSON boolean.
+    Bool,
     /// Text both ways.
     String,
     /// A UUID, written lower-case and hyphenated.
@@ -34,6 +36,7 @@ pub enum Transform {
 pub enum Canon {
     Text(String),
     Int(i64),
+    Bool(bool),
     Uuid(Uuid),
     Day(Date),
     Instant(Timestamp),
@@ -50,6 +53,7 @@ impl Transform {
         match self {
             Transform::Cpr | Transform::String => ("string", None),
             Transform::Int => ("integer", None),
+            Transform::Bool => ("boolean", None),
             Transform::Uuid => ("string", Some("uuid")),
             Transform::Date => ("string", Some("date")),
             Transform::Datetime => ("string", Some("date-time")),
@@ -70,6 +74,7 @@ impl Transform {
                 "nonNegativeInteger",
                 "positiveInteger",
             ],
+            Transform::Bool => &["boolean"],
             Transform::Date => &["dateTime", "date"],
             Transform::Datetime => &["dateTime"],
         }
@@ -82,6 +87,11 @@ impl Transform {
         match self {
             Transform::Cpr | Transform::String => Ok(Canon::Text(t.to_owned())),
             Transform::Int => t.parse().map(Canon::Int).map_err(|_| bad),
+            Transform::Bool => match t {
+                "true" | "1" => Ok(Canon::Bool(true)),
+                "false" | "0" => Ok(Canon::Bool(false)),
+                _ => Err(bad),
+            },
             Transform::Uuid => Uuid::parse_str(t).map(Canon::Uuid).map_err(|_| bad),
             Transform::Date => dktime::parse_xs_day(t).map(Canon::Day).map_err(|_| bad),
             Transform::Datetime => dktime::parse_xs_datetime(t)
@@ -95,6 +105,7 @@ impl Transform {
         let bad = BadValue(self);
         match (self, v) {
             (Transform::Int, Value::Number(n)) => n.as_i64().map(Canon::Int).ok_or(bad),
+            (Transform::Bool, Value::Bool(b)) => Ok(Canon::Bool(*b)),
             (Transform::Cpr | Transform::String, Value::String(s)) => Ok(Canon::Text(s.clone())),
             (Transform::Uuid, Value::String(s)) => {
                 Uuid::parse_str(s).map(Canon::Uuid).map_err(|_| bad)
@@ -113,6 +124,7 @@ impl Canon {
         match self {
             Canon::Text(s) => Value::String(s.clone()),
             Canon::Int(i) => Value::from(*i),
+            Canon::Bool(b) => Value::Bool(*b),
             Canon::Uuid(u) => Value::String(u.hyphenated().to_string()),
             Canon::Day(d) => Value::String(d.to_string()),
             Canon::Instant(t) => Value::String(t.to_string()),
@@ -124,6 +136,7 @@ impl Canon {
         match self {
             Canon::Text(s) => s.clone(),
             Canon::Int(i) => i.to_string(),
+            Canon::Bool(b) => b.to_string(),
             Canon::Uuid(u) => u.hyphenated().to_string(),
             Canon::Day(d) => dktime::format_xs_day(*d),
             Canon::Instant(t) => dktime::format_xs_datetime(*t),
@@ -135,6 +148,7 @@ impl Canon {
         match self {
             Canon::Text(s) => s.clone(),
             Canon::Int(i) => i.to_string(),
+            Canon::Bool(b) => b.to_string(),
             Canon::Uuid(u) => u.hyphenated().to_string(),
             Canon::Day(d) => d.to_string(),
             Canon::Instant(t) => t.to_string(),

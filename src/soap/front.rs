@@ -85,7 +85,7 @@ async fn post(
             service,
             content_type,
             header(&req, "soapaction"),
-            &body,
+            body,
             header(&req, "traceparent"),
         )
         .await;

@@ -4,6 +4,7 @@
 
 pub mod envelope;
 pub mod front;
+pub mod splice;
 pub mod write;
 pub mod wsdl;
 

@@ -47,14 +47,101 @@ fn close_envelope(out: &mut String) {
     out.push_str("</soap:Body></soap:Envelope>");
 }
 
-/// A response: `<{element} xmlns="{namespace}">` with the fields in order. Each field is
-/// its element path below the response element and its text; paths that share a prefix
-/// share the enclosing elements.
+/// The fields of one item (or of a response): each element's path and text.
+pub type Fields<'p> = Vec<(&'p [String], String)>;
+
+/// One part of a response, in document order.
+#[derive(Debug, Clone)]
+pub enum Out<'p> {
+    /// An element with text, by its path below the response element.
+    Leaf(&'p [String], String),
+    /// A collection element with its repeated items; each item is a list of fields by
+    /// their paths below the item. Written as `<Collection/>` when there are none.
+    Collection {
+        path: &'p [String],
+        item: &'p str,
+        items: Vec<Vec<(&'p [String], String)>>,
+    },
+}
+
+fn open_tag(out: &mut String, prefix: Option<&str>, name: &str) {
+    out.push('<');
+    if let Some(p) = prefix {
+        out.push_str(p);
+        out.push(':');
+    }
+    out.push_str(name);
+    out.push('>');
+}
+
+fn close_tag(out: &mut String, prefix: Option<&str>, name: &str) {
+    out.push_str("</");
+    if let Some(p) = prefix {
+        out.push_str(p);
+        out.push(':');
+    }
+    out.push_str(name);
+    out.push('>');
+}
+
+/// Moves the open elements in `open` to `parents`: closes what differs, opens what is new.
+fn move_to<'a>(
+    out: &mut String,
+    prefix: Option<&str>,
+    open: &mut Vec<&'a str>,
+    parents: &'a [String],
+) {
+    let common = open
+        .iter()
+        .zip(parents)
+        .take_while(|(a, b)| **a == b.as_str())
+        .count();
+    while open.len() > common {
+        if let Some(name) = open.pop() {
+            close_tag(out, prefix, name);
+        }
+    }
+    for p in &parents[common..] {
+        open_tag(out, prefix, p);
+        open.push(p);
+    }
+}
+
+/// Fields by path, sharing enclosing elements, each name with `prefix` if given.
+pub fn write_fields(out: &mut String, prefix: Option<&str>, fields: &[(&[String], String)]) {
+    let mut open: Vec<&str> = Vec::new();
+    for (path, text) in fields {
+        let Some((leaf, parents)) = path.split_last() else {
+            continue;
+        };
+        move_to(out, prefix, &mut open, parents);
+        open_tag(out, prefix, leaf);
+        out.push_str(&escape(text.as_str()));
+        close_tag(out, prefix, leaf);
+    }
+    move_to(out, prefix, &mut open, &[]);
+}
+
+/// The items of a collection, each `<item>` with its fields.
+pub fn write_items(
+    out: &mut String,
+    prefix: Option<&str>,
+    item: &str,
+    items: &[Vec<(&[String], String)>],
+) {
+    for fields in items {
+        open_tag(out, prefix, item);
+        write_fields(out, prefix, fields);
+        close_tag(out, prefix, item);
+    }
+}
+
+/// A response: `<{element} xmlns="{namespace}">` with its parts in order.
 pub fn response(
     version: SoapVersion,
     namespace: &str,
     element: &str,
-    fields: &[(&[String], String)],
+    parts: &[Out<'_>],
     wsa: Option<&WsaReply<'_>>,
 ) -> Vec<u8> {
     let mut out = String::with_capacity(512);
@@ -65,41 +152,35 @@ pub fn response(
     out.push_str(&escape(namespace));
     out.push_str(r#"">"#);
     let mut open: Vec<&str> = Vec::new();
-    for (path, text) in fields {
-        let Some((leaf, parents)) = path.split_last() else {
-            continue;
-        };
-        let common = open
-            .iter()
-            .zip(parents)
-            .take_while(|(a, b)| **a == b.as_str())
-            .count();
-        while open.len() > common {
-            if let Some(name) = open.pop() {
-                out.push_str("</");
-                out.push_str(name);
-                out.push('>');
+    for part in parts {
+        match part {
+            Out::Leaf(path, text) => {
+                let Some((leaf, parents)) = path.split_last() else {
+                    continue;
+                };
+                move_to(&mut out, None, &mut open, parents);
+                open_tag(&mut out, None, leaf);
+                out.push_str(&escape(text.as_str()));
+                close_tag(&mut out, None, leaf);
+            }
+            Out::Collection { path, item, items } => {
+                let Some((name, parents)) = path.split_last() else {
+                    continue;
+                };
+                move_to(&mut out, None, &mut open, parents);
+                if items.is_empty() {
+                    out.push('<');
+                    out.push_str(name);
+                    out.push_str("/>");
+                } else {
+                    open_tag(&mut out, None, name);
+                    write_items(&mut out, None, item, items);
+                    close_tag(&mut out, None, name);
+                }
             }
         }
-        for p in &parents[common..] {
-            out.push('<');
-            out.push_str(p);
-            out.push('>');
-            open.push(p);
-        }
-        out.push('<');
-        out.push_str(leaf);
-        out.push('>');
-        out.push_str(&escape(text.as_str()));
-        out.push_str("</");
-        out.push_str(leaf);
-        out.push('>');
     }
-    while let Some(name) = open.pop() {
-        out.push_str("</");
-        out.push_str(name);
-        out.push('>');
-    }
+    move_to(&mut out, None, &mut open, &[]);
     out.push_str("</");
     out.push_str(element);
     out.push('>');
@@ -171,9 +252,9 @@ mod tests {
         let p = |s: &str| s.split('/').map(str::to_owned).collect::<Vec<_>>();
         let (a, b, c) = (p("X/A"), p("X/B"), p("C"));
         let fields = [
-            (a.as_slice(), "1".to_owned()),
-            (b.as_slice(), "<2>".to_owned()),
-            (c.as_slice(), "3".to_owned()),
+            Out::Leaf(a.as_slice(), "1".to_owned()),
+            Out::Leaf(b.as_slice(), "<2>".to_owned()),
+            Out::Leaf(c.as_slice(), "3".to_owned()),
         ];
         let xml = String::from_utf8(response(
             SoapVersion::V11,
@@ -217,5 +298,27 @@ mod tests {
             f12.contains(r#"<soap:Text xml:lang="da">x: y</soap:Text>"#),
             "{f12}"
         );
+    }
+
+    #[test]
+    fn collections_are_written_with_their_items_or_empty() {
+        let p = |s: &str| s.split('/').map(str::to_owned).collect::<Vec<_>>();
+        let (id, coll, empty, x) = (p("P/Id"), p("P/KG"), p("P/PC"), p("A/B"));
+        let parts = [
+            Out::Leaf(id.as_slice(), "1".into()),
+            Out::Collection {
+                path: coll.as_slice(),
+                item: "G",
+                items: vec![vec![(x.as_slice(), "b".into())], vec![]],
+            },
+            Out::Collection {
+                path: empty.as_slice(),
+                item: "C",
+                items: vec![],
+            },
+        ];
+        let xml =
+            String::from_utf8(response(SoapVersion::V12, "urn:n", "R", &parts, None)).unwrap();
+        assert!(xml.contains(r#"<R xmlns="urn:n"><P><Id>1</Id><KG><G><A><B>b</B></A></G><G></G></KG><PC/></P></R>"#), "{xml}");
     }
 }
