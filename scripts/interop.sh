@@ -14,19 +14,39 @@
 #                        a shorter pass (half the examples) where schemathesis generates
 #                        the identity headers too.
 #   7. check_logs        no CPR number in the backend's log (rule: CPR numbers never in logs).
+#   8. start_converter   `vos-converter serve` on an ephemeral port with a fresh data directory:
+#                        the embedded backend in dev mode, seeded with mappings/dev-seed.toml
+#                        (0101701111 and 0202702222 of municipality 101, the latter enrolled;
+#                        0303703333 of 147; 0404704444 of 751, enrolled); killed on exit.
+#   9. validate_wsdl     the WSDL it serves at /PersonRegistrationService/9?wsdl: well-formed
+#                        (xmllint), its inline schemas compile and validate sample messages
+#                        (xmllint --schema and xmlschema), it validates against the WSDL 1.1
+#                        schema xmlschema ships, both addresses are the converter's URL.
+#  10. run_zeep          zeep (PyPI, pinned, in the same venv) loads the served WSDL and drives
+#                        every PersonRegistrationService operation over the SOAP 1.1 and 1.2
+#                        ports: ids, rule faults 100028/100029/900509/900203, the retired
+#                        operation 900510, a retried wsa:MessageID (scripts/interop/zeep_prs.py).
+#  11. run_npm_soap      the npm package soap (pinned by scripts/interop/package-lock.json, npm
+#                        ci into .interop/node) loads the served WSDL and creates and updates a
+#                        contact group over both ports, fault 100028 included
+#                        (scripts/interop/npm_soap_prs.js).
+#  12. check_converter_logs
+#                        no CPR number in the converter's log either.
 #
-# Later interop sections (a zeep client, npm SOAP clients, ...) are new functions called from
-# main(); they can use $BASE_URL, $INTEROP, $LOG_DIR, $VENV and the helpers below.
+# Later interop sections are new functions called from main() through `timed`; they can use
+# $BASE_URL, $CONVERTER_URL, $INTEROP, $LOG_DIR, $VENV and the helpers below.
 #
 # Runs as root on a possibly new Debian machine (CI) as well as on a developer's machine.
-# Downloads nothing but registry packages (Debian packages when python3-venv or curl is
-# missing, PyPI for schemathesis). Exit status: 0 when every section passed.
+# Downloads nothing but registry packages (Debian packages when python3-venv, curl, xmllint or
+# Node.js is missing, PyPI for schemathesis, zeep and xmlschema, the npm registry for soap).
+# Exit status: 0 when every section passed.
 #
 # Environment:
 #   INTEROP_MAX_EXAMPLES   examples per operation in the main pass (default 50)
 #   INTEROP_SEED           the hypothesis seed of both passes (default 20251127)
 #   INTEROP_SKIP_BUILD=1   use the existing target/release binary as it is
-#   INTEROP_RUST_LOG       the backend's RUST_LOG (default info,vos_converter=debug)
+#   INTEROP_RUST_LOG       the RUST_LOG of the backend and of the converter
+#                          (default info,vos_converter=debug)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,6 +56,13 @@ LOG_DIR="$INTEROP/logs"
 BIN="$ROOT/target/release/vos-converter"
 
 SCHEMATHESIS_VERSION="4.32.5"
+# The SOAP sections' Python packages, in the same venv. zeep brings lxml.
+ZEEP_VERSION="4.3.3"
+XMLSCHEMA_VERSION="4.3.2"
+# The npm soap client: its version is pinned in scripts/interop/package.json and, with every
+# dependency, in scripts/interop/package-lock.json (no download addresses in it).
+NODE_DIR="$INTEROP/node"
+NPM_SPEC_DIR="$ROOT/scripts/interop"
 MAX_EXAMPLES="${INTEROP_MAX_EXAMPLES:-50}"
 SEED="${INTEROP_SEED:-20251127}"
 
@@ -51,11 +78,16 @@ SEED_CPRS=(0101800001 1502920002 3112650003 2806000004)
 BACKEND_PID=""
 TMP_DIR=""
 BASE_URL=""
+CONVERTER_PID=""
+CONVERTER_DIR=""
+CONVERTER_URL=""  # http://127.0.0.1:PORT
+PRS_URL=""        # $CONVERTER_URL/PersonRegistrationService/9
 KONTAKTGRUPPE_ID=""
 PERSONKATEGORI_ID=""
 KONTAKTGRUPPETYPER=""
 PERSONKATEGORITYPER=""
 FAILED_SECTIONS=()
+SECTION_TIMES=()
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
@@ -67,21 +99,32 @@ fail() {
     exit 1
 }
 
+# stop_process PID NAME -- TERM, up to 10 s for it to end, then KILL. Only the suite's own
+# children, by their pid.
+stop_process() {
+    local pid="$1" name="$2"
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+    info "stopping the $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# The one EXIT trap: stops the converter and the backend, removes their temporary folders.
 cleanup() {
     local rc=$?
-    if [[ -n "$BACKEND_PID" ]] && kill -0 "$BACKEND_PID" 2>/dev/null; then
-        info "stopping the backend (pid $BACKEND_PID)"
-        kill -TERM "$BACKEND_PID" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$BACKEND_PID" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -KILL "$BACKEND_PID" 2>/dev/null || true
-        wait "$BACKEND_PID" 2>/dev/null || true
-    fi
-    if [[ -n "$TMP_DIR" && -d "$TMP_DIR" ]]; then
-        rm -rf "$TMP_DIR"
-    fi
+    stop_process "$CONVERTER_PID" converter
+    stop_process "$BACKEND_PID" backend
+    local dir
+    for dir in "$CONVERTER_DIR" "$TMP_DIR"; do
+        if [[ -n "$dir" && -d "$dir" ]]; then
+            rm -rf "$dir"
+        fi
+    done
     exit "$rc"
 }
 trap cleanup EXIT
@@ -135,13 +178,40 @@ ensure_system_packages() {
         missing+=(python3-venv)
     fi
     ((${#missing[@]} == 0)) && return 0
-    info "missing system packages: ${missing[*]}"
+    apt_install "${missing[@]}" || fail "could not install ${missing[*]}"
+}
+
+# apt_install PACKAGE... -- Debian packages with apt-get (needs root: CI is). Status 1 when
+# that cannot be done here.
+APT_UPDATED=""
+apt_install() {
+    info "missing system packages: $*"
     if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-        fail "install ${missing[*]} (needs root and apt-get to do it here)"
+        info "install $* (needs root and apt-get to do it here)"
+        return 1
     fi
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    if [[ -z "$APT_UPDATED" ]]; then
+        apt-get update -qq || return 1
+        APT_UPDATED=1
+    fi
+    apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# zeep and xmlschema in the venv at their pinned versions (installed when either is missing
+# or another version; the venv itself is setup_python's).
+setup_python_soap() {
+    local want have
+    want="xmlschema==$XMLSCHEMA_VERSION zeep==$ZEEP_VERSION" # as sort -f orders them
+    have="$("$VENV/bin/python" -m pip list --format=freeze --disable-pip-version-check 2>/dev/null |
+        grep -iE '^(zeep|xmlschema)==' | sort -f | tr '\n' ' ')"
+    if [[ "${have% }" == "$want" ]]; then
+        info "reusing zeep $ZEEP_VERSION and xmlschema $XMLSCHEMA_VERSION in ${VENV#"$ROOT"/}"
+        return 0
+    fi
+    info "installing zeep $ZEEP_VERSION and xmlschema $XMLSCHEMA_VERSION into ${VENV#"$ROOT"/}"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "zeep==$ZEEP_VERSION" "xmlschema==$XMLSCHEMA_VERSION"
 }
 
 setup_python() {
@@ -459,22 +529,230 @@ PY
 }
 
 # ---------------------------------------------------------------------------------------------
+# The converter and real SOAP clients
+
+start_converter() {
+    section "converter: vos-converter serve on an ephemeral port, fresh data directory"
+    CONVERTER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/vos-interop-serve.XXXXXX")"
+    mkdir -p "$LOG_DIR"
+    # Flags only: no VOS_* setting of the caller's environment may move it elsewhere.
+    env -u VOS_LISTEN -u VOS_REST_URL -u VOS_DATA_DIR -u VOS_CUTOVER \
+        RUST_LOG="${INTEROP_RUST_LOG:-info,vos_converter=debug}" NO_COLOR=1 \
+        "$BIN" serve --listen 127.0.0.1:0 --data-dir "$CONVERTER_DIR" \
+        >"$LOG_DIR/converter.stdout" 2>"$LOG_DIR/converter.stderr" &
+    CONVERTER_PID=$!
+    local line=""
+    for _ in $(seq 1 150); do
+        line="$(grep -m1 -o 'listening on http://127\.0\.0\.1:[0-9]*' "$LOG_DIR/converter.stdout" || true)"
+        [[ -n "$line" ]] && break
+        if ! kill -0 "$CONVERTER_PID" 2>/dev/null; then
+            cat "$LOG_DIR/converter.stdout" "$LOG_DIR/converter.stderr" >&2 || true
+            info "the converter exited before it listened"
+            FAILED_SECTIONS+=("converter-start")
+            CONVERTER_PID=""
+            return 0
+        fi
+        sleep 0.2
+    done
+    if [[ -z "$line" ]]; then
+        info "the converter did not say where it listens within 30 s"
+        FAILED_SECTIONS+=("converter-start")
+        return 0
+    fi
+    CONVERTER_URL="${line#listening on }"
+    PRS_URL="$CONVERTER_URL/PersonRegistrationService/9"
+    info "converter pid $CONVERTER_PID at $CONVERTER_URL (logs in ${LOG_DIR#"$ROOT"/}/converter.*)"
+    sed -n 's/^ *\(REST upstream:.*\)/\1/p' "$LOG_DIR/converter.stdout" | while read -r l; do info "$l"; done
+    if ! curl -fsS -o /dev/null "$PRS_URL?wsdl"; then
+        info "no WSDL at $PRS_URL?wsdl"
+        FAILED_SECTIONS+=("converter-start")
+        PRS_URL=""
+    fi
+}
+
+# needs_converter -- status 1 (and says so) when the converter is not serving.
+needs_converter() {
+    [[ -n "$PRS_URL" ]] && return 0
+    info "skipped: the converter did not start (see converter-start)"
+    return 1
+}
+
+validate_wsdl() {
+    section "WSDL: the served PersonRegistrationService v9 WSDL (xmllint, xmlschema)"
+    needs_converter || return 0
+    local dir="$LOG_DIR/wsdl" wsdl="$LOG_DIR/wsdl/PersonRegistrationService-9.wsdl" failed=0
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    if ! command -v xmllint >/dev/null 2>&1 && ! apt_install libxml2-utils; then
+        FAILED_SECTIONS+=("wsdl")
+        return 0
+    fi
+    info "$(xmllint --version 2>&1 | head -1)"
+    if ! setup_python_soap; then
+        FAILED_SECTIONS+=("wsdl")
+        return 0
+    fi
+    if ! curl -fsS -o "$wsdl" "$PRS_URL?wsdl"; then
+        info "GET $PRS_URL?wsdl failed"
+        FAILED_SECTIONS+=("wsdl")
+        return 0
+    fi
+    info "GET $PRS_URL?wsdl -> ${wsdl#"$ROOT"/} ($(wc -c <"$wsdl") bytes)"
+    if xmllint --noout "$wsdl"; then
+        info "xmllint: well-formed"
+    else
+        info "xmllint: the served WSDL is not well-formed"
+        failed=1
+    fi
+    # Extracts the inline schemas and sample messages, compiles and checks them with xmlschema,
+    # validates the WSDL against the WSDL 1.1 schema, checks the addresses.
+    "$VENV/bin/python" "$ROOT/scripts/interop/wsdl_check.py" "$wsdl" "$PRS_URL" "$dir/schemas" ||
+        failed=1
+    # The same schemas and samples through libxml2: 0 valid, 3 invalid, anything else means
+    # the schema did not compile.
+    local schema sample expect rc
+    if [[ -f "$dir/schemas/xmllint-pairs.txt" ]]; then
+        while read -r schema sample expect; do
+            [[ -n "$schema" ]] || continue
+            rc=0
+            xmllint --noout --schema "$schema" "$sample" >"$dir/xmllint.out" 2>&1 || rc=$?
+            case "$rc/$expect" in
+            0/valid | 3/invalid)
+                info "xmllint --schema $(basename "$schema"): $(basename "$sample") ${expect/invalid/refused}" ;;
+            *)
+                cat "$dir/xmllint.out" >&2
+                info "xmllint --schema $(basename "$schema") $(basename "$sample"): exit $rc, expected $expect"
+                failed=1
+                ;;
+            esac
+        done <"$dir/schemas/xmllint-pairs.txt"
+    else
+        info "no schemas were extracted"
+        failed=1
+    fi
+    if ((failed)); then
+        FAILED_SECTIONS+=("wsdl")
+    else
+        info "the served WSDL passed"
+    fi
+}
+
+run_zeep() {
+    section "zeep $ZEEP_VERSION: every PersonRegistrationService operation over SOAP 1.1 and 1.2"
+    needs_converter || return 0
+    if ! setup_python_soap; then
+        FAILED_SECTIONS+=("zeep")
+        return 0
+    fi
+    local rc=0
+    "$VENV/bin/python" "$ROOT/scripts/interop/zeep_prs.py" "$PRS_URL" "$LOG_DIR/zeep-exchanges.log" ||
+        rc=$?
+    if ((rc != 0)); then
+        info "zeep failed with exit status $rc (exchanges in ${LOG_DIR#"$ROOT"/}/zeep-exchanges.log)"
+        FAILED_SECTIONS+=("zeep")
+    fi
+}
+
+# The npm soap client in .interop/node: npm ci from the committed package.json and
+# package-lock.json (reused while both are unchanged and the install is complete).
+setup_npm_soap() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        apt_install nodejs npm || return 1
+    fi
+    info "node $(node --version), npm $(npm --version)"
+    if cmp -s "$NPM_SPEC_DIR/package.json" "$NODE_DIR/package.json" &&
+        cmp -s "$NPM_SPEC_DIR/package-lock.json" "$NODE_DIR/package-lock.json" &&
+        [[ -f "$NODE_DIR/node_modules/.package-lock.json" && -f "$NODE_DIR/node_modules/soap/package.json" ]]; then
+        info "reusing ${NODE_DIR#"$ROOT"/}"
+    else
+        info "npm ci into ${NODE_DIR#"$ROOT"/}"
+        rm -rf "$NODE_DIR"
+        mkdir -p "$NODE_DIR"
+        cp "$NPM_SPEC_DIR/package.json" "$NPM_SPEC_DIR/package-lock.json" "$NODE_DIR/"
+        (cd "$NODE_DIR" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) || return 1
+    fi
+    info "soap $(node -p 'require(process.argv[1]).version' "$NODE_DIR/node_modules/soap/package.json")"
+}
+
+run_npm_soap() {
+    section "npm soap: CreateContactGroup and UpdateContactGroup over SOAP 1.1 and 1.2"
+    needs_converter || return 0
+    if ! setup_npm_soap; then
+        info "could not install the npm soap client"
+        FAILED_SECTIONS+=("npm-soap")
+        return 0
+    fi
+    local rc=0
+    NODE_PATH="$NODE_DIR/node_modules" node "$ROOT/scripts/interop/npm_soap_prs.js" \
+        "$PRS_URL" "$LOG_DIR/npm-soap-exchanges.log" || rc=$?
+    if ((rc != 0)); then
+        info "npm soap failed with exit status $rc (exchanges in ${LOG_DIR#"$ROOT"/}/npm-soap-exchanges.log)"
+        FAILED_SECTIONS+=("npm-soap")
+    fi
+}
+
+# No CPR number in the converter's output (its embedded backend logs there too): the SOAP
+# clients sent the seeded persons' and fictitious ones. Any CPR-shaped run of ten digits
+# counts that is not part of a longer word, a number or a UUID.
+check_converter_logs() {
+    section "logs: no CPR number in the converter's output"
+    [[ -n "$CONVERTER_PID" ]] || {
+        info "skipped: the converter did not start"
+        return 0
+    }
+    local logs=("$LOG_DIR/converter.stdout" "$LOG_DIR/converter.stderr") leaks
+    # An empty log would make this check vacuous: one line per SOAP call is expected.
+    if ! grep -qiE 'soap call|operation=' "$LOG_DIR/converter.stderr"; then
+        info "the converter logged no SOAP requests; RUST_LOG=${INTEROP_RUST_LOG:-info,vos_converter=debug}"
+        FAILED_SECTIONS+=("no-converter-log")
+    fi
+    info "scanning $(wc -l <"$LOG_DIR/converter.stderr") log lines"
+    leaks="$(grep -n -E '(^|[^0-9A-Za-z-])(0[1-9]|[12][0-9]|3[01])(0[1-9]|1[0-2])[0-9]{6}($|[^0-9A-Za-z-])' \
+        "${logs[@]}" || true)"
+    if [[ -n "$leaks" ]]; then
+        sed -E 's/[0-9]{10}/**********/g' <<<"$leaks" | head -20 >&2
+        info "a CPR number appears in the converter's log"
+        FAILED_SECTIONS+=("cpr-in-converter-logs")
+    else
+        info "no CPR number in the log"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+
+# timed FUNCTION -- runs a section and keeps its duration for the summary.
+timed() {
+    local t0=$SECONDS
+    "$@"
+    SECTION_TIMES+=("$(printf '%-26s %4d s' "$1" $((SECONDS - t0)))")
+}
 
 main() {
     local start=$SECONDS
     cd "$ROOT"
-    setup_python
-    build_release
-    start_backend
-    seed_backend
-    run_schemathesis
-    run_schemathesis_noident
-    check_logs
-    # Later sections (zeep, npm SOAP clients) go here.
+    timed setup_python
+    timed build_release
+    timed start_backend
+    timed seed_backend
+    timed run_schemathesis
+    timed run_schemathesis_noident
+    timed check_logs
+    timed start_converter
+    timed validate_wsdl
+    timed run_zeep
+    timed run_npm_soap
+    timed check_converter_logs
 
     section "result"
+    local t
+    for t in "${SECTION_TIMES[@]}"; do
+        info "$t"
+    done
     if ! kill -0 "$BACKEND_PID" 2>/dev/null; then
         FAILED_SECTIONS+=("backend-died")
+    fi
+    if [[ -n "$CONVERTER_PID" ]] && ! kill -0 "$CONVERTER_PID" 2>/dev/null; then
+        FAILED_SECTIONS+=("converter-died")
     fi
     if ((${#FAILED_SECTIONS[@]} > 0)); then
         info "FAILED: ${FAILED_SECTIONS[*]} ($((SECONDS - start)) s)"
