@@ -16,6 +16,7 @@ use crate::config::{Config, ConfigError, Overrides};
 use crate::converter::{Converter, Legacy};
 use crate::dktime::Clock;
 use crate::mapping::{self, MappingError};
+use crate::observe::usage::Usage;
 use crate::soap::envelope::Limits;
 use crate::soap::front::{self, SoapState};
 use crate::upstream::{Upstream, UpstreamConfig};
@@ -31,6 +32,9 @@ pub struct Cli {
     /// Without a command: `serve` with its defaults (the quick start).
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Log lines as human-readable text or JSON (RUST_LOG filters them).
+    #[arg(long, global = true, env = "VOS_LOG_FORMAT", value_enum, default_value_t = crate::observe::LogFormat::Text)]
+    pub log_format: crate::observe::LogFormat,
 }
 
 // `Serve`'s flags make it the large variant; the enum is built once per process.
@@ -288,9 +292,30 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
         urls: cfg.legacy_url.clone().into_iter().collect(),
         shadow_compare: cfg.shadow_compare,
     };
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| CliError::DataDir {
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
+    let usage = Usage::load(Some(cfg.data_dir.join("migration-usage.json")));
+    let cutover = cfg.cutover()?;
     let converter = Converter::new(plan.clone(), upstream, limits)
-        .with_cutover(cfg.cutover()?)
-        .with_legacy(legacy);
+        .with_cutover(cutover.clone())
+        .with_legacy(legacy)
+        .with_usage(usage);
+    let now = jiff::Timestamp::now();
+    for (t, c, at) in cutover.overrides() {
+        converter.metrics.set_past_cutover(t, c, now >= at);
+    }
+    // The usage aggregates reach the disk every 10 s and at shutdown.
+    let usage = converter.usage.clone();
+    let persist = actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            usage.persist(Clock::System.today());
+        }
+    });
+    let usage = converter.usage.clone();
     let state = Arc::new(SoapState::new(converter, cfg.max_body_bytes).map_err(CliError::Other)?);
     let listener = bind(&cfg.listen)?;
     let addr = listener.local_addr()?;
@@ -314,6 +339,14 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
             s.name, s.version, s.endpoint, s.endpoint
         )?;
     }
+    writeln!(
+        out,
+        "  migration dashboard: {base}/dashboard   (JSON: {base}/api/migration)"
+    )?;
+    writeln!(
+        out,
+        "  metrics: {base}/metrics   health: {base}/healthz   ready: {base}/readyz"
+    )?;
     match &cfg.rest_url {
         Some(url) => writeln!(out, "  REST upstream: {url}")?,
         None => {
@@ -350,6 +383,8 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
     out.flush()?;
     drop(out);
     server.await?;
+    persist.abort();
+    usage.persist(Clock::System.today());
     if let Some(h) = embedded_backend {
         h.stop(true).await;
     }

@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use futures_util::future::join_all;
@@ -22,6 +21,8 @@ use crate::mapping::{
     Behaviour, CallPlan, Canon, CollectionPlan, OpPlan, OutField, OutSource, Plan, ReadPart,
     ReadPlan, RestCall, ServicePlan, Source, Target,
 };
+use crate::observe::metrics::{CallRecord, Metrics};
+use crate::observe::usage::{Usage, UsageCall};
 use crate::soap::envelope::{Envelope, Limits, decode_envelope};
 use crate::soap::splice::{Replacement, splice};
 use crate::soap::write::{self, Fields, Out, Side, WsaReply};
@@ -53,20 +54,22 @@ pub struct Converter {
     pub limits: Limits,
     pub cutover: Arc<Cutover>,
     pub legacy: Arc<Legacy>,
-    /// Items that differed between legacy and REST in shadow compares (AC 1005.17.28.15).
-    pub shadow_mismatches: Arc<AtomicU64>,
+    pub metrics: Arc<Metrics>,
+    pub usage: Arc<Usage>,
 }
 
 impl Converter {
     /// A converter with the default cutover (`config::DEFAULT_CUTOVER`) and no legacy services.
     pub fn new(plan: Arc<Plan>, upstream: Upstream, limits: Limits) -> Converter {
+        let metrics = Arc::new(Metrics::new());
         Converter {
             plan,
-            upstream,
+            upstream: upstream.with_metrics(metrics.clone()),
             limits,
+            metrics,
+            usage: Arc::new(Usage::load(None)),
             cutover: Arc::new(Cutover::new(crate::config::default_cutover())),
             legacy: Arc::new(Legacy::default()),
-            shadow_mismatches: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -77,6 +80,12 @@ impl Converter {
 
     pub fn with_legacy(mut self, legacy: Legacy) -> Converter {
         self.legacy = Arc::new(legacy);
+        self
+    }
+
+    /// Migration usage kept (and persisted) by `usage`.
+    pub fn with_usage(mut self, usage: Usage) -> Converter {
+        self.usage = Arc::new(usage);
         self
     }
 }
@@ -90,6 +99,8 @@ pub struct Outcome {
     pub operation: Option<String>,
     /// The fault's first error code, if the answer is a fault.
     pub fault_code: Option<u32>,
+    /// The request's trace id: returned as `X-Request-Id`, sent upstream in `traceparent`.
+    pub request_id: String,
 }
 
 /// Why a call did not produce a response: a fault to send, in terms of codes and side.
@@ -432,14 +443,10 @@ async fn read_exchange<'p>(
     plan: &'p ReadPlan,
     raw: &Raw<'_>,
     trace: &Trace,
+    passed: bool,
 ) -> Result<Answer<'p>, Failure> {
     let who = identity(env)?;
     let inputs = typed_inputs(env.op, &env.values)?;
-    let passed = conv.cutover.passed(
-        &who.organisation_type,
-        &who.organisation_code,
-        jiff::Timestamp::now(),
-    );
     let legacy_url = conv.legacy.urls.get(&service.name);
 
     // REST for each collection (none after the cutover) and the legacy service, concurrently.
@@ -588,8 +595,11 @@ fn shadow_compare(
             .filter(|l| !rest_owned.iter().any(|r| key(r) == key(l)))
             .count() as u64;
         if mismatches > 0 {
-            conv.shadow_mismatches
-                .fetch_add(mismatches, Ordering::Relaxed);
+            conv.metrics.record_shadow(
+                &op.name,
+                c.element.last().map_or("", String::as_str),
+                mismatches,
+            );
             tracing::warn!(
                 operation = %op.name,
                 collection = %c.element.last().map_or("", String::as_str),
@@ -671,8 +681,17 @@ fn fault_for(
     )
 }
 
+/// What convert_envelope learned about the call, besides its answer.
+#[derive(Default)]
+struct Seen {
+    operation: Option<String>,
+    organisation: Option<(String, String)>,
+    past_cutover: Option<bool>,
+}
+
 impl Converter {
-    /// Converts one SOAP request to `service` into its answer.
+    /// Converts one SOAP request to `service` into its answer, and records it: one log line,
+    /// the metrics, the migration usage.
     pub async fn convert(
         &self,
         service: &ServicePlan,
@@ -683,7 +702,8 @@ impl Converter {
     ) -> Outcome {
         let start = Instant::now();
         let trace = Trace::from_header(traceparent);
-        let outcome = match version_and_action(content_type, soap_action) {
+        let mut seen = Seen::default();
+        let (version, outcome) = match version_and_action(content_type, soap_action) {
             Err(fejl) => {
                 let failure = Failure::Soap(SoapError {
                     version: SoapVersion::V11,
@@ -691,13 +711,15 @@ impl Converter {
                     detail: None,
                 });
                 let (_, code, body) = fault_for(SoapVersion::V11, &failure, None);
-                Outcome {
+                let o = Outcome {
                     status: 415,
                     content_type: SoapVersion::V11.content_type().to_owned(),
                     body,
                     operation: None,
                     fault_code: Some(code),
-                }
+                    request_id: String::new(),
+                };
+                ("-", o)
             }
             Ok((version, action)) => {
                 let raw = Raw {
@@ -705,20 +727,66 @@ impl Converter {
                     soap_action,
                     body,
                 };
-                self.convert_envelope(service, version, action, &raw, &trace)
-                    .await
+                let label = if version == SoapVersion::V11 {
+                    "1.1"
+                } else {
+                    "1.2"
+                };
+                (
+                    label,
+                    self.convert_envelope(service, version, action, &raw, &trace, &mut seen)
+                        .await,
+                )
             }
         };
+        let total = start.elapsed();
+        let upstream = trace.waited();
+        let (org_type, org_code) = self.metrics.organisation(
+            seen.organisation.as_ref().map(|o| o.0.as_str()),
+            seen.organisation.as_ref().map(|o| o.1.as_str()),
+        );
+        let operation = seen.operation.as_deref().unwrap_or("-");
+        self.metrics.record_call(&CallRecord {
+            service: &service.name,
+            operation,
+            soap_version: version,
+            organisation_type: Some(&org_type),
+            organisation_code: Some(&org_code),
+            fault_code: outcome.fault_code,
+            total,
+            upstream,
+            past_cutover: seen.past_cutover,
+        });
+        let own = total.saturating_sub(upstream);
+        self.usage.record(
+            &UsageCall {
+                organisation_type: &org_type,
+                organisation_code: &org_code,
+                service: &service.name,
+                operation,
+                fault: outcome.fault_code,
+                own_micros: own.as_micros() as u64,
+            },
+            jiff::Timestamp::now(),
+        );
         tracing::info!(
             service = %service.name,
-            operation = outcome.operation.as_deref().unwrap_or("-"),
-            status = outcome.status,
+            operation,
+            soap_version = version,
+            organisation = %format_args!("{org_type}:{org_code}"),
+            outcome = if outcome.fault_code.is_some() { "fault" } else { "ok" },
             fault = outcome.fault_code.unwrap_or(0),
-            trace = %trace.trace_id(),
-            micros = start.elapsed().as_micros() as u64,
+            status = outcome.status,
+            total_micros = total.as_micros() as u64,
+            upstream_micros = upstream.as_micros() as u64,
+            request_id = %trace.trace_id(),
             "soap call"
         );
-        outcome
+        Outcome {
+            request_id: trace.trace_id(),
+            operation: seen.operation,
+            ..outcome
+        }
     }
 
     async fn convert_envelope(
@@ -728,27 +796,53 @@ impl Converter {
         action: Option<&str>,
         raw: &Raw<'_>,
         trace: &Trace,
+        seen: &mut Seen,
     ) -> Outcome {
+        let outcome = |status, content_type: String, body, fault_code| Outcome {
+            status,
+            content_type,
+            body,
+            operation: None,
+            fault_code,
+            request_id: String::new(),
+        };
         let env = match decode_envelope(&raw.body, version, action, service, self.limits) {
             Ok(env) => env,
             Err(e) => {
                 let (status, code, body) = fault_for(version, &Failure::Soap(e), None);
-                return Outcome {
-                    status,
-                    content_type: version.content_type().to_owned(),
-                    body,
-                    operation: None,
-                    fault_code: Some(code),
-                };
+                return outcome(status, version.content_type().to_owned(), body, Some(code));
             }
         };
+        seen.operation = Some(env.op.name.clone());
+        seen.organisation = env
+            .metadata
+            .as_ref()
+            .and_then(|m| Some((m.organisation_type.clone()?, m.organisation_code.clone()?)));
+        let passed = seen
+            .organisation
+            .as_ref()
+            .map(|(t, c)| self.cutover.passed(t, c, jiff::Timestamp::now()));
+        if matches!(env.op.behaviour, Behaviour::Read(_)) {
+            seen.past_cutover = passed;
+        }
         let exchange = async {
             match &env.op.behaviour {
                 Behaviour::Retired { replacement } => {
                     Err(Failure::Own(Fejl::MetodeUdgaaet, Some(replacement.clone())))
                 }
                 Behaviour::Call(plan) => call_exchange(self, &env, plan, trace).await,
-                Behaviour::Read(plan) => read_exchange(self, &env, service, plan, raw, trace).await,
+                Behaviour::Read(plan) => {
+                    read_exchange(
+                        self,
+                        &env,
+                        service,
+                        plan,
+                        raw,
+                        trace,
+                        passed.unwrap_or(false),
+                    )
+                    .await
+                }
             }
         };
         // One deadline for all of the call's upstream work (code list, reads, write, legacy),
@@ -768,7 +862,6 @@ impl Converter {
             },
             message_id: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
         });
-        let operation = Some(env.op.name.clone());
         match result {
             Ok(Answer::Parts(parts)) => {
                 let body = write::response(
@@ -778,37 +871,19 @@ impl Converter {
                     &parts,
                     wsa.as_ref(),
                 );
-                Outcome {
-                    status: 200,
-                    content_type: version.content_type().to_owned(),
-                    body,
-                    operation,
-                    fault_code: None,
-                }
+                outcome(200, version.content_type().to_owned(), body, None)
             }
             Ok(Answer::Raw {
                 status,
                 content_type,
                 body,
-            }) => Outcome {
-                status,
-                content_type,
-                body,
-                operation,
-                fault_code: None,
-            },
+            }) => outcome(status, content_type, body, None),
             Err(failure) => {
                 if let Failure::Upstream(e) = &failure {
                     tracing::warn!(operation = %env.op.name, error = %e, "upstream failure");
                 }
                 let (status, code, body) = fault_for(version, &failure, wsa.as_ref());
-                Outcome {
-                    status,
-                    content_type: version.content_type().to_owned(),
-                    body,
-                    operation,
-                    fault_code: Some(code),
-                }
+                outcome(status, version.content_type().to_owned(), body, Some(code))
             }
         }
     }

@@ -16,7 +16,7 @@
 //!   organisation types. Validated at start.
 //! - [`cpr`]: the CPR number, masked wherever it could be printed.
 //! - [`dktime`]: Danish dates (Europe/Copenhagen) and the clock.
-//! - [`observe`]: tracing setup.
+//! - [`observe`]: tracing setup with CPR redaction, Prometheus metrics, migration usage.
 //!
 //! ARCHITECTURE.md has the request paths and the invariants.
 

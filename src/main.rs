@@ -8,7 +8,7 @@ use vos_converter::{cli, observe};
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    observe::init();
+    observe::init(args.log_format);
     match actix_web::rt::System::new().block_on(cli::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

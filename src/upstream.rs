@@ -4,10 +4,12 @@
 //! a write sent twice could register twice.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::observe::metrics::Metrics;
 use crate::vos;
 
 /// The caller, forwarded to REST as the identity headers (rule 8: the originator is kept).
@@ -60,11 +62,17 @@ pub enum UpstreamError {
     Invalid(String),
 }
 
-/// W3C trace context: the trace of the SOAP request (kept from its `traceparent`, or new)
-/// and a new span id for each upstream call.
-#[derive(Debug, Clone, Copy)]
+/// One SOAP request's upstream context: its W3C trace (kept from the caller's
+/// `traceparent`, or new; a new span id for each upstream call), and the wall time it spent
+/// waiting for upstream (the union of its calls' intervals: concurrent calls count once),
+/// which the converter's own time is measured without.
+#[derive(Debug)]
 pub struct Trace {
     trace_id: u128,
+    start: std::time::Instant,
+    in_flight: AtomicU32,
+    busy_since_micros: AtomicU64,
+    waited_micros: AtomicU64,
 }
 
 impl Trace {
@@ -82,7 +90,37 @@ impl Trace {
         });
         Trace {
             trace_id: parsed.unwrap_or_else(|| uuid::Uuid::new_v4().as_u128()),
+            start: std::time::Instant::now(),
+            in_flight: AtomicU32::new(0),
+            busy_since_micros: AtomicU64::new(0),
+            waited_micros: AtomicU64::new(0),
         }
+    }
+
+    fn now_micros(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    /// An upstream call starts.
+    fn begin(&self) {
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.busy_since_micros
+                .store(self.now_micros(), Ordering::Release);
+        }
+    }
+
+    /// An upstream call ends.
+    fn end(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let since = self.busy_since_micros.load(Ordering::Acquire);
+            self.waited_micros
+                .fetch_add(self.now_micros().saturating_sub(since), Ordering::AcqRel);
+        }
+    }
+
+    /// Wall time spent waiting for upstream so far.
+    pub fn waited(&self) -> Duration {
+        Duration::from_micros(self.waited_micros.load(Ordering::Acquire))
     }
 
     /// The `traceparent` of one upstream call.
@@ -111,6 +149,7 @@ pub struct Upstream {
     /// The most one SOAP call may wait for REST in all, however many calls it makes.
     deadline: Duration,
     codes: moka::future::Cache<String, Arc<Vec<i64>>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Upstream {
@@ -130,6 +169,7 @@ impl Upstream {
             base: cfg.base_url.trim_end_matches('/').into(),
             deadline: cfg.request_timeout,
             codes,
+            metrics: None,
         })
     }
 
@@ -142,7 +182,43 @@ impl Upstream {
         self.deadline
     }
 
+    /// Records each call's time and failures in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Upstream {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Whether the REST service answers at all (any status below 500 to its base URL).
+    pub async fn probe(&self) -> bool {
+        match self.client.get(format!("{}/", self.base)).send().await {
+            Ok(res) => res.status().as_u16() < 500,
+            Err(_) => false,
+        }
+    }
+
     pub async fn call(
+        &self,
+        req: &RestRequest,
+        who: &Identity,
+        trace: &Trace,
+    ) -> Result<RestAnswer, UpstreamError> {
+        let start = std::time::Instant::now();
+        trace.begin();
+        let result = self.call_once(req, who, trace).await;
+        trace.end();
+        if let Some(m) = &self.metrics {
+            let kind = match &result {
+                Err(UpstreamError::Timeout) => Some("timeout"),
+                Err(UpstreamError::Unreachable(_)) => Some("unreachable"),
+                Err(UpstreamError::Invalid(_)) => Some("invalid"),
+                Ok(_) => None,
+            };
+            m.record_upstream(&req.operation_id, start.elapsed(), kind);
+        }
+        result
+    }
+
+    async fn call_once(
         &self,
         req: &RestRequest,
         who: &Identity,
@@ -210,28 +286,44 @@ impl Upstream {
         body: bytes::Bytes,
         trace: &Trace,
     ) -> Result<LegacyAnswer, UpstreamError> {
-        let mut r = self
-            .client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .header("traceparent", trace.child());
-        if let Some(a) = soap_action {
-            r = r.header("SOAPAction", a);
+        let start = std::time::Instant::now();
+        trace.begin();
+        let result = async {
+            let mut r = self
+                .client
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .header("traceparent", trace.child());
+            if let Some(a) = soap_action {
+                r = r.header("SOAPAction", a);
+            }
+            let res = r.body(body).send().await.map_err(classify)?;
+            let status = res.status().as_u16();
+            let content_type = res
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("text/xml; charset=utf-8")
+                .to_owned();
+            let body = res.bytes().await.map_err(classify)?;
+            Ok(LegacyAnswer {
+                status,
+                content_type,
+                body,
+            })
         }
-        let res = r.body(body).send().await.map_err(classify)?;
-        let status = res.status().as_u16();
-        let content_type = res
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("text/xml; charset=utf-8")
-            .to_owned();
-        let body = res.bytes().await.map_err(classify)?;
-        Ok(LegacyAnswer {
-            status,
-            content_type,
-            body,
-        })
+        .await;
+        trace.end();
+        if let Some(m) = &self.metrics {
+            let kind = match &result {
+                Err(UpstreamError::Timeout) => Some("timeout"),
+                Err(UpstreamError::Unreachable(_)) => Some("unreachable"),
+                Err(UpstreamError::Invalid(_)) => Some("invalid"),
+                Ok(_) => None,
+            };
+            m.record_upstream("legacy", start.elapsed(), kind);
+        }
+        result
     }
 
     /// The codes of a REST code list, cached for `codelist_ttl`.

@@ -94,6 +94,7 @@ async fn post(
             .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
     )
     .content_type(outcome.content_type)
+    .insert_header(("X-Request-Id", outcome.request_id))
     .body(outcome.body)
 }
 
@@ -161,6 +162,54 @@ async fn index(state: web::Data<Arc<SoapState>>) -> HttpResponse {
         .body(out)
 }
 
+async fn metrics(state: web::Data<Arc<SoapState>>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.converter.metrics.encode())
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("ok\n")
+}
+
+/// Ready when the mappings are loaded (they are, or the process would not run) and the
+/// REST service answers.
+async fn readyz(state: web::Data<Arc<SoapState>>) -> HttpResponse {
+    if state.converter.upstream.probe().await {
+        HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body("ready: mappings loaded, REST answers\n")
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .body("not ready: REST does not answer\n")
+    }
+}
+
+async fn migration(state: web::Data<Arc<SoapState>>) -> HttpResponse {
+    let c = &state.converter;
+    HttpResponse::Ok().json(c.usage.snapshot(
+        &c.cutover,
+        crate::catalog::Catalog::load().ok(),
+        jiff::Timestamp::now(),
+    ))
+}
+
+async fn dashboard() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(crate::observe::dashboard::PAGE)
+}
+
+async fn chart_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=86400"))
+        .body(crate::observe::dashboard::CHART_JS)
+}
+
 /// The SOAP routes, for an actix `App`.
 pub fn configure(state: Arc<SoapState>) -> impl Fn(&mut web::ServiceConfig) + Clone {
     move |cfg| {
@@ -177,6 +226,12 @@ pub fn configure(state: Arc<SoapState>) -> impl Fn(&mut web::ServiceConfig) + Cl
                     })),
             );
         }
-        cfg.service(web::resource("/").route(web::get().to(index)));
+        cfg.service(web::resource("/").route(web::get().to(index)))
+            .service(web::resource("/metrics").route(web::get().to(metrics)))
+            .service(web::resource("/healthz").route(web::get().to(healthz)))
+            .service(web::resource("/readyz").route(web::get().to(readyz)))
+            .service(web::resource("/api/migration").route(web::get().to(migration)))
+            .service(web::resource("/dashboard").route(web::get().to(dashboard)))
+            .service(web::resource("/dashboard/chart.js").route(web::get().to(chart_js)));
     }
 }

@@ -1,0 +1,327 @@
+//! Prometheus metrics (OpenMetrics text at `/metrics`, from the `prometheus-client` crate).
+//! Label values are bounded: services, operations and REST operationIds come from the
+//! plan, fault codes from the catalogue, organisation types from mappings/; organisation
+//! codes are kept for the first `MAX_ORGANISATIONS` organisations seen (short, plain codes
+//! only) and fold into `other` after that. No label ever holds a CPR number or an id.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::catalog::{Catalog, Fejl};
+
+/// How many distinct calling organisations get their own label value.
+pub const MAX_ORGANISATIONS: usize = 1000;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub service: String,
+    pub operation: String,
+    pub soap_version: String,
+    pub organisation_type: String,
+    pub organisation_code: String,
+    pub outcome: String,
+    pub fault_code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabels {
+    pub service: String,
+    pub operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    pub operation_id: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamErrorLabels {
+    pub operation_id: String,
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CollectionLabels {
+    pub operation: String,
+    pub collection: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OrgLabels {
+    pub organisation_type: String,
+    pub organisation_code: String,
+}
+
+/// Latency buckets: 50 µs to about 6.5 s.
+#[derive(Clone, Copy)]
+pub struct Buckets;
+
+impl MetricConstructor<Histogram> for Buckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+    }
+}
+
+/// One SOAP call, as the metrics and the dashboard see it.
+#[derive(Debug, Clone)]
+pub struct CallRecord<'a> {
+    pub service: &'a str,
+    pub operation: &'a str,
+    pub soap_version: &'a str,
+    pub organisation_type: Option<&'a str>,
+    pub organisation_code: Option<&'a str>,
+    pub fault_code: Option<u32>,
+    pub total: Duration,
+    pub upstream: Duration,
+    pub past_cutover: Option<bool>,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    calls: Family<CallLabels, Counter>,
+    total: Family<OpLabels, Histogram, Buckets>,
+    own: Family<OpLabels, Histogram, Buckets>,
+    upstream: Family<UpstreamLabels, Histogram, Buckets>,
+    upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    shadow: Family<CollectionLabels, Counter>,
+    past_cutover: Family<OrgLabels, Gauge>,
+    organisations: Mutex<HashSet<(String, String)>>,
+    catalog: Option<&'static Catalog>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("vos_converter");
+        let calls = Family::<CallLabels, Counter>::default();
+        let total = Family::<OpLabels, Histogram, Buckets>::new_with_constructor(Buckets);
+        let own = Family::<OpLabels, Histogram, Buckets>::new_with_constructor(Buckets);
+        let upstream = Family::<UpstreamLabels, Histogram, Buckets>::new_with_constructor(Buckets);
+        let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
+        let shadow = Family::<CollectionLabels, Counter>::default();
+        let past_cutover = Family::<OrgLabels, Gauge>::default();
+        registry.register(
+            "soap_calls",
+            "SOAP calls by service, operation, SOAP version, caller and outcome",
+            calls.clone(),
+        );
+        registry.register(
+            "soap_call_seconds",
+            "Total time of a SOAP call, as the caller waits",
+            total.clone(),
+        );
+        registry.register(
+            "converter_own_seconds",
+            "Time of a SOAP call spent in the converter (total without the upstream wait)",
+            own.clone(),
+        );
+        registry.register(
+            "upstream_seconds",
+            "Time of a REST call by operationId",
+            upstream.clone(),
+        );
+        registry.register(
+            "upstream_errors",
+            "REST calls that failed, by operationId and kind (timeout, unreachable, invalid)",
+            upstream_errors.clone(),
+        );
+        registry.register(
+            "shadow_mismatches",
+            "Items that differed between the legacy and the REST-derived collections",
+            shadow.clone(),
+        );
+        registry.register(
+            "past_cutover",
+            "1 when the calling organisation is past its cutover (PSS/PHS collections empty)",
+            past_cutover.clone(),
+        );
+        Metrics {
+            registry,
+            calls,
+            total,
+            own,
+            upstream,
+            upstream_errors,
+            shadow,
+            past_cutover,
+            organisations: Mutex::new(HashSet::new()),
+            catalog: Catalog::load().ok(),
+        }
+    }
+
+    /// The organisation as label values, bounded (see the module doc).
+    pub fn organisation(&self, ty: Option<&str>, code: Option<&str>) -> (String, String) {
+        let ty = ty.map(str::trim).filter(|t| {
+            t.parse::<u8>()
+                .ok()
+                .is_some_and(|k| self.catalog.is_none_or(|c| c.orgtype(k).is_some()))
+        });
+        let code = code.map(str::trim).filter(|c| {
+            !c.is_empty()
+                && c.len() <= 16
+                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+        let (Some(ty), Some(code)) = (ty, code) else {
+            return ("other".into(), "other".into());
+        };
+        let key = (ty.to_owned(), code.to_owned());
+        let Ok(mut seen) = self.organisations.lock() else {
+            return ("other".into(), "other".into());
+        };
+        if seen.contains(&key) || seen.len() < MAX_ORGANISATIONS {
+            seen.insert(key.clone());
+            key
+        } else {
+            (ty.to_owned(), "other".into())
+        }
+    }
+
+    fn fault_label(&self, code: Option<u32>) -> String {
+        match code {
+            None => String::new(),
+            Some(c) if Fejl::ALL.iter().any(|f| f.entry().code == c) => c.to_string(),
+            Some(_) => "other".into(),
+        }
+    }
+
+    pub fn record_call(&self, r: &CallRecord<'_>) {
+        let (organisation_type, organisation_code) =
+            self.organisation(r.organisation_type, r.organisation_code);
+        self.calls
+            .get_or_create(&CallLabels {
+                service: r.service.to_owned(),
+                operation: r.operation.to_owned(),
+                soap_version: r.soap_version.to_owned(),
+                organisation_type: organisation_type.clone(),
+                organisation_code: organisation_code.clone(),
+                outcome: if r.fault_code.is_some() {
+                    "fault".into()
+                } else {
+                    "ok".into()
+                },
+                fault_code: self.fault_label(r.fault_code),
+            })
+            .inc();
+        let op = OpLabels {
+            service: r.service.to_owned(),
+            operation: r.operation.to_owned(),
+        };
+        self.total.get_or_create(&op).observe(r.total.as_secs_f64());
+        self.own
+            .get_or_create(&op)
+            .observe(r.total.saturating_sub(r.upstream).as_secs_f64());
+        if let Some(past) = r.past_cutover {
+            self.past_cutover
+                .get_or_create(&OrgLabels {
+                    organisation_type,
+                    organisation_code,
+                })
+                .set(i64::from(past));
+        }
+    }
+
+    pub fn record_upstream(&self, operation_id: &str, took: Duration, error_kind: Option<&str>) {
+        self.upstream
+            .get_or_create(&UpstreamLabels {
+                operation_id: operation_id.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+        if let Some(kind) = error_kind {
+            self.upstream_errors
+                .get_or_create(&UpstreamErrorLabels {
+                    operation_id: operation_id.to_owned(),
+                    kind: kind.to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    pub fn record_shadow(&self, operation: &str, collection: &str, mismatches: u64) {
+        self.shadow
+            .get_or_create(&CollectionLabels {
+                operation: operation.to_owned(),
+                collection: collection.to_owned(),
+            })
+            .inc_by(mismatches);
+    }
+
+    /// Marks an organisation's cutover state (for organisations with their own cutover,
+    /// known before they call).
+    pub fn set_past_cutover(&self, ty: &str, code: &str, past: bool) {
+        let (organisation_type, organisation_code) = self.organisation(Some(ty), Some(code));
+        self.past_cutover
+            .get_or_create(&OrgLabels {
+                organisation_type,
+                organisation_code,
+            })
+            .set(i64::from(past));
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_are_counted_with_bounded_labels() {
+        let m = Metrics::new();
+        let r = CallRecord {
+            service: "PersonRegistrationService",
+            operation: "CreateContactGroup",
+            soap_version: "1.1",
+            organisation_type: Some("1"),
+            organisation_code: Some("101"),
+            fault_code: Some(100028),
+            total: Duration::from_millis(3),
+            upstream: Duration::from_millis(2),
+            past_cutover: None,
+        };
+        m.record_call(&r);
+        m.record_call(&CallRecord {
+            organisation_code: Some("0101701111 x"),
+            fault_code: Some(123456),
+            ..r.clone()
+        });
+        m.record_call(&CallRecord {
+            organisation_type: Some("77"),
+            ..r.clone()
+        });
+        let text = m.encode();
+        assert!(text.contains(r#"vos_converter_soap_calls_total{service="PersonRegistrationService",operation="CreateContactGroup",soap_version="1.1",organisation_type="1",organisation_code="101",outcome="fault",fault_code="100028"} 1"#), "{text}");
+        assert!(text.contains(r#"organisation_type="other",organisation_code="other",outcome="fault",fault_code="other"} 1"#), "{text}");
+        assert!(!text.contains("0101701111"));
+        assert!(text.contains("vos_converter_converter_own_seconds_sum"));
+    }
+
+    #[test]
+    fn organisations_past_the_cap_fold_into_other() {
+        let m = Metrics::new();
+        for i in 0..MAX_ORGANISATIONS {
+            m.organisation(Some("1"), Some(&i.to_string()));
+        }
+        assert_eq!(m.organisation(Some("1"), Some("5")).1, "5");
+        assert_eq!(m.organisation(Some("1"), Some("new")).1, "other");
+    }
+}
