@@ -436,6 +436,33 @@ fn collection_items<'p>(
         .collect()
 }
 
+/// A read's response parts in the WSDL's order: echoed inputs and the collections.
+fn read_parts<'p>(
+    plan: &'p ReadPlan,
+    mut items: Vec<Vec<Fields<'p>>>,
+    inputs: &[Option<Canon>],
+) -> Result<Vec<Out<'p>>, Failure> {
+    let mut parts = Vec::with_capacity(plan.order.len());
+    for part in &plan.order {
+        match *part {
+            ReadPart::Echo(i) => parts.extend(
+                map_fields(std::slice::from_ref(&plan.echo[i]), &Value::Null, inputs)?
+                    .into_iter()
+                    .map(|(p, t)| Out::Leaf(p, t)),
+            ),
+            ReadPart::Collection(i) => {
+                let c = &plan.collections[i];
+                parts.push(Out::Collection {
+                    path: &c.element,
+                    item: &c.item,
+                    items: std::mem::take(&mut items[i]),
+                });
+            }
+        }
+    }
+    Ok(parts)
+}
+
 async fn read_exchange<'p>(
     conv: &Converter,
     env: &Envelope<'p>,
@@ -483,27 +510,7 @@ async fn read_exchange<'p>(
     }
 
     match legacy {
-        None => {
-            let mut parts = Vec::with_capacity(plan.order.len());
-            for part in &plan.order {
-                match *part {
-                    ReadPart::Echo(i) => parts.extend(
-                        map_fields(std::slice::from_ref(&plan.echo[i]), &Value::Null, &inputs)?
-                            .into_iter()
-                            .map(|(p, t)| Out::Leaf(p, t)),
-                    ),
-                    ReadPart::Collection(i) => {
-                        let c = &plan.collections[i];
-                        parts.push(Out::Collection {
-                            path: &c.element,
-                            item: &c.item,
-                            items: std::mem::take(&mut items[i]),
-                        });
-                    }
-                }
-            }
-            Ok(Answer::Parts(parts))
-        }
+        None => Ok(Answer::Parts(read_parts(plan, items, &inputs)?)),
         Some(Err(e)) => Err(Failure::Upstream(e)),
         Some(Ok(LegacyAnswer {
             status,
@@ -886,5 +893,104 @@ impl Converter {
                 outcome(status, version.content_type().to_owned(), body, Some(code))
             }
         }
+    }
+}
+
+/// The converter's own work, phase by phase, without IO: what the benches measure (and
+/// what a profile of `convert` shows between the upstream waits).
+pub mod phases {
+    use super::*;
+
+    /// Content type and action, then the envelope.
+    pub fn decode<'p>(
+        service: &'p ServicePlan,
+        limits: Limits,
+        content_type: &str,
+        soap_action: Option<&str>,
+        body: &[u8],
+    ) -> Result<Envelope<'p>, SoapError> {
+        let (version, action) =
+            version_and_action(content_type, soap_action).map_err(|fejl| SoapError {
+                version: SoapVersion::V11,
+                fejl,
+                detail: None,
+            })?;
+        decode_envelope(body, version, action, service, limits)
+    }
+
+    /// The REST requests a decoded envelope leads to (the main call of a registration, with
+    /// the id derived from a MessageID; the collections' calls of a read).
+    pub fn requests(env: &Envelope<'_>) -> Result<Vec<RestRequest>, String> {
+        let inputs = typed_inputs(env.op, &env.values).map_err(|f| format!("{f:?}"))?;
+        match &env.op.behaviour {
+            Behaviour::Call(plan) => {
+                let who = identity(env).map_err(|f| format!("{f:?}"))?;
+                let id;
+                let (call, extra) = match (&plan.with_message_id, &env.message_id) {
+                    (Some((call, target)), Some(mid)) => {
+                        id = Canon::Uuid(derived_id(&who, &env.op.name, mid));
+                        (call, Some((target, &id)))
+                    }
+                    _ => (&plan.call, None),
+                };
+                Ok(vec![map_request(call, &inputs, extra)])
+            }
+            Behaviour::Read(plan) => Ok(plan
+                .collections
+                .iter()
+                .map(|c| map_request(&c.call, &inputs, None))
+                .collect()),
+            Behaviour::Retired { .. } => Ok(Vec::new()),
+        }
+    }
+
+    /// The SOAP response to a registration from REST's answer, or to a read from its
+    /// collections' answers (in the order of `requests`).
+    pub fn response(
+        service: &ServicePlan,
+        env: &Envelope<'_>,
+        answers: &[Value],
+    ) -> Result<Vec<u8>, String> {
+        let inputs = typed_inputs(env.op, &env.values).map_err(|f| format!("{f:?}"))?;
+        let parts = match &env.op.behaviour {
+            Behaviour::Call(plan) => map_response(
+                &plan.response,
+                answers.first().unwrap_or(&Value::Null),
+                &inputs,
+            )
+            .map_err(|f| format!("{f:?}"))?,
+            Behaviour::Read(plan) => {
+                let mut items = Vec::new();
+                for (c, a) in plan.collections.iter().zip(answers) {
+                    items.push(
+                        collection_items(c, Ok(a.clone()), &inputs)
+                            .map_err(|f| format!("{f:?}"))?,
+                    );
+                }
+                read_parts(plan, items, &inputs).map_err(|f| format!("{f:?}"))?
+            }
+            Behaviour::Retired { .. } => Vec::new(),
+        };
+        Ok(write::response(
+            env.version,
+            &service.namespace,
+            &env.op.response_element,
+            &parts,
+            None,
+        ))
+    }
+
+    /// The fault for a REST problem (100028 and the like), in the envelope's version.
+    pub fn rest_fault(env: &Envelope<'_>, status: u16, fejlkode: u32, fejltekst: &str) -> Vec<u8> {
+        fault_for(
+            env.version,
+            &Failure::Rest {
+                status,
+                fejlkode,
+                fejltekst: fejltekst.to_owned(),
+            },
+            None,
+        )
+        .2
     }
 }

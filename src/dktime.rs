@@ -80,7 +80,16 @@ pub fn parse_xs_datetime(s: &str) -> Result<Timestamp, BadTime> {
 pub fn parse_xs_day(s: &str) -> Result<Date, BadTime> {
     let s = s.trim();
     if !s.contains('T') {
-        return s.parse::<Date>().map_err(|_| BadTime);
+        // An xs:date may carry a timezone ("2024-01-01+01:00", "2024-12-31Z"); the date as
+        // written is the day it names.
+        let date = s.strip_suffix(['Z', 'z']).unwrap_or(s);
+        let date = match date.len() {
+            16 if matches!(date.as_bytes()[10], b'+' | b'-') && date.as_bytes()[13] == b':' => {
+                &date[..10]
+            }
+            _ => date,
+        };
+        return date.parse::<Date>().map_err(|_| BadTime);
     }
     match split_offset(s) {
         (_, Some(_)) => Ok(parse_xs_datetime(s)?.to_zoned(copenhagen().clone()).date()),
@@ -190,6 +199,9 @@ mod tests {
         );
         assert_eq!(d("2024-03-31T00:00:00"), jiff::civil::date(2024, 3, 31));
         assert_eq!(d("2024-03-31"), jiff::civil::date(2024, 3, 31));
+        assert_eq!(d("2024-01-01+01:00"), jiff::civil::date(2024, 1, 1));
+        assert_eq!(d("2024-12-31Z"), jiff::civil::date(2024, 12, 31));
+        assert_eq!(d("2024-12-31-05:00"), jiff::civil::date(2024, 12, 31));
         // 22:30 UTC on the 30th of June is the 1st of July in Denmark.
         assert_eq!(d("2024-06-30T22:30:00Z"), jiff::civil::date(2024, 7, 1));
         assert_eq!(

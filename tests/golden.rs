@@ -8,13 +8,25 @@
 //! - `request.xml`: the SOAP request as a client sends it, byte for byte;
 //! - `request.toml`: `content_type`, optional `soap_action` (the SOAPAction header as sent,
 //!   quotes included), optional `traceparent` (sent to the converter; the upstream calls must
-//!   continue its trace), optional `description`;
-//! - `upstream.json`: the REST exchanges the converter is expected to make, in order. Each
-//!   `response` is an INPUT: what the fake REST service answers. Each `request` is an
-//!   EXPECTATION: what the converter sent (method, path with query, the headers of
-//!   `RECORDED_HEADERS`, the JSON body or null). A `null` request is "not recorded yet".
-//!   The number of exchanges is an expectation too: a call more (a retry, a read nobody
-//!   asked for) or a call less fails the case;
+//!   continue its trace), optional `cutover` (the converter's cutover, a date or an
+//!   xs:dateTime as in the `cutover` setting; without it the converter has
+//!   `Converter::new`'s default, 2025-03-01, which is past: reads call no REST), optional
+//!   `description`;
+//! - `upstream.json`: the REST exchanges the converter is expected to make. Each `response`
+//!   is an INPUT: what the fake REST service answers. Each `request` is an EXPECTATION: what
+//!   the converter sent (method, path with query, the headers of `RECORDED_HEADERS`, the
+//!   JSON body or null). A `null` request is "not recorded yet". The fake answers a call
+//!   with the first unused exchange whose request has the call's method and path (query
+//!   included), else with the first unused exchange whose request is `null`, else with a
+//!   501. The number of exchanges is an expectation too: a call more (a retry, a read nobody
+//!   asked for) or a call less fails the case. The order of the file is the order of the
+//!   calls for operations that make their calls one after the other (PRS: code list, read,
+//!   write); a read (PSS, PHS) makes one call per collection concurrently, so for its
+//!   operations the order is not checked, only that every exchange was called once (write
+//!   a read case's requests with their method and path: `null` ones are taken in the order
+//!   the calls arrive). `UPDATE_GOLDEN=1` keeps the file's order, fills in each exchange's
+//!   request from the call it answered, drops exchanges no call took and adds the calls no
+//!   exchange answered (with a 501 to replace);
 //! - `response.toml` (`status`, `content_type`) and `response.xml`: the SOAP answer. The
 //!   answer's own `wsa:MessageID` is random and is normalised to `NIL_MESSAGE_ID`. The file
 //!   holds the answer with a line break and indentation between adjacent tags (the converter
@@ -28,7 +40,7 @@
 //! Every upstream call must carry a valid W3C `traceparent` (all of one SOAP request in one
 //! trace); that is asserted, not stored, because span ids are random.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -42,7 +54,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use vos_converter::catalog::Catalog;
 use vos_converter::converter::Converter;
-use vos_converter::mapping::{self, Plan};
+use vos_converter::cutover::Cutover;
+use vos_converter::mapping::{self, Behaviour, Plan};
 use vos_converter::soap::envelope::Limits;
 use vos_converter::soap::front::{self, SoapState};
 use vos_converter::upstream::{Upstream, UpstreamConfig};
@@ -78,6 +91,7 @@ struct RequestMeta {
     content_type: String,
     soap_action: Option<String>,
     traceparent: Option<String>,
+    cutover: Option<String>,
     #[allow(dead_code)]
     description: Option<String>,
 }
@@ -121,6 +135,9 @@ struct Case {
     name: String,
     dir: PathBuf,
     endpoint: String,
+    /// Whether the operation makes its REST calls one after the other, so that the order of
+    /// `upstream.json` is checked. A read's calls run concurrently: in any order.
+    ordered: bool,
 }
 
 fn read(path: &Path) -> String {
@@ -156,24 +173,29 @@ fn compile_plan() -> Plan {
     })
 }
 
-/// Every case folder, with the endpoint of its service folder (`<name>-<version>`).
+/// Every case folder, with the endpoint of its service folder (`<name>-<version>`) and
+/// whether its operation (the folder name up to the first `-`) calls REST in order.
 fn cases(plan: &Plan) -> Vec<Case> {
     let mut out = Vec::new();
     for service_dir in subdirs(&golden_root()) {
         let service = file_name(&service_dir);
-        let endpoint = plan
+        let plan_service = plan
             .services
             .iter()
             .find(|s| format!("{}-{}", s.name, s.version) == service)
-            .unwrap_or_else(|| panic!("tests/golden/{service}: no mapped service of that name"))
-            .endpoint
-            .clone();
+            .unwrap_or_else(|| panic!("tests/golden/{service}: no mapped service of that name"));
         for dir in subdirs(&service_dir) {
-            let name = format!("{service}/{}", file_name(&dir));
+            let case = file_name(&dir);
+            let op = case.split('-').next().unwrap_or_default();
+            let ordered = !plan_service
+                .operations
+                .iter()
+                .any(|o| o.name == op && matches!(o.behaviour, Behaviour::Read(_)));
             out.push(Case {
-                name,
+                name: format!("{service}/{case}"),
                 dir,
-                endpoint: endpoint.clone(),
+                endpoint: plan_service.endpoint.clone(),
+                ordered,
             });
         }
     }
@@ -230,12 +252,38 @@ impl Drop for Running {
 struct Seen {
     request: UpstreamRequest,
     traceparent: Option<String>,
+    /// The exchange of `upstream.json` that answered it; `None`: no exchange was left (501).
+    answered_by: Option<usize>,
+}
+
+/// The fake's script: per exchange of `upstream.json`, the method and path its request
+/// names (`None` for a request not recorded yet), its answer, and whether a call took it.
+struct Scripted {
+    key: Option<(String, String)>,
+    answer: Canned,
+    used: bool,
 }
 
 #[derive(Default)]
 struct Fake {
-    answers: VecDeque<Canned>,
+    script: Vec<Scripted>,
     seen: Vec<Seen>,
+}
+
+impl Fake {
+    /// The exchange that answers a call: the first unused one with the call's method and
+    /// path, else the first unused one not recorded yet.
+    fn take(&mut self, method: &str, path: &str) -> Option<usize> {
+        let matching = self.script.iter().position(|s| {
+            !s.used
+                && s.key
+                    .as_ref()
+                    .is_some_and(|(m, p)| m == method && p == path)
+        });
+        let i = matching.or_else(|| self.script.iter().position(|s| !s.used && s.key.is_none()))?;
+        self.script[i].used = true;
+        Some(i)
+    }
 }
 
 /// The answer to a call `upstream.json` has no response for.
@@ -285,11 +333,14 @@ async fn fake_rest(
     };
     let answer = {
         let mut fake = fake.lock().unwrap();
+        let answered_by = fake.take(&request.method, &request.path);
+        let answer = answered_by.map_or_else(unscripted, |i| fake.script[i].answer.clone());
         fake.seen.push(Seen {
             request,
             traceparent,
+            answered_by,
         });
-        fake.answers.pop_front().unwrap_or_else(unscripted)
+        answer
     };
     let status = actix_web::http::StatusCode::from_u16(answer.status).unwrap();
     let bytes = match (&answer.body, answer.content_type.contains("json")) {
@@ -302,8 +353,9 @@ async fn fake_rest(
         .body(bytes)
 }
 
-/// The converter, assembled as `cli::run_serve` assembles it, calling `rest_base`.
-fn start_converter(rest_base: &str) -> Running {
+/// The converter, assembled as `cli::run_serve` assembles it, calling `rest_base`; with
+/// `cutover`, that cutover instead of `Converter::new`'s default.
+fn start_converter(rest_base: &str, cutover: Option<jiff::Timestamp>) -> Running {
     Catalog::load().unwrap();
     let plan = std::sync::Arc::new(compile_plan());
     let upstream = Upstream::new(&UpstreamConfig {
@@ -317,7 +369,10 @@ fn start_converter(rest_base: &str) -> Running {
         max_depth: 32,
         max_elements: 2000,
     };
-    let converter = Converter::new(plan, upstream, limits);
+    let mut converter = Converter::new(plan, upstream, limits);
+    if let Some(at) = cutover {
+        converter = converter.with_cutover(Cutover::new(at));
+    }
     let state = std::sync::Arc::new(SoapState::new(converter, MAX_BODY).unwrap());
     let routes = front::configure(state);
     Running::start(move |listener| {
@@ -330,9 +385,20 @@ fn start_converter(rest_base: &str) -> Running {
     })
 }
 
-fn start_fake(answers: Vec<Canned>) -> (Running, web::Data<Mutex<Fake>>) {
+fn start_fake(exchanges: &[Exchange]) -> (Running, web::Data<Mutex<Fake>>) {
+    let script = exchanges
+        .iter()
+        .map(|e| Scripted {
+            key: e
+                .request
+                .as_ref()
+                .map(|r| (r.method.clone(), r.path.clone())),
+            answer: e.response.clone(),
+            used: false,
+        })
+        .collect();
     let fake = web::Data::new(Mutex::new(Fake {
-        answers: answers.into(),
+        script,
         seen: Vec::new(),
     }));
     let data = fake.clone();
@@ -598,8 +664,16 @@ fn check(case: &Case, update: bool) -> Result<(), String> {
     });
     let expected_xml = read_if_exists(&response_xml_path);
 
-    let (fake_server, fake) = start_fake(exchanges.iter().map(|e| e.response.clone()).collect());
-    let converter = start_converter(&fake_server.base);
+    let cutover = meta.cutover.as_deref().map(|c| {
+        vos_converter::config::parse_instant(c).unwrap_or_else(|| {
+            panic!(
+                "{}: request.toml: cutover {c:?} is neither a date nor an xs:dateTime",
+                case.name
+            )
+        })
+    });
+    let (fake_server, fake) = start_fake(&exchanges);
+    let converter = start_converter(&fake_server.base, cutover);
     let answer = send_soap(
         &format!("{}{}", converter.base, case.endpoint),
         &meta,
@@ -617,16 +691,28 @@ fn check(case: &Case, update: bool) -> Result<(), String> {
         content_type: answer.content_type.clone(),
     };
 
+    // Per exchange of the file, the call it answered; then the calls no exchange answered.
+    let answered: Vec<Option<&Seen>> = (0..exchanges.len())
+        .map(|i| seen.iter().find(|s| s.answered_by == Some(i)))
+        .collect();
+    let unanswered: Vec<&Seen> = seen.iter().filter(|s| s.answered_by.is_none()).collect();
+
     if update {
-        let rewritten: Vec<Exchange> = seen
+        // The file's order is kept (a read's concurrent calls arrive in any order); an
+        // exchange no call took is dropped, a call no exchange answered is added.
+        let rewritten: Vec<Exchange> = exchanges
             .iter()
-            .enumerate()
-            .map(|(i, s)| Exchange {
-                request: Some(s.request.clone()),
-                response: exchanges
-                    .get(i)
-                    .map_or_else(unscripted, |e| e.response.clone()),
+            .zip(&answered)
+            .filter_map(|(e, s)| {
+                s.map(|s| Exchange {
+                    request: Some(s.request.clone()),
+                    response: e.response.clone(),
+                })
             })
+            .chain(unanswered.iter().map(|s| Exchange {
+                request: Some(s.request.clone()),
+                response: unscripted(),
+            }))
             .collect();
         if exchanges.len() != rewritten.len() {
             eprintln!(
@@ -646,18 +732,23 @@ fn check(case: &Case, update: bool) -> Result<(), String> {
         );
         write(&response_xml_path, &pretty_xml(&body));
     } else {
+        // Each exchange against the call it answered (null: no call took it), then every
+        // call no exchange answered.
         let expected_requests: Vec<Option<&UpstreamRequest>> =
             exchanges.iter().map(|e| e.request.as_ref()).collect();
-        let actual_requests: Vec<Option<&UpstreamRequest>> =
-            seen.iter().map(|s| Some(&s.request)).collect();
+        let actual_requests: Vec<Option<&UpstreamRequest>> = answered
+            .iter()
+            .map(|s| s.map(|s| &s.request))
+            .chain(unanswered.iter().map(|s| Some(&s.request)))
+            .collect();
         if expected_requests != actual_requests {
             let mut msg = String::from("upstream.json: the REST calls differ");
-            if expected_requests.len() != actual_requests.len() {
+            if exchanges.len() != seen.len() {
                 let _ = write!(
                     msg,
                     " (expected {} calls, the converter made {})",
-                    expected_requests.len(),
-                    actual_requests.len()
+                    exchanges.len(),
+                    seen.len()
                 );
             }
             let _ = write!(
@@ -669,6 +760,18 @@ fn check(case: &Case, update: bool) -> Result<(), String> {
                 )
             );
             problems.push(msg);
+        } else if case.ordered {
+            let order: Vec<usize> = seen.iter().filter_map(|s| s.answered_by).collect();
+            if order.windows(2).any(|w| w[0] > w[1]) {
+                let calls: Vec<String> = seen
+                    .iter()
+                    .map(|s| format!("{} {}", s.request.method, s.request.path))
+                    .collect();
+                problems.push(format!(
+                    "upstream.json: the REST calls were made in another order than the file's:\n  {}",
+                    calls.join("\n  ")
+                ));
+            }
         }
         match &expected_meta {
             Some(m) if *m == actual_meta => {}

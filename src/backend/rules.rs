@@ -284,8 +284,8 @@ fn visible_current(
     Ok(rs)
 }
 
-/// Every recorded version, oldest first, of registrations whose period overlaps
-/// [from, to] (either end open).
+/// Every recorded version, oldest first, whose own period (as that version recorded it)
+/// overlaps [from, to] (either end open).
 pub fn history(
     tx: &Tx<'_>,
     ctx: &Ctx<'_>,

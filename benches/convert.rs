@@ -1,0 +1,199 @@
+//! The converter's own work per call, phase by phase, for every operation: envelope parse,
+//! mapping (SOAP → REST request), response write (REST answer → SOAP), fault write. No IO:
+//! upstream waits are what `scripts/bench.sh` measures against the direct REST calls.
+//! `.ci/run` runs these in a quick mode only to prove they build and run; numbers are read
+//! by people, not asserted.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::json;
+use vos_converter::converter::phases;
+use vos_converter::mapping::{self, Plan};
+use vos_converter::soap::envelope::Limits;
+
+const LIMITS: Limits = Limits {
+    max_depth: 32,
+    max_elements: 2000,
+};
+const HEADER: &str = r#"<s:Header><d:RequestUserMetadata xmlns:d="urn:dk:star:dfdg:common:1"><d:OrganisationType>1</d:OrganisationType><d:OrganisationCode>101</d:OrganisationCode><d:UserIdentifier>ab12</d:UserIdentifier></d:RequestUserMetadata><a:MessageID xmlns:a="http://www.w3.org/2005/08/addressing">urn:uuid:0b7e9c2a-5d1f-4c3e-8a6b-1f2e3d4c5b6a</a:MessageID></s:Header>"#;
+
+struct Case {
+    endpoint: &'static str,
+    name: &'static str,
+    action: &'static str,
+    body: String,
+    answers: Vec<serde_json::Value>,
+}
+
+fn kg(id: &str) -> serde_json::Value {
+    json!({"id": id, "kontaktgruppetype": 1, "startdato": "2024-03-31", "slutdato": null,
+           "haendelsestidspunkt": "2024-03-31T08:00:00Z", "version": 1,
+           "oprettetAf": {"organisationstype": 1, "organisationskode": "101", "brugerId": "ab12"},
+           "registreretAf": {"organisationstype": 1, "organisationskode": "101", "brugerId": "ab12"},
+           "registreringstidspunkt": "2024-03-31T08:00:01Z"})
+}
+
+fn pc(id: &str) -> serde_json::Value {
+    let mut v = kg(id);
+    let o = v.as_object_mut().unwrap();
+    let t = o.remove("kontaktgruppetype").unwrap();
+    o.insert("personkategoritype".into(), t);
+    v
+}
+
+fn cases() -> Vec<Case> {
+    let prs = "urn:dk:star:dfdg:PersonRegistrationService:9";
+    let id = "7d444840-9dc0-11d1-b245-5ffdce74fad2";
+    let wrap = |op: &str, inner: &str| {
+        let xml = format!(
+            r#"<p:{op}Request xmlns:p="{prs}"><p:PersonCivilRegistrationIdentifier>0101701111</p:PersonCivilRegistrationIdentifier>{inner}</p:{op}Request>"#
+        );
+        format!(
+            r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">{HEADER}<s:Body>{xml}</s:Body></s:Envelope>"#
+        )
+    };
+    let kg_create = r#"<p:ContactGroup><p:ContactGroupTypeIdentifier>1</p:ContactGroupTypeIdentifier><p:ContactGroupStartTime>2024-03-31T00:00:00+01:00</p:ContactGroupStartTime><p:ContactGroupEventTime>2024-03-31T10:00:00</p:ContactGroupEventTime></p:ContactGroup>"#;
+    let kg_update = format!(
+        r#"<p:ContactGroup><p:ContactGroupIdentifier>{id}</p:ContactGroupIdentifier><p:ContactGroupTypeIdentifier>1</p:ContactGroupTypeIdentifier><p:ContactGroupStartTime>2024-03-31T00:00:00+01:00</p:ContactGroupStartTime><p:ContactGroupEndTime>2024-06-30T00:00:00+02:00</p:ContactGroupEndTime><p:ContactGroupEventTime>2024-03-31T10:00:00</p:ContactGroupEventTime></p:ContactGroup>"#
+    );
+    let pc_create = kg_create.replace("ContactGroup", "PersonCategory");
+    let pc_update = kg_update.replace("ContactGroup", "PersonCategory");
+    let read = |ns: &str, op: &str| {
+        format!(
+            r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">{HEADER}<s:Body><p:{op}Request xmlns:p="{ns}"><p:PersonCivilRegistrationIdentifier>0101701111</p:PersonCivilRegistrationIdentifier></p:{op}Request></s:Body></s:Envelope>"#
+        )
+    };
+    vec![
+        Case {
+            endpoint: "/PersonRegistrationService/9",
+            name: "CreateContactGroup",
+            action: "urn:dk:star:dfdg:PersonRegistrationService:9/CreateContactGroup",
+            body: wrap("CreateContactGroup", kg_create),
+            answers: vec![kg(id)],
+        },
+        Case {
+            endpoint: "/PersonRegistrationService/9",
+            name: "UpdateContactGroup",
+            action: "urn:dk:star:dfdg:PersonRegistrationService:9/UpdateContactGroup",
+            body: wrap("UpdateContactGroup", &kg_update),
+            answers: vec![kg(id)],
+        },
+        Case {
+            endpoint: "/PersonRegistrationService/9",
+            name: "CreatePersonCategory",
+            action: "urn:dk:star:dfdg:PersonRegistrationService:9/CreatePersonCategory",
+            body: wrap("CreatePersonCategory", &pc_create),
+            answers: vec![pc(id)],
+        },
+        Case {
+            endpoint: "/PersonRegistrationService/9",
+            name: "UpdatePersonCategory",
+            action: "urn:dk:star:dfdg:PersonRegistrationService:9/UpdatePersonCategory",
+            body: wrap("UpdatePersonCategory", &pc_update),
+            answers: vec![pc(id)],
+        },
+        Case {
+            endpoint: "/PersonStatusService/20",
+            name: "GetVariablePersonStatus",
+            action: "urn:dk:star:dfdg:PersonStatusService:20/GetVariablePersonStatus",
+            body: read(
+                "urn:dk:star:dfdg:PersonStatusService:20",
+                "GetVariablePersonStatus",
+            ),
+            answers: vec![
+                json!({"kontaktgrupper": [kg(id), kg(id)]}),
+                json!({"personkategorier": [pc(id)]}),
+            ],
+        },
+        Case {
+            endpoint: "/PersonHistoryService/4",
+            name: "GetPersonHistory",
+            action: "urn:dk:star:dfdg:PersonHistoryService:4/GetPersonHistory",
+            body: read(
+                "urn:dk:star:dfdg:PersonHistoryService:4",
+                "GetPersonHistory",
+            ),
+            answers: vec![
+                json!({"versioner": [kg(id), kg(id), kg(id)]}),
+                json!({"versioner": [pc(id), pc(id)]}),
+            ],
+        },
+    ]
+}
+
+fn bench(c: &mut Criterion) {
+    let plan: Plan = mapping::compile().unwrap();
+    for case in cases() {
+        let service = plan.service(case.endpoint).unwrap();
+        let body = case.body.as_bytes();
+        let env = phases::decode(
+            service,
+            LIMITS,
+            "text/xml; charset=utf-8",
+            Some(case.action),
+            body,
+        )
+        .unwrap();
+        assert_eq!(env.op.name, case.name);
+        assert!(!phases::requests(&env).unwrap().is_empty());
+        phases::response(service, &env, &case.answers).unwrap();
+
+        let mut g = c.benchmark_group(case.name);
+        g.bench_function("parse", |b| {
+            b.iter(|| {
+                phases::decode(
+                    service,
+                    LIMITS,
+                    "text/xml; charset=utf-8",
+                    Some(case.action),
+                    black_box(body),
+                )
+                .unwrap()
+            })
+        });
+        g.bench_function("map", |b| {
+            b.iter(|| phases::requests(black_box(&env)).unwrap())
+        });
+        g.bench_function("write", |b| {
+            b.iter(|| phases::response(service, black_box(&env), &case.answers).unwrap())
+        });
+        g.bench_function("fault", |b| {
+            b.iter(|| {
+                phases::rest_fault(
+                    black_box(&env),
+                    422,
+                    100028,
+                    "Slutdato kan ikke være fremtidig",
+                )
+            })
+        });
+        g.bench_function("all", |b| {
+            b.iter(|| {
+                let env = phases::decode(
+                    service,
+                    LIMITS,
+                    "text/xml; charset=utf-8",
+                    Some(case.action),
+                    black_box(body),
+                )
+                .unwrap();
+                let reqs = phases::requests(&env).unwrap();
+                let bodies: Vec<Vec<u8>> = reqs
+                    .iter()
+                    .filter_map(|r| r.body.as_ref())
+                    .map(|b| serde_json::to_vec(b).unwrap())
+                    .collect();
+                (
+                    phases::response(service, &env, &case.answers).unwrap(),
+                    bodies,
+                )
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

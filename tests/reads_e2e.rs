@@ -1,0 +1,1783 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The reads as they run: PersonStatusService v20 (GetVariablePersonStatus) and
+//! PersonHistoryService v4 (GetPersonHistory) through `vos-converter serve` as a child
+//! process, over real sockets. Registrations are made through PersonRegistrationService v9
+//! against the embedded reference backend (seeded from mappings/dev-seed.toml), then read
+//! back; the cutover (rule 9) and its per-organisation overrides, the a-kasse view (rule 6),
+//! access (rule 7), the legacy splice and the shadow compare are checked from the outside.
+//! "No REST call" is proven with a `--rest-url` where nothing listens: a read that called
+//! REST would be a fault 900520. A stub legacy SOAP service (a raw HTTP responder on a tokio
+//! listener) answers with canned bytes. Every child's stderr is scanned for CPR numbers.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
+use quick_xml::XmlVersion;
+use quick_xml::events::Event;
+use quick_xml::name::{QName, ResolveResult};
+use quick_xml::reader::NsReader;
+use reqwest::{Client, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
+
+const PRS: &str = "urn:dk:star:dfdg:PersonRegistrationService:9";
+const PSS: &str = "urn:dk:star:dfdg:PersonStatusService:20";
+const PHS: &str = "urn:dk:star:dfdg:PersonHistoryService:4";
+const DFDG: &str = "urn:dk:star:dfdg:common:1";
+const SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+const SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";
+
+// The persons of mappings/dev-seed.toml.
+
+/// Municipality 101, member of a-kasse 12, not enrolled.
+const CPR_101: &str = "0101701111";
+/// Municipality 101, enrolled (rule 2 applies).
+const CPR_101_ENROLLED: &str = "0202702222";
+/// Municipality 147, a-kasse 34.
+const CPR_147: &str = "0303703333";
+/// Municipality 751, enrolled.
+const CPR_751: &str = "0404704444";
+const SEED_CPRS: [&str; 4] = [CPR_101, CPR_101_ENROLLED, CPR_147, CPR_751];
+
+/// A caller: (OrganisationType, OrganisationCode).
+type Org = (&'static str, &'static str);
+const JOBCENTER_101: Org = ("1", "101");
+const JOBCENTER_147: Org = ("1", "147");
+const KOMMUNE_147: Org = ("3", "147");
+const AKASSE_12: Org = ("2", "12");
+const STAR: Org = ("5", "12345678");
+
+const TEXT_900203: &str = "Organisationen har ikke adgang til borgeren";
+const SHADOW_LINE: &str = "shadow compare: legacy and REST differ";
+
+/// Every client call gives up after this, so nothing hangs.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+// ---------------------------------------------------------------------------------------
+// The child process
+// ---------------------------------------------------------------------------------------
+
+/// A running `vos-converter serve`. Dropping it kills the child.
+struct Serve {
+    child: Child,
+    /// `http://127.0.0.1:PORT`: the SOAP side.
+    soap: String,
+    client: Client,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    stderr_reader: Option<JoinHandle<()>>,
+    /// Kept so the reader thread keeps draining stdout.
+    stdout_lines: Receiver<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Serve {
+    /// `serve --listen 127.0.0.1:0 --data-dir <tempdir>` plus `extra`, with the embedded
+    /// backend unless `extra` names a `--rest-url`.
+    fn start(extra: &[&str]) -> Serve {
+        Serve::start_with(extra, "info")
+    }
+
+    fn start_with(extra: &[&str], rust_log: &str) -> Serve {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vos-converter"));
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(extra)
+            .env("RUST_LOG", rust_log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for var in [
+            "VOS_CONFIG",
+            "VOS_LISTEN",
+            "VOS_REST_URL",
+            "VOS_DATA_DIR",
+            "VOS_CUTOVER",
+            "VOS_CUTOVER_OVERRIDE",
+            "VOS_LEGACY_URL",
+            "VOS_SHADOW_COMPARE",
+            "VOS_UPSTREAM_TIMEOUT_MS",
+            "VOS_CONNECT_TIMEOUT_MS",
+            "VOS_CODELIST_TTL_SECS",
+            "VOS_MAX_BODY_BYTES",
+            "VOS_MAX_DEPTH",
+            "VOS_MAX_ELEMENTS",
+            "VOS_LOG_FORMAT",
+        ] {
+            cmd.env_remove(var);
+        }
+        let mut child = cmd.spawn().expect("start the vos-converter binary");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr_pipe = child.stderr.take().expect("piped stderr");
+
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let sink = stderr.clone();
+        let stderr_reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match stderr_pipe.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => sink.lock().unwrap().extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let client = Client::builder()
+            .timeout(CALL_TIMEOUT)
+            .connect_timeout(Duration::from_secs(2))
+            .no_proxy()
+            .build()
+            .unwrap();
+        let mut serve = Serve {
+            child,
+            soap: String::new(),
+            client,
+            stderr,
+            stderr_reader: Some(stderr_reader),
+            stdout_lines: lines,
+            _dir: dir,
+        };
+        // "listening on" comes first, "REST upstream:" after the endpoints: when that is
+        // printed, the server is bound and the embedded backend seeded.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut rest_seen = false;
+        while !rest_seen {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match serve.stdout_lines.recv_timeout(left) {
+                Ok(line) => {
+                    let line = line.trim();
+                    if let Some(addr) = line.strip_prefix("listening on ") {
+                        serve.soap = addr.trim().to_owned();
+                    } else if line.starts_with("REST upstream: ") {
+                        rest_seen = true;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let log = serve.kill();
+                    panic!("serve printed no address within 30 s; stderr:\n{log}");
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let log = serve.kill();
+                    panic!("serve closed stdout before listening; stderr:\n{log}");
+                }
+            }
+        }
+        assert!(
+            serve.soap.starts_with("http://127.0.0.1:"),
+            "SOAP address {:?}",
+            serve.soap
+        );
+        serve
+    }
+
+    fn kill(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Stops the child and checks rule 10 on everything it wrote to stderr: no CPR number
+    /// of `cprs` nor of the seed in any line. Returns the log.
+    fn finish(&mut self, cprs: &[&str]) -> String {
+        let log = self.kill();
+        assert_no_cpr(&log, cprs);
+        assert_no_cpr(&log, &SEED_CPRS);
+        log
+    }
+
+    async fn call(&self, v: Soap, svc: Svc, op: &str, envelope: &str) -> Reply {
+        let url = format!("{}{}", self.soap, svc.endpoint());
+        post_soap(
+            &self.client,
+            &url,
+            v,
+            &format!("{}/{op}", svc.ns()),
+            envelope,
+        )
+        .await
+    }
+
+    /// GetVariablePersonStatus as `org` about `cpr`.
+    async fn status(&self, v: Soap, org: Org, cpr: &str) -> Reply {
+        self.call(
+            v,
+            Svc::Pss,
+            "GetVariablePersonStatus",
+            &envelope(v, org, &status_request(cpr)),
+        )
+        .await
+    }
+
+    /// GetPersonHistory as `org` about `cpr`, with an optional period (xs:date).
+    async fn history(
+        &self,
+        v: Soap,
+        org: Org,
+        cpr: &str,
+        start: Option<&str>,
+        end: Option<&str>,
+    ) -> Reply {
+        self.call(
+            v,
+            Svc::Phs,
+            "GetPersonHistory",
+            &envelope(v, org, &history_request(cpr, start, end)),
+        )
+        .await
+    }
+
+    /// A PRS write that must succeed; returns the identifier it answers.
+    async fn prs(&self, org: Org, op: &str, body: &str, id: &str) -> Uuid {
+        let r = self
+            .call(Soap::V11, Svc::Prs, op, &envelope(Soap::V11, org, body))
+            .await;
+        r.prs_ok(op, id)
+    }
+
+    async fn create_cg(
+        &self,
+        org: Org,
+        cpr: &str,
+        ty: u32,
+        start: &str,
+        end: Option<&str>,
+        event: &str,
+    ) -> Uuid {
+        let body = format!(
+            "<prs:CreateContactGroupRequest>\
+             <prs:PersonCivilRegistrationIdentifier>{cpr}</prs:PersonCivilRegistrationIdentifier>\
+             <prs:ContactGroup><prs:ContactGroupTypeIdentifier>{ty}</prs:ContactGroupTypeIdentifier>\
+             <prs:ContactGroupStartTime>{start}</prs:ContactGroupStartTime>{}\
+             <prs:ContactGroupEventTime>{event}</prs:ContactGroupEventTime>\
+             </prs:ContactGroup></prs:CreateContactGroupRequest>",
+            opt("ContactGroupEndTime", end)
+        );
+        self.prs(org, "CreateContactGroup", &body, "ContactGroupIdentifier")
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn update_cg(
+        &self,
+        org: Org,
+        cpr: &str,
+        id: Uuid,
+        ty: u32,
+        start: &str,
+        end: Option<&str>,
+        event: &str,
+    ) {
+        let body = format!(
+            "<prs:UpdateContactGroupRequest>\
+             <prs:PersonCivilRegistrationIdentifier>{cpr}</prs:PersonCivilRegistrationIdentifier>\
+             <prs:ContactGroup><prs:ContactGroupIdentifier>{id}</prs:ContactGroupIdentifier>\
+             <prs:ContactGroupTypeIdentifier>{ty}</prs:ContactGroupTypeIdentifier>\
+             <prs:ContactGroupStartTime>{start}</prs:ContactGroupStartTime>{}\
+             <prs:ContactGroupEventTime>{event}</prs:ContactGroupEventTime>\
+             </prs:ContactGroup></prs:UpdateContactGroupRequest>",
+            opt("ContactGroupEndTime", end)
+        );
+        let got = self
+            .prs(org, "UpdateContactGroup", &body, "ContactGroupIdentifier")
+            .await;
+        assert_eq!(got, id);
+    }
+
+    async fn create_pc(
+        &self,
+        org: Org,
+        cpr: &str,
+        ty: u32,
+        start: &str,
+        end: Option<&str>,
+        event: &str,
+    ) -> Uuid {
+        let body = format!(
+            "<prs:CreatePersonCategoryRequest>\
+             <prs:PersonCivilRegistrationIdentifier>{cpr}</prs:PersonCivilRegistrationIdentifier>\
+             <prs:PersonCategory><prs:PersonCategoryTypeIdentifier>{ty}</prs:PersonCategoryTypeIdentifier>\
+             <prs:PersonCategoryStartTime>{start}</prs:PersonCategoryStartTime>{}\
+             <prs:PersonCategoryEventTime>{event}</prs:PersonCategoryEventTime>\
+             </prs:PersonCategory></prs:CreatePersonCategoryRequest>",
+            opt("PersonCategoryEndTime", end)
+        );
+        self.prs(
+            org,
+            "CreatePersonCategory",
+            &body,
+            "PersonCategoryIdentifier",
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn update_pc(
+        &self,
+        org: Org,
+        cpr: &str,
+        id: Uuid,
+        ty: u32,
+        start: &str,
+        end: Option<&str>,
+        event: &str,
+    ) {
+        let body = format!(
+            "<prs:UpdatePersonCategoryRequest>\
+             <prs:PersonCivilRegistrationIdentifier>{cpr}</prs:PersonCivilRegistrationIdentifier>\
+             <prs:PersonCategory><prs:PersonCategoryIdentifier>{id}</prs:PersonCategoryIdentifier>\
+             <prs:PersonCategoryTypeIdentifier>{ty}</prs:PersonCategoryTypeIdentifier>\
+             <prs:PersonCategoryStartTime>{start}</prs:PersonCategoryStartTime>{}\
+             <prs:PersonCategoryEventTime>{event}</prs:PersonCategoryEventTime>\
+             </prs:PersonCategory></prs:UpdatePersonCategoryRequest>",
+            opt("PersonCategoryEndTime", end)
+        );
+        let got = self
+            .prs(
+                org,
+                "UpdatePersonCategory",
+                &body,
+                "PersonCategoryIdentifier",
+            )
+            .await;
+        assert_eq!(got, id);
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Rule 10: no CPR number in the log, in any line.
+fn assert_no_cpr(log: &str, cprs: &[&str]) {
+    for cpr in cprs {
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(cpr)).collect();
+        assert!(
+            lines.is_empty(),
+            "the converter logged CPR number {cpr}:\n{}",
+            lines.join("\n")
+        );
+    }
+}
+
+/// A URL where nothing listens: a REST call there is a fault 900520.
+fn closed_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    format!("http://127.0.0.1:{port}")
+}
+
+// ---------------------------------------------------------------------------------------
+// Danish dates
+// ---------------------------------------------------------------------------------------
+
+fn copenhagen() -> TimeZone {
+    TimeZone::get("Europe/Copenhagen").unwrap()
+}
+
+fn danish_today() -> Date {
+    Timestamp::now().to_zoned(copenhagen()).date()
+}
+
+/// A day as an xs:dateTime: Danish midnight with its offset.
+fn xs_day(d: Date) -> String {
+    d.to_zoned(copenhagen())
+        .unwrap()
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
+}
+
+// ---------------------------------------------------------------------------------------
+// SOAP requests
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Soap {
+    V11,
+    V12,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Server,
+}
+
+impl Soap {
+    fn ns(self) -> &'static str {
+        match self {
+            Soap::V11 => SOAP11,
+            Soap::V12 => SOAP12,
+        }
+    }
+
+    fn mime(self) -> &'static str {
+        match self {
+            Soap::V11 => "text/xml",
+            Soap::V12 => "application/soap+xml",
+        }
+    }
+
+    fn fault_code(self, side: Side) -> &'static str {
+        match (self, side) {
+            (Soap::V11, Side::Client) => "Client",
+            (Soap::V11, Side::Server) => "Server",
+            (Soap::V12, Side::Client) => "Sender",
+            (Soap::V12, Side::Server) => "Receiver",
+        }
+    }
+
+    /// SOAP 1.1: every fault is 500; SOAP 1.2: 400 for Sender, 500 for Receiver.
+    fn fault_status(self, side: Side) -> StatusCode {
+        match (self, side) {
+            (Soap::V12, Side::Client) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// The three services, with the names of the reads' elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Svc {
+    Prs,
+    Pss,
+    Phs,
+}
+
+impl Svc {
+    fn ns(self) -> &'static str {
+        match self {
+            Svc::Prs => PRS,
+            Svc::Pss => PSS,
+            Svc::Phs => PHS,
+        }
+    }
+
+    fn endpoint(self) -> &'static str {
+        match self {
+            Svc::Prs => "/PersonRegistrationService/9",
+            Svc::Pss => "/PersonStatusService/20",
+            Svc::Phs => "/PersonHistoryService/4",
+        }
+    }
+
+    /// (operation, wrapper, KG collection, KG item, PC collection, PC item) of a read.
+    fn read_names(self) -> [&'static str; 6] {
+        match self {
+            Svc::Pss => [
+                "GetVariablePersonStatus",
+                "PersonStatus",
+                "ContactGroupCollection",
+                "ContactGroup",
+                "PersonCategoryCollection",
+                "PersonCategory",
+            ],
+            Svc::Phs => [
+                "GetPersonHistory",
+                "PersonHistory",
+                "ContactGroupHistoryCollection",
+                "ContactGroupHistory",
+                "PersonCategoryHistoryCollection",
+                "PersonCategoryHistory",
+            ],
+            Svc::Prs => unreachable!("PRS has no reads"),
+        }
+    }
+}
+
+/// An envelope of version `v` with `org`'s RequestUserMetadata and this body content.
+fn envelope(v: Soap, org: Org, body: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<env:Envelope xmlns:env="{}" xmlns:dfdg="{DFDG}" xmlns:prs="{PRS}" xmlns:pss="{PSS}" xmlns:phs="{PHS}"><env:Header><dfdg:RequestUserMetadata><dfdg:OrganisationType>{}</dfdg:OrganisationType><dfdg:OrganisationCode>{}</dfdg:OrganisationCode><dfdg:UserIdentifier>reads-e2e</dfdg:UserIdentifier></dfdg:RequestUserMetadata></env:Header><env:Body>{body}</env:Body></env:Envelope>"#,
+        v.ns(),
+        org.0,
+        org.1
+    )
+}
+
+fn opt(name: &str, value: Option<&str>) -> String {
+    value
+        .map(|v| format!("<prs:{name}>{v}</prs:{name}>"))
+        .unwrap_or_default()
+}
+
+fn status_request(cpr: &str) -> String {
+    format!(
+        "<pss:GetVariablePersonStatusRequest><pss:PersonCivilRegistrationIdentifier>{cpr}\
+         </pss:PersonCivilRegistrationIdentifier></pss:GetVariablePersonStatusRequest>"
+    )
+}
+
+fn history_request(cpr: &str, start: Option<&str>, end: Option<&str>) -> String {
+    let s = start
+        .map(|d| format!("<phs:PeriodStartDate>{d}</phs:PeriodStartDate>"))
+        .unwrap_or_default();
+    let e = end
+        .map(|d| format!("<phs:PeriodEndDate>{d}</phs:PeriodEndDate>"))
+        .unwrap_or_default();
+    format!(
+        "<phs:GetPersonHistoryRequest><phs:PersonCivilRegistrationIdentifier>{cpr}\
+         </phs:PersonCivilRegistrationIdentifier>{s}{e}</phs:GetPersonHistoryRequest>"
+    )
+}
+
+async fn post_soap(client: &Client, url: &str, v: Soap, action: &str, envelope: &str) -> Reply {
+    let (ct, soap_action) = match v {
+        Soap::V11 => (
+            "text/xml; charset=utf-8".to_owned(),
+            Some(format!("\"{action}\"")),
+        ),
+        Soap::V12 => (
+            format!("application/soap+xml; charset=utf-8; action=\"{action}\""),
+            None,
+        ),
+    };
+    post_raw(
+        client,
+        url,
+        &ct,
+        soap_action.as_deref(),
+        envelope.as_bytes().to_vec(),
+    )
+    .await
+}
+
+async fn post_raw(
+    client: &Client,
+    url: &str,
+    content_type: &str,
+    soap_action: Option<&str>,
+    body: Vec<u8>,
+) -> Reply {
+    let mut req = client
+        .post(url)
+        .header("Content-Type", content_type)
+        .body(body);
+    if let Some(a) = soap_action {
+        req = req.header("SOAPAction", a);
+    }
+    let start = Instant::now();
+    let res = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let status = res.status();
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let bytes = res.bytes().await.unwrap();
+    let elapsed = start.elapsed();
+    let text = String::from_utf8(bytes.to_vec())
+        .unwrap_or_else(|_| panic!("the answer is not UTF-8: {bytes:?}"));
+    Reply {
+        status,
+        content_type,
+        text,
+        elapsed,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// SOAP answers
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct Reply {
+    status: StatusCode,
+    content_type: String,
+    text: String,
+    elapsed: Duration,
+}
+
+/// One item of a collection: its child elements' (local name, text), in document order.
+type Item = Vec<(String, String)>;
+
+/// A read's answer: the echoed CPR and the two collections' items.
+#[derive(Debug)]
+struct ReadAnswer {
+    cpr: String,
+    kg: Vec<Item>,
+    pc: Vec<Item>,
+}
+
+fn field<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The item without the named fields.
+fn without(item: &Item, names: &[&str]) -> Item {
+    item.iter()
+        .filter(|(k, _)| !names.contains(&k.as_str()))
+        .cloned()
+        .collect()
+}
+
+fn ids(items: &[Item], id: &str) -> Vec<Uuid> {
+    items
+        .iter()
+        .map(|i| field(i, id).unwrap().parse().unwrap())
+        .collect()
+}
+
+impl Reply {
+    fn doc(&self) -> Doc {
+        parse_xml(&self.text)
+            .unwrap_or_else(|e| panic!("the answer is not well-formed XML ({e}):\n{}", self.text))
+    }
+
+    /// The Body's single child, after checking the envelope of version `v`.
+    fn body_child(&self, v: Soap) -> (Doc, usize) {
+        let doc = self.doc();
+        let root = &doc.els[0];
+        assert_eq!(
+            (root.ns.as_str(), root.name.as_str()),
+            (v.ns(), "Envelope"),
+            "{}",
+            self.text
+        );
+        let body = doc
+            .child(0, v.ns(), "Body")
+            .unwrap_or_else(|| panic!("no Body: {}", self.text));
+        let children = doc.children(body);
+        assert_eq!(children.len(), 1, "one Body child: {}", self.text);
+        (doc, children[0])
+    }
+
+    /// A successful PRS answer of `op`; returns its identifier `id`.
+    fn prs_ok(&self, op: &str, id: &str) -> Uuid {
+        assert_eq!(self.status, StatusCode::OK, "{op}: {}", self.text);
+        let (doc, el) = self.body_child(Soap::V11);
+        assert_eq!(doc.els[el].name, format!("{op}Response"), "{}", self.text);
+        let id_el = doc
+            .child(el, PRS, id)
+            .unwrap_or_else(|| panic!("no {id} in {}", self.text));
+        doc.els[id_el].text.trim().parse().unwrap()
+    }
+
+    /// A successful read of `svc`: HTTP 200, the version's content type, `<Op>Response`
+    /// with its wrapper holding exactly the CPR and the two collections, in that order.
+    fn read(&self, v: Soap, svc: Svc) -> ReadAnswer {
+        let [op, wrapper, kg, kg_item, pc, pc_item] = svc.read_names();
+        assert_eq!(self.status, StatusCode::OK, "{op}: {}", self.text);
+        assert!(
+            self.content_type.starts_with(v.mime()),
+            "{op}: content type {}",
+            self.content_type
+        );
+        let (doc, el) = self.body_child(v);
+        let e = &doc.els[el];
+        assert_eq!(
+            (e.ns.as_str(), e.name.as_str()),
+            (svc.ns(), format!("{op}Response").as_str()),
+            "{}",
+            self.text
+        );
+        let children = doc.children(el);
+        assert_eq!(children.len(), 1, "{}", self.text);
+        let w = children[0];
+        assert_eq!(
+            (doc.els[w].ns.as_str(), doc.els[w].name.as_str()),
+            (svc.ns(), wrapper)
+        );
+        let parts = doc.children(w);
+        let names: Vec<(&str, &str)> = parts
+            .iter()
+            .map(|p| (doc.els[*p].ns.as_str(), doc.els[*p].name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                (svc.ns(), "PersonCivilRegistrationIdentifier"),
+                (svc.ns(), kg),
+                (svc.ns(), pc)
+            ],
+            "the collections are present, in order, and nothing else: {}",
+            self.text
+        );
+        let items = |coll: usize, item: &str| -> Vec<Item> {
+            doc.children(coll)
+                .into_iter()
+                .map(|i| {
+                    assert_eq!(
+                        (doc.els[i].ns.as_str(), doc.els[i].name.as_str()),
+                        (svc.ns(), item),
+                        "{}",
+                        self.text
+                    );
+                    doc.children(i)
+                        .into_iter()
+                        .map(|f| {
+                            assert_eq!(doc.els[f].ns, svc.ns(), "{}", self.text);
+                            (doc.els[f].name.clone(), doc.els[f].text.clone())
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        ReadAnswer {
+            cpr: doc.els[parts[0]].text.clone(),
+            kg: items(parts[1], kg_item),
+            pc: items(parts[2], pc_item),
+        }
+    }
+
+    /// Asserts a fault of version `v` from `side` with the version's usual HTTP status and
+    /// first error `code`; returns the errors.
+    fn expect_fault(&self, v: Soap, side: Side, code: u32) -> Vec<(u32, String)> {
+        assert!(
+            self.content_type.starts_with(v.mime()),
+            "content type {} of {}",
+            self.content_type,
+            self.text
+        );
+        let (doc, f) = self.body_child(v);
+        assert_eq!(
+            (doc.els[f].ns.as_str(), doc.els[f].name.as_str()),
+            (v.ns(), "Fault"),
+            "{}",
+            self.text
+        );
+        let need = |parent: usize, ns: &str, name: &str| {
+            doc.child(parent, ns, name)
+                .unwrap_or_else(|| panic!("no {name} in the fault: {}", self.text))
+        };
+        let (code_el, detail) = match v {
+            Soap::V11 => (need(f, "", "faultcode"), need(f, "", "detail")),
+            Soap::V12 => (
+                need(need(f, SOAP12, "Code"), SOAP12, "Value"),
+                need(f, SOAP12, "Detail"),
+            ),
+        };
+        let (code_ns, local) = doc.els[code_el]
+            .qname
+            .clone()
+            .unwrap_or_else(|| panic!("the fault code is not a QName: {}", self.text));
+        assert_eq!(
+            (code_ns.as_str(), local.as_str()),
+            (v.ns(), v.fault_code(side)),
+            "{}",
+            self.text
+        );
+        let sf = need(detail, DFDG, "ServiceFault");
+        let errors: Vec<(u32, String)> = doc
+            .children(sf)
+            .into_iter()
+            .map(|e| {
+                (
+                    doc.els[need(e, DFDG, "ErrorCode")]
+                        .text
+                        .trim()
+                        .parse()
+                        .unwrap(),
+                    doc.els[need(e, DFDG, "ErrorText")].text.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(errors.first().map(|e| e.0), Some(code), "{}", self.text);
+        assert_eq!(self.status, v.fault_status(side), "{}", self.text);
+        errors
+    }
+}
+
+/// An XML document as a flat list of elements (the root first).
+#[derive(Debug)]
+struct Doc {
+    els: Vec<El>,
+}
+
+#[derive(Debug)]
+struct El {
+    ns: String,
+    name: String,
+    text: String,
+    parent: Option<usize>,
+    /// The text as a QName resolved in the element's scope, if it is one.
+    qname: Option<(String, String)>,
+}
+
+impl Doc {
+    fn children(&self, parent: usize) -> Vec<usize> {
+        (0..self.els.len())
+            .filter(|i| self.els[*i].parent == Some(parent))
+            .collect()
+    }
+
+    fn child(&self, parent: usize, ns: &str, name: &str) -> Option<usize> {
+        self.children(parent)
+            .into_iter()
+            .find(|i| self.els[*i].ns == ns && self.els[*i].name == name)
+    }
+}
+
+/// A namespace-aware, strict parse: balanced tags, one root, known prefixes, only the
+/// predefined entities, no DOCTYPE.
+fn parse_xml(xml: &str) -> Result<Doc, String> {
+    let mut r = NsReader::from_str(xml);
+    r.config_mut().expand_empty_elements = true;
+    r.config_mut().check_end_names = true;
+    let mut els: Vec<El> = Vec::new();
+    let mut stack: Vec<usize> = Vec::new();
+    loop {
+        let (ns, ev) = r.read_resolved_event().map_err(|e| e.to_string())?;
+        match ev {
+            Event::Start(e) => {
+                if stack.is_empty() && !els.is_empty() {
+                    return Err("more than one root element".into());
+                }
+                let ns = match ns {
+                    ResolveResult::Bound(n) => n.0.to_owned(),
+                    ResolveResult::Unbound => String::new(),
+                    ResolveResult::Unknown(p) => return Err(format!("unknown prefix {p}")),
+                };
+                for a in e.attributes() {
+                    let a = a.map_err(|e| e.to_string())?;
+                    a.normalized_value(XmlVersion::Implicit1_0)
+                        .map_err(|e| e.to_string())?;
+                }
+                els.push(El {
+                    ns,
+                    name: e.local_name().into_inner().to_owned(),
+                    text: String::new(),
+                    parent: stack.last().copied(),
+                    qname: None,
+                });
+                stack.push(els.len() - 1);
+            }
+            Event::End(_) => {
+                let i = stack.pop().ok_or("an end tag without a start")?;
+                let t = els[i].text.trim().to_owned();
+                if t.contains(':') && !t.contains(char::is_whitespace) {
+                    let (res, local) = r.resolver().resolve_element(QName(&t));
+                    if let ResolveResult::Bound(n) = res {
+                        els[i].qname = Some((n.0.to_owned(), local.into_inner().to_owned()));
+                    }
+                }
+            }
+            Event::Text(t) => {
+                if let Some(&i) = stack.last() {
+                    els[i].text.push_str(&t.xml10_content());
+                } else if !t.xml10_content().trim().is_empty() {
+                    return Err("text outside the root".into());
+                }
+            }
+            Event::CData(c) => {
+                let i = *stack.last().ok_or("CDATA outside the root")?;
+                els[i].text.push_str(&c.into_inner());
+            }
+            Event::GeneralRef(g) => {
+                let ch = match g.resolve_char_ref().map_err(|e| e.to_string())? {
+                    Some(c) => c,
+                    None => match &*g {
+                        "lt" => '<',
+                        "gt" => '>',
+                        "amp" => '&',
+                        "apos" => '\'',
+                        "quot" => '"',
+                        other => return Err(format!("entity &{other}; is not predefined")),
+                    },
+                };
+                let i = *stack.last().ok_or("a reference outside the root")?;
+                els[i].text.push(ch);
+            }
+            Event::DocType(_) => return Err("a DOCTYPE".into()),
+            Event::Eof => break,
+            Event::Empty(_) | Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
+        }
+    }
+    if !stack.is_empty() {
+        return Err("the document ends inside an element".into());
+    }
+    if els.is_empty() {
+        return Err("no root element".into());
+    }
+    Ok(Doc { els })
+}
+
+// ---------------------------------------------------------------------------------------
+// Expected items
+// ---------------------------------------------------------------------------------------
+
+fn item(pairs: &[(&str, Option<String>)]) -> Item {
+    pairs
+        .iter()
+        .filter_map(|(k, v)| v.clone().map(|v| ((*k).to_owned(), v)))
+        .collect()
+}
+
+/// A ContactGroup / ContactGroupHistory (without RegistrationTime) as the converter
+/// writes it, in the XSD's order.
+fn kg_item(id: Uuid, ty: u32, start: &str, end: Option<&str>, event: &str, by: Org) -> Item {
+    item(&[
+        ("ContactGroupIdentifier", Some(id.to_string())),
+        ("ContactGroupTypeIdentifier", Some(ty.to_string())),
+        ("ContactGroupStartTime", Some(start.to_owned())),
+        ("ContactGroupEndTime", end.map(str::to_owned)),
+        ("ContactGroupEventTime", Some(event.to_owned())),
+        ("RegisteredByOrganisationType", Some(by.0.to_owned())),
+        ("RegisteredByOrganisationCode", Some(by.1.to_owned())),
+    ])
+}
+
+fn pc_item(id: Uuid, ty: u32, start: &str, end: Option<&str>, event: &str, by: Org) -> Item {
+    item(&[
+        ("PersonCategoryIdentifier", Some(id.to_string())),
+        ("PersonCategoryTypeIdentifier", Some(ty.to_string())),
+        ("PersonCategoryStartTime", Some(start.to_owned())),
+        ("PersonCategoryEndTime", end.map(str::to_owned)),
+        ("PersonCategoryEventTime", Some(event.to_owned())),
+        ("RegisteredByOrganisationType", Some(by.0.to_owned())),
+        ("RegisteredByOrganisationCode", Some(by.1.to_owned())),
+    ])
+}
+
+/// The items of a history collection without RegistrationTime, after checking that every
+/// item has one as its last field, that it is an xs:dateTime with an offset, and that they
+/// do not decrease (oldest first).
+fn history_items(items: &[Item]) -> Vec<Item> {
+    let mut last: Option<Timestamp> = None;
+    for i in items {
+        let (name, text) = i.last().unwrap();
+        assert_eq!(name, "RegistrationTime", "{i:?}");
+        let t: Timestamp = text
+            .parse()
+            .unwrap_or_else(|_| panic!("RegistrationTime {text:?} has no offset"));
+        assert!(last.is_none_or(|l| l <= t), "not oldest first: {items:?}");
+        last = Some(t);
+    }
+    items
+        .iter()
+        .map(|i| without(i, &["RegistrationTime"]))
+        .collect()
+}
+
+/// The items as the converter writes them into a legacy collection (with `prefix`).
+fn xml_items(prefix: Option<&str>, item: &str, items: &[Item]) -> String {
+    let p = prefix.map(|p| format!("{p}:")).unwrap_or_default();
+    let mut out = String::new();
+    for fields in items {
+        out.push_str(&format!("<{p}{item}>"));
+        for (k, v) in fields {
+            out.push_str(&format!("<{p}{k}>{v}</{p}{k}>"));
+        }
+        out.push_str(&format!("</{p}{item}>"));
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// A stub legacy SOAP service
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+enum Mode {
+    /// Answer every request with these bytes.
+    Answer {
+        status: u16,
+        content_type: String,
+        body: String,
+    },
+    /// Accept, read the request, never answer.
+    Silent,
+}
+
+/// What the stub received: lower-case header names with values, and the body.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+struct LegacyStub {
+    /// `http://127.0.0.1:PORT/pss`.
+    url: String,
+    mode: Arc<Mutex<Mode>>,
+    received: Arc<Mutex<Vec<Received>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LegacyStub {
+    async fn start(mode: Mode) -> LegacyStub {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/pss", listener.local_addr().unwrap());
+        let mode = Arc::new(Mutex::new(mode));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let (m, r) = (mode.clone(), received.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                tokio::spawn(stub_connection(conn, m.clone(), r.clone()));
+            }
+        });
+        LegacyStub {
+            url,
+            mode,
+            received,
+            task,
+        }
+    }
+
+    fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+impl Drop for LegacyStub {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn answer(status: u16, content_type: &str, body: &str) -> Mode {
+    Mode::Answer {
+        status,
+        content_type: content_type.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+/// HTTP/1.1 with keep-alive: requests with a Content-Length, one after the other.
+async fn stub_connection(
+    mut conn: tokio::net::TcpStream,
+    mode: Arc<Mutex<Mode>>,
+    received: Arc<Mutex<Vec<Received>>>,
+) {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            match conn.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let headers: Vec<(String, String)> = head
+            .split("\r\n")
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let start = head_end + 4;
+        while buf.len() < start + len {
+            match conn.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let body = buf[start..start + len].to_vec();
+        buf.drain(..start + len);
+        received.lock().unwrap().push(Received { headers, body });
+        let mode = mode.lock().unwrap().clone();
+        match mode {
+            Mode::Silent => std::future::pending::<()>().await,
+            Mode::Answer {
+                status,
+                content_type,
+                body,
+            } => {
+                let reason = if status == 200 { "OK" } else { "Error" };
+                let head = format!(
+                    "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                if conn.write_all(head.as_bytes()).await.is_err()
+                    || conn.write_all(body.as_bytes()).await.is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The legacy GetVariablePersonStatus answer, in pieces around the inner content of the
+/// two collections the converter owns: unusual prefixes (`SOAP-ENV:`, `ns7:`), a default
+/// namespace on one collection, comments, whitespace, an attribute on a collection, a
+/// collection of its own with children in two namespaces, and an element of another
+/// namespace that has the same local name as a KG collection (not ours: kept).
+const LEGACY_HEAD: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<!-- legacy PersonStatusService v20, node pss-03 -->
+<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+  <SOAP-ENV:Header/>
+  <SOAP-ENV:Body>
+    <ns7:GetVariablePersonStatusResponse xmlns:ns7="urn:dk:star:dfdg:PersonStatusService:20"
+        xmlns:x="urn:example:legacy:extra">
+      <ns7:PersonStatus>
+        <ns7:PersonCivilRegistrationIdentifier>0101701111</ns7:PersonCivilRegistrationIdentifier>
+        <!-- KG and PC are VisiteringOgStatus' now -->
+        <ns7:ContactGroupCollection count="1">"#;
+
+const LEGACY_MIDDLE: &str = r#"</ns7:ContactGroupCollection>
+	<PersonCategoryCollection xmlns="urn:dk:star:dfdg:PersonStatusService:20" >"#;
+
+const LEGACY_TAIL: &str = r#"</PersonCategoryCollection>
+        <ns7:AbsenceCollection>
+          <ns7:Absence>
+            <ns7:AbsenceTypeIdentifier>3</ns7:AbsenceTypeIdentifier>
+            <x:Note xml:lang="da">ferie &amp; fridage &#230;</x:Note>
+          </ns7:Absence>
+          <!-- more absences on request -->
+        </ns7:AbsenceCollection>
+        <x:ContactGroupCollection><x:ContactGroup>another namespace: kept</x:ContactGroup></x:ContactGroupCollection>
+        <x:Flags xsi:nil="true"/>
+      </ns7:PersonStatus>
+    </ns7:GetVariablePersonStatusResponse>
+  </SOAP-ENV:Body>
+</SOAP-ENV:Envelope>
+"#;
+
+/// Stale legacy items (an old contact group nobody has any more).
+const LEGACY_STALE_KG: &str = r#"
+          <ns7:ContactGroup>
+            <ns7:ContactGroupIdentifier>0d5f3c1e-8a2b-4c6d-9e7f-102938475610</ns7:ContactGroupIdentifier>
+            <ns7:ContactGroupTypeIdentifier>8</ns7:ContactGroupTypeIdentifier>
+            <ns7:ContactGroupStartTime>2019-05-01T00:00:00+02:00</ns7:ContactGroupStartTime>
+            <ns7:ContactGroupEventTime>2019-05-01T08:00:00+02:00</ns7:ContactGroupEventTime>
+            <ns7:RegisteredByOrganisationType>1</ns7:RegisteredByOrganisationType>
+            <ns7:RegisteredByOrganisationCode>101</ns7:RegisteredByOrganisationCode>
+          </ns7:ContactGroup>
+        "#;
+
+const LEGACY_STALE_PC: &str = "<PersonCategory><PersonCategoryIdentifier>5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9</PersonCategoryIdentifier>\
+<PersonCategoryTypeIdentifier>3</PersonCategoryTypeIdentifier><PersonCategoryStartTime>2019-05-01T00:00:00+02:00</PersonCategoryStartTime>\
+<PersonCategoryEventTime>2019-05-01T08:00:00+02:00</PersonCategoryEventTime><RegisteredByOrganisationType>1</RegisteredByOrganisationType>\
+<RegisteredByOrganisationCode>101</RegisteredByOrganisationCode></PersonCategory>";
+
+fn legacy_body(kg_inner: &str, pc_inner: &str) -> String {
+    format!("{LEGACY_HEAD}{kg_inner}{LEGACY_MIDDLE}{pc_inner}{LEGACY_TAIL}")
+}
+
+/// The content type the stub answers with (passed through as it is).
+const LEGACY_CT: &str = "text/xml;charset=UTF-8";
+
+const LEGACY_FAULT: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+<SOAP-ENV:Envelope xmlns:SOAP-ENV=\"http://schemas.xmlsoap.org/soap/envelope/\"><SOAP-ENV:Body><SOAP-ENV:Fault>\
+<faultcode>SOAP-ENV:Server</faultcode><faultstring xml:lang=\"da\">Legacy: intern fejl &#230; </faultstring>\
+<detail><legacy:Fejl xmlns:legacy=\"urn:example:legacy\">42</legacy:Fejl></detail></SOAP-ENV:Fault></SOAP-ENV:Body>\
+</SOAP-ENV:Envelope>";
+
+// ---------------------------------------------------------------------------------------
+// 1. Before the cutover: the reads return what PRS registered
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn before_the_cutover_the_reads_return_what_prs_registered() {
+    let mut s = Serve::start_with(&["--cutover", "2099-01-01"], "debug");
+    let jc = JOBCENTER_101;
+    let today = xs_day(danish_today());
+
+    // Person A: contact group a1 (type 1), then a2 (type 2) closes it the day before
+    // (rule 5); a2 is ended today. A person category, created and then updated.
+    let (a1_start, a1_event) = ("2024-01-01T00:00:00+01:00", "2024-01-01T10:00:00+01:00");
+    let (a2_start, a2_event) = ("2024-06-01T00:00:00+02:00", "2024-06-01T09:00:00+02:00");
+    let a1 = s.create_cg(jc, CPR_101, 1, a1_start, None, a1_event).await;
+    let a2 = s.create_cg(jc, CPR_101, 2, a2_start, None, a2_event).await;
+    s.update_cg(jc, CPR_101, a2, 2, a2_start, Some(&today), a2_event)
+        .await;
+    let (p_start, p_event) = ("2024-02-01T00:00:00+01:00", "2024-02-01T08:00:00+01:00");
+    let p_end = "2030-12-31T00:00:00+01:00";
+    let p1 = s.create_pc(jc, CPR_101, 1, p_start, None, p_event).await;
+    s.update_pc(jc, CPR_101, p1, 2, p_start, Some(p_end), p_event)
+        .await;
+
+    for v in [Soap::V11, Soap::V12] {
+        // Current registrations only: a1 ended before today, a2 ends today.
+        let r = s.status(v, jc, CPR_101).await.read(v, Svc::Pss);
+        assert_eq!(r.cpr, CPR_101);
+        assert_eq!(
+            r.kg,
+            vec![kg_item(a2, 2, a2_start, Some(&today), a2_event, jc)]
+        );
+        assert_eq!(
+            r.pc,
+            vec![pc_item(p1, 2, p_start, Some(p_end), p_event, jc)]
+        );
+
+        // Every version, oldest first.
+        let h = s
+            .history(v, jc, CPR_101, None, None)
+            .await
+            .read(v, Svc::Phs);
+        assert_eq!(h.cpr, CPR_101);
+        assert_eq!(
+            history_items(&h.kg),
+            vec![
+                kg_item(a1, 1, a1_start, None, a1_event, jc),
+                kg_item(
+                    a1,
+                    1,
+                    a1_start,
+                    Some("2024-05-31T00:00:00+02:00"),
+                    a1_event,
+                    jc
+                ),
+                kg_item(a2, 2, a2_start, None, a2_event, jc),
+                kg_item(a2, 2, a2_start, Some(&today), a2_event, jc),
+            ]
+        );
+        assert_eq!(
+            history_items(&h.pc),
+            vec![
+                pc_item(p1, 1, p_start, None, p_event, jc),
+                pc_item(p1, 2, p_start, Some(p_end), p_event, jc),
+            ]
+        );
+    }
+
+    // Person B (enrolled): b1 from 2023-01-02 to 2023-06-30 (registered closed), b2 open
+    // from 2024-01-01: the period selects.
+    let jc_b = JOBCENTER_101;
+    let b1 = s
+        .create_cg(
+            jc_b,
+            CPR_101_ENROLLED,
+            1,
+            "2023-01-02T00:00:00+01:00",
+            Some("2023-06-30T00:00:00+02:00"),
+            "2023-01-02T12:00:00+01:00",
+        )
+        .await;
+    let b2 = s
+        .create_cg(
+            jc_b,
+            CPR_101_ENROLLED,
+            1,
+            "2024-01-01T00:00:00+01:00",
+            None,
+            "2024-01-01T12:00:00+01:00",
+        )
+        .await;
+    let periods: [(Option<&str>, Option<&str>, Vec<Uuid>); 5] = [
+        (None, None, vec![b1, b2]),
+        (Some("2024-01-01"), None, vec![b2]),
+        (None, Some("2023-12-31"), vec![b1]),
+        (Some("2023-03-01"), Some("2023-04-01"), vec![b1]),
+        (Some("2023-07-01"), Some("2023-12-31"), vec![]),
+    ];
+    for (i, (from, to, expected)) in periods.iter().enumerate() {
+        let v = if i % 2 == 0 { Soap::V11 } else { Soap::V12 };
+        let h = s
+            .history(v, jc_b, CPR_101_ENROLLED, *from, *to)
+            .await
+            .read(v, Svc::Phs);
+        assert_eq!(
+            ids(&h.kg, "ContactGroupIdentifier"),
+            *expected,
+            "period {from:?}..{to:?}"
+        );
+        assert!(h.pc.is_empty());
+    }
+    let log = s.finish(&[]);
+    assert!(log.contains("soap call"), "no SOAP call logged:\n{log}");
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. After the cutover: present, empty, and no REST call
+// ---------------------------------------------------------------------------------------
+
+async fn assert_empty_reads(s: &Serve, org: Org, cpr: &str) {
+    for v in [Soap::V11, Soap::V12] {
+        let r = s.status(v, org, cpr).await;
+        let a = r.read(v, Svc::Pss);
+        assert!(a.kg.is_empty() && a.pc.is_empty(), "{}", r.text);
+        assert!(
+            r.text
+                .contains("<ContactGroupCollection/><PersonCategoryCollection/>"),
+            "{}",
+            r.text
+        );
+        for (from, to) in [(None, None), (Some("2020-01-01"), Some("2030-12-31"))] {
+            let r = s.history(v, org, cpr, from, to).await;
+            let a = r.read(v, Svc::Phs);
+            assert!(a.kg.is_empty() && a.pc.is_empty(), "{}", r.text);
+            assert!(
+                r.text
+                    .contains("<ContactGroupHistoryCollection/><PersonCategoryHistoryCollection/>"),
+                "{}",
+                r.text
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn after_the_cutover_the_collections_are_empty_and_rest_is_not_called() {
+    // Nothing listens at the REST URL: a read that called REST would fault 900520.
+    let nowhere = closed_url();
+    let mut default_cutover = Serve::start(&["--rest-url", &nowhere]);
+    assert_empty_reads(&default_cutover, JOBCENTER_101, CPR_101).await;
+    default_cutover.finish(&[]);
+
+    let mut past = Serve::start(&["--rest-url", &nowhere, "--cutover", "2020-01-01"]);
+    assert_empty_reads(&past, JOBCENTER_101, CPR_101).await;
+    assert_empty_reads(&past, STAR, CPR_147).await;
+    past.finish(&[]);
+
+    // The same converter before its cutover does call REST, and cannot reach it.
+    let mut before = Serve::start(&["--rest-url", &nowhere, "--cutover", "2099-01-01"]);
+    for v in [Soap::V11, Soap::V12] {
+        let r = before.status(v, JOBCENTER_101, CPR_101).await;
+        r.expect_fault(v, Side::Server, 900520);
+        let r = before
+            .history(v, JOBCENTER_101, CPR_101, Some("2024-01-01"), None)
+            .await;
+        r.expect_fault(v, Side::Server, 900520);
+    }
+    before.finish(&[]);
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. An organisation's own cutover
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_organisation_override_moves_one_caller_alone() {
+    let mut s = Serve::start(&[
+        "--cutover",
+        "2099-01-01",
+        "--cutover-override",
+        "1:147=2020-01-01",
+    ]);
+    let (start, event) = ("2024-01-01T00:00:00+01:00", "2024-01-01T10:00:00+01:00");
+    // Writes go on after the cutover: PRS is not affected.
+    let k101 = s
+        .create_cg(JOBCENTER_101, CPR_101, 1, start, None, event)
+        .await;
+    let k147 = s
+        .create_cg(JOBCENTER_147, CPR_147, 1, start, None, event)
+        .await;
+    let p147 = s
+        .create_pc(JOBCENTER_147, CPR_147, 1, start, None, event)
+        .await;
+
+    // Jobcenter 147 is past its own cutover: its citizen's data exists, its reads are empty.
+    assert_empty_reads(&s, JOBCENTER_147, CPR_147).await;
+    // Not even REST's access check runs for it (no REST call): another municipality's
+    // citizen gives empty collections, not 900203.
+    assert_empty_reads(&s, JOBCENTER_147, CPR_101).await;
+
+    for v in [Soap::V11, Soap::V12] {
+        // Jobcenter 101 is on the default cutover, in 2099.
+        let r = s.status(v, JOBCENTER_101, CPR_101).await.read(v, Svc::Pss);
+        assert_eq!(
+            r.kg,
+            vec![kg_item(k101, 1, start, None, event, JOBCENTER_101)]
+        );
+        let h = s
+            .history(v, JOBCENTER_101, CPR_101, None, None)
+            .await
+            .read(v, Svc::Phs);
+        assert_eq!(ids(&h.kg, "ContactGroupIdentifier"), vec![k101]);
+        // The override is for organisation type 1 and code 147: Kommune 147 is not moved.
+        let r = s.status(v, KOMMUNE_147, CPR_147).await.read(v, Svc::Pss);
+        assert_eq!(ids(&r.kg, "ContactGroupIdentifier"), vec![k147]);
+        assert_eq!(ids(&r.pc, "PersonCategoryIdentifier"), vec![p147]);
+        // Nor is Jobcenter 147's access in REST: Jobcenter 101 about 147's citizen is refused.
+        s.status(v, JOBCENTER_101, CPR_147)
+            .await
+            .expect_fault(v, Side::Client, 900203);
+    }
+    s.finish(&[]);
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. The a-kasse view (rule 6)
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_akasse_sees_its_contact_group_types_and_never_person_categories() {
+    let mut s = Serve::start(&["--cutover", "2099-01-01"]);
+    let today = danish_today();
+    let tomorrow = xs_day(today.checked_add(1.day()).unwrap());
+    let today = xs_day(today);
+    let (start, event) = ("2024-01-01T00:00:00+01:00", "2024-01-01T10:00:00+01:00");
+    let event12 = "2025-01-06T09:30:00+01:00";
+    // STAR registers type 1, then type 12 from tomorrow: type 1 ends today (rule 5), so
+    // both are current.
+    let k1 = s.create_cg(STAR, CPR_101, 1, start, None, event).await;
+    let k12 = s
+        .create_cg(STAR, CPR_101, 12, &tomorrow, None, event12)
+        .await;
+    let p = s.create_pc(STAR, CPR_101, 1, start, None, event).await;
+
+    for v in [Soap::V11, Soap::V12] {
+        let star = s.status(v, STAR, CPR_101).await.read(v, Svc::Pss);
+        assert_eq!(
+            star.kg,
+            vec![
+                kg_item(k1, 1, start, Some(&today), event, STAR),
+                kg_item(k12, 12, &tomorrow, None, event12, STAR),
+            ]
+        );
+        assert_eq!(ids(&star.pc, "PersonCategoryIdentifier"), vec![p]);
+
+        // A-kasse 12, of which the person is a member: type 1 only, no person categories,
+        // and no fault for them.
+        let r = s.status(v, AKASSE_12, CPR_101).await;
+        let ak = r.read(v, Svc::Pss);
+        assert_eq!(
+            ak.kg,
+            vec![kg_item(k1, 1, start, Some(&today), event, STAR)]
+        );
+        assert!(ak.pc.is_empty(), "{}", r.text);
+        assert!(!r.text.contains("<PersonCategory>"), "{}", r.text);
+
+        let h = s
+            .history(v, AKASSE_12, CPR_101, None, None)
+            .await
+            .read(v, Svc::Phs);
+        assert_eq!(ids(&h.kg, "ContactGroupIdentifier"), vec![k1, k1]);
+        assert!(h.pc.is_empty());
+        let h = s
+            .history(v, STAR, CPR_101, None, None)
+            .await
+            .read(v, Svc::Phs);
+        assert_eq!(ids(&h.kg, "ContactGroupIdentifier"), vec![k1, k1, k12]);
+        assert_eq!(ids(&h.pc, "PersonCategoryIdentifier"), vec![p]);
+    }
+    s.finish(&[]);
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Access (rule 7): REST decides
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_jobcenter_asking_about_another_municipalitys_citizen_gets_900203() {
+    let mut s = Serve::start(&["--cutover", "2099-01-01"]);
+    let (start, event) = ("2024-01-01T00:00:00+01:00", "2024-01-01T10:00:00+01:00");
+    s.create_cg(JOBCENTER_101, CPR_101, 1, start, None, event)
+        .await;
+    s.create_pc(JOBCENTER_101, CPR_101, 1, start, None, event)
+        .await;
+    for v in [Soap::V11, Soap::V12] {
+        for r in [
+            s.status(v, JOBCENTER_147, CPR_101).await,
+            s.history(v, JOBCENTER_147, CPR_101, None, None).await,
+        ] {
+            let errors = r.expect_fault(v, Side::Client, 900203);
+            assert_eq!(errors, vec![(900203, TEXT_900203.to_owned())]);
+            assert!(
+                !r.text.contains(CPR_101) && !r.text.contains("Collection"),
+                "a fault carries no data: {}",
+                r.text
+            );
+        }
+    }
+    s.finish(&[]);
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. The legacy splice
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_legacy_answer_keeps_every_byte_but_the_two_collections() {
+    let stale = legacy_body(LEGACY_STALE_KG, LEGACY_STALE_PC);
+    let stub = LegacyStub::start(answer(200, LEGACY_CT, &stale)).await;
+    let legacy_flag = format!("PersonStatusService={}", stub.url);
+    let mut s = Serve::start(&["--cutover", "2099-01-01", "--legacy-url", &legacy_flag]);
+    let (start, event) = ("2024-01-01T00:00:00+01:00", "2024-01-01T10:00:00+01:00");
+    let k = s
+        .create_cg(JOBCENTER_101, CPR_101, 1, start, None, event)
+        .await;
+    let p = s
+        .create_pc(JOBCENTER_101, CPR_101, 3, start, None, event)
+        .await;
+
+    // Before the cutover: the REST items, with the collection's own prefix (`ns7:`) or
+    // none (a default namespace).
+    let envelope_sent = envelope(Soap::V11, JOBCENTER_101, &status_request(CPR_101));
+    let r = s.status(Soap::V11, JOBCENTER_101, CPR_101).await;
+    let expected = legacy_body(
+        &xml_items(
+            Some("ns7"),
+            "ContactGroup",
+            &[kg_item(k, 1, start, None, event, JOBCENTER_101)],
+        ),
+        &xml_items(
+            None,
+            "PersonCategory",
+            &[pc_item(p, 3, start, None, event, JOBCENTER_101)],
+        ),
+    );
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.content_type, LEGACY_CT);
+    assert_eq!(r.text, expected);
+    // The legacy service got the request as the client sent it.
+    let got = stub.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, envelope_sent.as_bytes());
+    assert_eq!(
+        got[0].header("soapaction"),
+        Some(format!("\"{PSS}/GetVariablePersonStatus\"").as_str())
+    );
+    assert_eq!(
+        got[0].header("content-type"),
+        Some("text/xml; charset=utf-8")
+    );
+    assert!(got[0].header("traceparent").is_some(), "{:?}", got[0]);
+    assert!(got[0].header("x-cpr").is_none(), "{:?}", got[0]);
+
+    // Collections the legacy service writes as empty elements are opened to hold the
+    // items; the tag keeps its attributes, the rest of the bytes stay.
+    let kg_empty = r#"<ns7:ContactGroupCollection count="1"/>"#;
+    let pc_empty =
+        r#"<PersonCategoryCollection xmlns="urn:dk:star:dfdg:PersonStatusService:20" />"#;
+    let self_closing = legacy_body("", "")
+        .replace(r#"<ns7:ContactGroupCollection count="1"></ns7:ContactGroupCollection>"#, kg_empty)
+        .replace(
+            "<PersonCategoryCollection xmlns=\"urn:dk:star:dfdg:PersonStatusService:20\" ></PersonCategoryCollection>",
+            pc_empty,
+        );
+    assert!(self_closing.contains(kg_empty) && self_closing.contains(pc_empty));
+    stub.set(answer(200, LEGACY_CT, &self_closing));
+    let r = s.status(Soap::V11, JOBCENTER_101, CPR_101).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let expected_opened = expected.replace(
+        "<PersonCategoryCollection xmlns=\"urn:dk:star:dfdg:PersonStatusService:20\" >",
+        "<PersonCategoryCollection xmlns=\"urn:dk:star:dfdg:PersonStatusService:20\">",
+    );
+    assert_eq!(r.text, expected_opened);
+
+    // A legacy fault passes through byte for byte.
+    stub.set(answer(500, "text/xml; charset=utf-8", LEGACY_FAULT));
+    let r = s.status(Soap::V11, JOBCENTER_101, CPR_101).await;
+    assert_eq!(
+        (r.status, r.content_type.as_str(), r.text.as_str()),
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/xml; charset=utf-8",
+            LEGACY_FAULT
+        )
+    );
+    s.finish(&[]);
+
+    // A legacy service that never answers: 900521 after the upstream timeout.
+    stub.set(Mode::Silent);
+    let mut slow = Serve::start(&[
+        "--cutover",
+        "2099-01-01",
+        "--legacy-url",
+        &legacy_flag,
+        "--upstream-timeout-ms",
+        "500",
+    ]);
+    for v in [Soap::V11, Soap::V12] {
+        let r = slow.status(v, JOBCENTER_101, CPR_101).await;
+        r.expect_fault(v, Side::Server, 900521);
+        assert!(
+            r.elapsed > Duration::from_millis(400) && r.elapsed < Duration::from_secs(3),
+            "900521 after {:?}",
+            r.elapsed
+        );
+    }
+    slow.finish(&[]);
+
+    // A legacy service that cannot be reached: 900520.
+    let gone = format!("PersonStatusService={}/pss", closed_url());
+    let mut unreachable = Serve::start(&["--cutover", "2099-01-01", "--legacy-url", &gone]);
+    unreachable
+        .status(Soap::V11, JOBCENTER_101, CPR_101)
+        .await
+        .expect_fault(Soap::V11, Side::Server, 900520);
+    unreachable.finish(&[]);
+}
+
+#[tokio::test]
+async fn after_the_cutover_the_legacy_collections_are_emptied_without_rest() {
+    let stale = legacy_body(LEGACY_STALE_KG, LEGACY_STALE_PC);
+    let stub = LegacyStub::start(answer(200, LEGACY_CT, &stale)).await;
+    let legacy_flag = format!("PersonStatusService={}", stub.url);
+    // Nothing listens at the REST URL: a REST call would fault 900520.
+    let nowhere = closed_url();
+    let mut s = Serve::start(&["--rest-url", &nowhere, "--legacy-url", &legacy_flag]);
+    let r = s.status(Soap::V11, JOBCENTER_101, CPR_101).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.content_type, LEGACY_CT);
+    assert_eq!(r.text, legacy_body("", ""));
+    assert_eq!(stub.received().len(), 1);
+
+    // The legacy fault passes through after the cutover too.
+    stub.set(answer(500, "text/xml; charset=utf-8", LEGACY_FAULT));
+    let r = s.status(Soap::V11, JOBCENTER_101, CPR_101).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(r.text, LEGACY_FAULT);
+    s.finish(&[]);
+
+    // PersonHistoryService the same way, in SOAP 1.2.
+    let history = |kg: &str, pc: &str| {
+        format!(
+            "<?xml version=\"1.0\"?>\n<e:Envelope xmlns:e=\"{SOAP12}\"><e:Body>\n  \
+             <h:GetPersonHistoryResponse xmlns:h=\"{PHS}\"><h:PersonHistory>\
+             <h:PersonCivilRegistrationIdentifier>0101701111</h:PersonCivilRegistrationIdentifier>\n    \
+             <h:ContactGroupHistoryCollection>{kg}</h:ContactGroupHistoryCollection>\n    \
+             <h:PersonCategoryHistoryCollection>{pc}</h:PersonCategoryHistoryCollection>\n    \
+             <h:InterviewHistoryCollection><h:InterviewHistory>kept</h:InterviewHistory></h:InterviewHistoryCollection>\
+             </h:PersonHistory></h:GetPersonHistoryResponse>\n</e:Body></e:Envelope>"
+        )
+    };
+    let stale_kg = "<h:ContactGroupHistory><h:ContactGroupIdentifier>0d5f3c1e-8a2b-4c6d-9e7f-102938475610\
+                    </h:ContactGroupIdentifier></h:ContactGroupHistory>";
+    let phs_ct = "application/soap+xml; charset=utf-8";
+    let phs_stub =
+        LegacyStub::start(answer(200, phs_ct, &history(stale_kg, "<!-- none -->"))).await;
+    let phs_flag = format!("PersonHistoryService={}", phs_stub.url);
+    let mut s = Serve::start(&["--rest-url", &nowhere, "--legacy-url", &phs_flag]);
+    let r = s
+        .history(Soap::V12, JOBCENTER_101, CPR_101, Some("2020-01-01"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.content_type, phs_ct);
+    assert_eq!(r.text, history("", ""));
+    s.finish(&[]);
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. Shadow compare
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn shadow_compare_counts_differences_and_answers_from_rest() {
+    let stub = LegacyStub::start(answer(200, LEGACY_CT, &legacy_body("", ""))).await;
+    let legacy_flag = format!("PersonStatusService={}", stub.url);
+    let mut s = Serve::start_with(
+        &[
+            "--cutover",
+            "2099-01-01",
+            "--cutover-override",
+            "1:147=2020-01-01",
+            "--legacy-url",
+            &legacy_flag,
+            "--shadow-compare",
+        ],
+        "debug",
+    );
+    let today = danish_today();
+    let tomorrow = xs_day(today.checked_add(1.day()).unwrap());
+    let today = xs_day(today);
+    let (start, event) = ("2024-01-01T00:00:00+01:00", "2024-01-01T10:00:00+01:00");
+    let (p_start, p_event) = ("2024-02-01T00:00:00+01:00", "2024-02-01T08:00:00+01:00");
+    // Two current contact groups (the first ends today) and a person category.
+    let k1 = s
+        .create_cg(JOBCENTER_101, CPR_101, 1, start, None, event)
+        .await;
+    let k2 = s
+        .create_cg(JOBCENTER_101, CPR_101, 2, &tomorrow, None, event)
+        .await;
+    let p = s
+        .create_pc(JOBCENTER_101, CPR_101, 2, p_start, None, p_event)
+        .await;
+
+    // Legacy: k1 with another type, k2 missing (2 mismatches); the person category equal
+    // to REST's in other words (offset-less local time, UTC, fields in another order):
+    // no mismatch.
+    let legacy_kg = format!(
+        "<ns7:ContactGroup><ns7:ContactGroupIdentifier>{k1}</ns7:ContactGroupIdentifier>\
+         <ns7:ContactGroupTypeIdentifier>8</ns7:ContactGroupTypeIdentifier>\
+         <ns7:ContactGroupStartTime>{start}</ns7:ContactGroupStartTime>\
+         <ns7:ContactGroupEndTime>{today}</ns7:ContactGroupEndTime>\
+         <ns7:ContactGroupEventTime>{event}</ns7:ContactGroupEventTime>\
+         <ns7:RegisteredByOrganisationType>1</ns7:RegisteredByOrganisationType>\
+         <ns7:RegisteredByOrganisationCode>101</ns7:RegisteredByOrganisationCode></ns7:ContactGroup>"
+    );
+    let legacy_pc = format!(
+        "\n          <PersonCategory>\n            <PersonCategoryIdentifier>{p}</PersonCategoryIdentifier>\
+         <PersonCategoryTypeIdentifier> 2 </PersonCategoryTypeIdentifier>\
+         <PersonCategoryStartTime>2024-02-01T00:00:00</PersonCategoryStartTime>\
+         <RegisteredByOrganisationType>1</RegisteredByOrganisationType>\
+         <PersonCategoryEventTime>2024-02-01T07:00:00Z</PersonCategoryEventTime>\
+         <RegisteredByOrganisationCode>101</RegisteredByOrganisationCode>\n          </PersonCategory>\n        "
+    );
+    stub.set(answer(200, LEGACY_CT, &legacy_body(&legacy_kg, &legacy_pc)));
+
+    let r = s.status(Soap::V11, JOBCENTER_101, CPR_101).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // The caller gets REST's items.
+    let expected = legacy_body(
+        &xml_items(
+            Some("ns7"),
+            "ContactGroup",
+            &[
+                kg_item(k1, 1, start, Some(&today), event, JOBCENTER_101),
+                kg_item(k2, 2, &tomorrow, None, event, JOBCENTER_101),
+            ],
+        ),
+        &xml_items(
+            None,
+            "PersonCategory",
+            &[pc_item(p, 2, p_start, None, p_event, JOBCENTER_101)],
+        ),
+    );
+    assert_eq!(r.text, expected);
+
+    // After its cutover (the override) a caller is not compared: nothing to compare with.
+    let r = s.status(Soap::V11, JOBCENTER_147, CPR_147).await;
+    assert_eq!(r.text, legacy_body("", ""));
+
+    let log = s.finish(&[]);
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(SHADOW_LINE)).collect();
+    assert_eq!(lines.len(), 1, "one collection differs, once:\n{log}");
+    let line = lines[0];
+    for part in [
+        "mismatches=2",
+        "collection=ContactGroupCollection",
+        "operation=GetVariablePersonStatus",
+        "rest_items=2",
+        "legacy_items=1",
+    ] {
+        assert!(line.contains(part), "{part} not in {line}");
+    }
+    for id in [k1, k2, p] {
+        assert!(!line.contains(&id.to_string()), "an identifier in {line}");
+    }
+}
