@@ -382,6 +382,22 @@ pub fn derived_id(who: &Identity, operation: &str, message_id: &str) -> uuid::Uu
     uuid::Uuid::new_v5(&MESSAGE_ID_NAMESPACE, name.as_bytes())
 }
 
+/// The call a registration makes: with a MessageID and a `call_with_message_id`, that call
+/// with the id derived from the caller and the MessageID; else the plain call.
+fn choose_call<'p>(
+    plan: &'p CallPlan,
+    env: &Envelope<'_>,
+    who: &Identity,
+) -> (&'p RestCall, Option<(&'p Target, Canon)>) {
+    match (&plan.with_message_id, &env.message_id) {
+        (Some((call, target)), Some(mid)) => (
+            call,
+            Some((target, Canon::Uuid(derived_id(who, &env.op.name, mid)))),
+        ),
+        _ => (&plan.call, None),
+    }
+}
+
 async fn call_exchange<'p>(
     conv: &Converter,
     env: &Envelope<'p>,
@@ -390,14 +406,8 @@ async fn call_exchange<'p>(
 ) -> Result<Answer<'p>, Failure> {
     let who = identity(env)?;
     let inputs = typed_inputs(env.op, &env.values)?;
-    let id;
-    let (call, extra) = match (&plan.with_message_id, &env.message_id) {
-        (Some((call, target)), Some(mid)) => {
-            id = Canon::Uuid(derived_id(&who, &env.op.name, mid));
-            (call, Some((target, &id)))
-        }
-        _ => (&plan.call, None),
-    };
+    let (call, id) = choose_call(plan, env, &who);
+    let extra = id.as_ref().map(|(t, c)| (*t, c));
     check_codes(conv, call, &inputs, &who, trace).await?;
     check_unchanged(conv, plan, &inputs, &who, trace).await?;
     let answer = call_upstream(conv, &map_request(call, &inputs, extra), &who, trace).await?;
@@ -925,15 +935,12 @@ pub mod phases {
         match &env.op.behaviour {
             Behaviour::Call(plan) => {
                 let who = identity(env).map_err(|f| format!("{f:?}"))?;
-                let id;
-                let (call, extra) = match (&plan.with_message_id, &env.message_id) {
-                    (Some((call, target)), Some(mid)) => {
-                        id = Canon::Uuid(derived_id(&who, &env.op.name, mid));
-                        (call, Some((target, &id)))
-                    }
-                    _ => (&plan.call, None),
-                };
-                Ok(vec![map_request(call, &inputs, extra)])
+                let (call, id) = choose_call(plan, env, &who);
+                Ok(vec![map_request(
+                    call,
+                    &inputs,
+                    id.as_ref().map(|(t, c)| (*t, c)),
+                )])
             }
             Behaviour::Read(plan) => Ok(plan
                 .collections

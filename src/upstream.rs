@@ -52,6 +52,17 @@ pub struct LegacyAnswer {
     pub body: bytes::Bytes,
 }
 
+impl UpstreamError {
+    /// The metric label of the failure.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Timeout => "timeout",
+            UpstreamError::Unreachable(_) => "unreachable",
+            UpstreamError::Invalid(_) => "invalid",
+        }
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
     #[error("unreachable: {0}")]
@@ -207,12 +218,7 @@ impl Upstream {
         let result = self.call_once(req, who, trace).await;
         trace.end();
         if let Some(m) = &self.metrics {
-            let kind = match &result {
-                Err(UpstreamError::Timeout) => Some("timeout"),
-                Err(UpstreamError::Unreachable(_)) => Some("unreachable"),
-                Err(UpstreamError::Invalid(_)) => Some("invalid"),
-                Ok(_) => None,
-            };
+            let kind = result.as_ref().err().map(UpstreamError::kind);
             m.record_upstream(&req.operation_id, start.elapsed(), kind);
         }
         result
@@ -315,12 +321,7 @@ impl Upstream {
         .await;
         trace.end();
         if let Some(m) = &self.metrics {
-            let kind = match &result {
-                Err(UpstreamError::Timeout) => Some("timeout"),
-                Err(UpstreamError::Unreachable(_)) => Some("unreachable"),
-                Err(UpstreamError::Invalid(_)) => Some("invalid"),
-                Ok(_) => None,
-            };
+            let kind = result.as_ref().err().map(UpstreamError::kind);
             m.record_upstream("legacy", start.elapsed(), kind);
         }
         result

@@ -821,7 +821,7 @@ impl Compiler<'_> {
             let d = d.get_ref();
             let source = match &d.value {
                 Some(v) => match d.ty.from_soap(v) {
-                    Ok(c) => None.or(Some(Source::Const(c))),
+                    Ok(c) => Some(Source::Const(c)),
                     Err(e) => {
                         self.err(span, format!("value {v:?}: {e}"));
                         continue;
