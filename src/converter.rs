@@ -698,6 +698,28 @@ fn fault_for(
     )
 }
 
+/// The answer to a request refused before its envelope was read: a Client fault with a
+/// catalogue code, in `version`, with its own HTTP status (413, 415, ...).
+fn refusal(version: SoapVersion, status: u16, fejl: Fejl, detail: Option<String>) -> Outcome {
+    let (_, code, body) = fault_for(
+        version,
+        &Failure::Soap(SoapError {
+            version,
+            fejl,
+            detail,
+        }),
+        None,
+    );
+    Outcome {
+        status,
+        content_type: version.content_type().to_owned(),
+        body,
+        operation: None,
+        fault_code: Some(code),
+        request_id: String::new(),
+    }
+}
+
 /// What convert_envelope learned about the call, besides its answer.
 #[derive(Default)]
 struct Seen {
@@ -707,8 +729,7 @@ struct Seen {
 }
 
 impl Converter {
-    /// Converts one SOAP request to `service` into its answer, and records it: one log line,
-    /// the metrics, the migration usage.
+    /// Converts one SOAP request to `service` into its answer, and records it.
     pub async fn convert(
         &self,
         service: &ServicePlan,
@@ -721,40 +742,62 @@ impl Converter {
         let trace = Trace::from_header(traceparent);
         let mut seen = Seen::default();
         let (version, outcome) = match version_and_action(content_type, soap_action) {
-            Err(fejl) => {
-                let failure = Failure::Soap(SoapError {
-                    version: SoapVersion::V11,
-                    fejl,
-                    detail: None,
-                });
-                let (_, code, body) = fault_for(SoapVersion::V11, &failure, None);
-                let o = Outcome {
-                    status: 415,
-                    content_type: SoapVersion::V11.content_type().to_owned(),
-                    body,
-                    operation: None,
-                    fault_code: Some(code),
-                    request_id: String::new(),
-                };
-                ("-", o)
-            }
+            Err(fejl) => (None, refusal(SoapVersion::V11, 415, fejl, None)),
             Ok((version, action)) => {
                 let raw = Raw {
                     content_type,
                     soap_action,
                     body,
                 };
-                let label = if version == SoapVersion::V11 {
-                    "1.1"
-                } else {
-                    "1.2"
-                };
                 (
-                    label,
+                    Some(version),
                     self.convert_envelope(service, version, action, &raw, &trace, &mut seen)
                         .await,
                 )
             }
+        };
+        self.record(service, version, seen, outcome, &trace, start)
+    }
+
+    /// A request refused before it could be read (its body over the limit, or cut off):
+    /// answered, logged and counted like every other.
+    pub fn refuse(
+        &self,
+        service: &ServicePlan,
+        version: SoapVersion,
+        status: u16,
+        fejl: Fejl,
+        detail: Option<String>,
+        traceparent: Option<&str>,
+    ) -> Outcome {
+        let start = Instant::now();
+        let trace = Trace::from_header(traceparent);
+        self.record(
+            service,
+            Some(version),
+            Seen::default(),
+            refusal(version, status, fejl, detail),
+            &trace,
+            start,
+        )
+    }
+
+    /// One log line, the metrics and the migration usage of a call; the answer gets its
+    /// request id.
+    fn record(
+        &self,
+        service: &ServicePlan,
+        version: Option<SoapVersion>,
+        seen: Seen,
+        outcome: Outcome,
+        trace: &Trace,
+        start: Instant,
+    ) -> Outcome {
+        // "-" when the content type named no SOAP version.
+        let version = match version {
+            Some(SoapVersion::V11) => "1.1",
+            Some(SoapVersion::V12) => "1.2",
+            None => "-",
         };
         let total = start.elapsed();
         let upstream = trace.waited();

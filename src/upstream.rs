@@ -89,14 +89,24 @@ pub struct Trace {
 impl Trace {
     /// Continues the caller's trace if its `traceparent` is valid, or starts one.
     pub fn from_header(traceparent: Option<&str>) -> Trace {
+        // W3C trace context, level 1: version 2 hex (not ff), trace id 32 and parent id 16
+        // lower-case hex, neither all zeros, flags 2 hex. Anything else starts a new trace.
+        let lower_hex = |s: &str, n: usize| {
+            s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        };
         let parsed = traceparent.and_then(|h| {
             let mut it = h.trim().split('-');
-            let (version, trace, span, flags) = (it.next()?, it.next()?, it.next()?, it.next()?);
-            let ok =
-                version.len() == 2 && trace.len() == 32 && span.len() == 16 && flags.len() == 2;
+            let (version, trace, parent, flags) = (it.next()?, it.next()?, it.next()?, it.next()?);
+            let valid = lower_hex(version, 2)
+                && version != "ff"
+                && lower_hex(trace, 32)
+                && lower_hex(parent, 16)
+                && lower_hex(flags, 2)
+                && parent.bytes().any(|b| b != b'0')
+                && (version != "00" || it.next().is_none());
             let id = u128::from_str_radix(trace, 16)
                 .ok()
-                .filter(|id| ok && *id != 0)?;
+                .filter(|id| valid && *id != 0)?;
             Some(id)
         });
         Trace {
@@ -380,6 +390,21 @@ mod tests {
         assert!(a.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{a}");
         assert_ne!(a, t.child());
         assert_eq!(a.len(), 55);
+        for bad in [
+            "garbage",
+            "00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-zzzzzzzzzzzzzzzz-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        ] {
+            assert_ne!(
+                Trace::from_header(Some(bad)).trace_id(),
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "{bad}"
+            );
+        }
         let fresh = Trace::from_header(Some("garbage"));
         assert_eq!(fresh.child().len(), 55);
         assert_ne!(fresh.trace_id(), "00000000000000000000000000000000");

@@ -1,8 +1,8 @@
 //! Prometheus metrics (OpenMetrics text at `/metrics`, from the `prometheus-client` crate).
 //! Label values are bounded: services, operations and REST operationIds come from the
 //! plan, fault codes from the catalogue, organisation types from mappings/; organisation
-//! codes are kept for the first `MAX_ORGANISATIONS` organisations seen (short, plain codes
-//! only) and fold into `other` after that. No label ever holds a CPR number or an id.
+//! codes are kept for the first `MAX_ORGANISATIONS` organisations seen (plain codes of at most
+//! `MAX_CODE_LEN` characters) and fold into `other` after that. No label ever holds a CPR number or an id.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -19,6 +19,10 @@ use crate::catalog::{Catalog, Fejl};
 
 /// How many distinct calling organisations get their own label value.
 pub const MAX_ORGANISATIONS: usize = 1000;
+
+/// The longest organisation code kept as a label: municipality and a-kasse numbers are a
+/// few digits, a CVR is 8. Anything longer (a CPR number sent by mistake is 10) is `other`.
+pub const MAX_CODE_LEN: usize = 8;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
@@ -170,9 +174,7 @@ impl Metrics {
                 .is_some_and(|k| self.catalog.is_none_or(|c| c.orgtype(k).is_some()))
         });
         let code = code.map(str::trim).filter(|c| {
-            !c.is_empty()
-                && c.len() <= 16
-                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            (1..=MAX_CODE_LEN).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric())
         });
         let (Some(ty), Some(code)) = (ty, code) else {
             return ("other".into(), "other".into());
@@ -300,7 +302,7 @@ mod tests {
         };
         m.record_call(&r);
         m.record_call(&CallRecord {
-            organisation_code: Some("0101701111 x"),
+            organisation_code: Some("0101701111"),
             fault_code: Some(123456),
             ..r.clone()
         });

@@ -23,7 +23,10 @@ pub fn redact(line: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(line.len());
     let mut i = 0;
     while i < line.len() {
-        let start_ok = i == 0 || !is_word(line[i - 1]);
+        // A boundary: the start, a non-word byte, or an escape such as `\n` in a JSON line.
+        let start_ok = i == 0
+            || !is_word(line[i - 1])
+            || (i >= 2 && line[i - 2] == b'\\' && matches!(line[i - 1], b'n' | b't' | b'r'));
         if start_ok && line[i].is_ascii_digit() {
             let run = line[i..].iter().take_while(|b| b.is_ascii_digit()).count();
             // ten digits, or six-dash-four
@@ -92,6 +95,7 @@ mod tests {
         assert_eq!(r("\"3112991234\""), "\"**********\"");
         assert_eq!(r("010170-1111"), "**********");
         assert_eq!(r("0101701111"), "**********");
+        assert_eq!(r(r#""a\n0101701111\tb""#), r#""a\n**********\tb""#);
     }
 
     #[test]

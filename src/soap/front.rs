@@ -8,7 +8,6 @@ use std::sync::Arc;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::SoapVersion;
-use super::write::{self, Side};
 use super::wsdl::{WsdlTemplate, client_base};
 use crate::catalog::Fejl;
 use crate::converter::Converter;
@@ -60,35 +59,36 @@ async fn post(
     let Some(service) = state.converter.plan.service(req.path()) else {
         return HttpResponse::NotFound().finish();
     };
-    let body = match payload.to_bytes_limited(state.max_body).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(_)) => {
-            return fault_response(
-                version,
-                400,
-                Fejl::UgyldigXml,
-                Some("forespørgslen blev afbrudt"),
-            );
+    let traceparent = header(&req, "traceparent");
+    let c = &state.converter;
+    let outcome = match payload.to_bytes_limited(state.max_body).await {
+        Ok(Ok(body)) => {
+            c.convert(
+                service,
+                content_type,
+                header(&req, "soapaction"),
+                body,
+                traceparent,
+            )
+            .await
         }
-        Err(_) => {
-            return fault_response(
-                version,
-                413,
-                Fejl::DokumentOverGraense,
-                Some(&format!("mere end {} bytes", state.max_body)),
-            );
-        }
-    };
-    let outcome = state
-        .converter
-        .convert(
+        Ok(Err(_)) => c.refuse(
             service,
-            content_type,
-            header(&req, "soapaction"),
-            body,
-            header(&req, "traceparent"),
-        )
-        .await;
+            version,
+            400,
+            Fejl::UgyldigXml,
+            Some("forespørgslen blev afbrudt".into()),
+            traceparent,
+        ),
+        Err(_) => c.refuse(
+            service,
+            version,
+            413,
+            Fejl::DokumentOverGraense,
+            Some(format!("mere end {} bytes", state.max_body)),
+            traceparent,
+        ),
+    };
     HttpResponse::build(
         actix_web::http::StatusCode::from_u16(outcome.status)
             .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
@@ -96,26 +96,6 @@ async fn post(
     .content_type(outcome.content_type)
     .insert_header(("X-Request-Id", outcome.request_id))
     .body(outcome.body)
-}
-
-fn fault_response(
-    version: SoapVersion,
-    status: u16,
-    fejl: Fejl,
-    detail: Option<&str>,
-) -> HttpResponse {
-    let e = fejl.entry();
-    let text = match detail {
-        Some(d) => format!("{}: {d}", e.text),
-        None => e.text.clone(),
-    };
-    let body = write::fault(version, Side::Client, &[(e.code, &text)], None);
-    HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(status)
-            .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST),
-    )
-    .content_type(version.content_type())
-    .body(body)
 }
 
 async fn get(req: HttpRequest, state: web::Data<Arc<SoapState>>) -> HttpResponse {
