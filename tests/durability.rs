@@ -3,15 +3,14 @@
 //! own database file. What a 2xx acknowledged survives kill -9; concurrent writers cannot
 //! break rule 5; migrations run once; no CPR number reaches the log.
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::Span;
 use jiff::civil::Date;
@@ -20,7 +19,9 @@ use reqwest::{Client, Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const BASE: &str = "/personvisitering/v1";
+use common::child::{ChildGuard, assert_not_logged};
+use common::{BASE, answer};
+
 /// STAR: may register and read both kinds for every person, and feed the person register.
 const STAR_TYPE: &str = "5";
 const STAR_CODE: &str = "12345678";
@@ -32,122 +33,50 @@ const STAR_CODE: &str = "12345678";
 /// A running `vos-converter backend --dev`. Dropping it kills the child (SIGKILL), so a
 /// failing test leaves no server behind.
 struct Backend {
-    child: Child,
+    child: ChildGuard,
     /// `http://127.0.0.1:PORT`, from the child's "listening on" line.
     base: String,
-    /// Everything the child wrote to stderr so far.
-    stderr: Arc<Mutex<Vec<u8>>>,
-    stderr_reader: Option<JoinHandle<()>>,
-    /// stdout, line by line; kept so the reader thread keeps draining the pipe. (In a
-    /// Mutex so the guard can be shared between tasks.)
-    stdout_lines: Mutex<Receiver<String>>,
 }
 
 impl Backend {
     /// Starts the binary on `db` with `RUST_LOG=rust_log` and waits (up to 30 s) for the
     /// address it listens on.
     fn start(db: &Path, rust_log: &str) -> Backend {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vos-converter"))
-            .arg("backend")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--db")
-            .arg(db)
-            .arg("--dev")
-            .env("RUST_LOG", rust_log)
-            .env_remove("VOS_BACKEND_LISTEN")
-            .env_remove("VOS_BACKEND_DB")
-            .env_remove("VOS_BACKEND_DEV")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the vos-converter binary");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut stderr_pipe = child.stderr.take().expect("piped stderr");
-
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = stderr.clone();
-        let stderr_reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            loop {
-                match stderr_pipe.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => sink.lock().unwrap().extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
-                }
-            }
-        });
-        let (tx, stdout_lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                // The receiver may be gone (test over); keep draining regardless.
-                let _ = tx.send(line);
-            }
-        });
-
-        // From here on the guard owns the child: a panic below kills it.
-        let mut backend = Backend {
-            child,
-            base: String::new(),
-            stderr,
-            stderr_reader: Some(stderr_reader),
-            stdout_lines: Mutex::new(stdout_lines),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let next = backend.stdout_lines.lock().unwrap().recv_timeout(left);
-            match next {
-                Ok(line) => {
-                    if let Some(addr) = line.trim().strip_prefix("listening on ") {
-                        backend.base = addr.trim().to_owned();
-                        break;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    let log = backend.kill();
-                    panic!("no \"listening on\" line within 30 s; stderr:\n{log}");
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let log = backend.kill();
-                    panic!("the backend closed stdout before listening; stderr:\n{log}");
-                }
-            }
-        }
-        assert!(
-            backend.base.starts_with("http://127.0.0.1:"),
-            "unexpected address {:?}",
-            backend.base
+        let mut child = ChildGuard::spawn(
+            Command::new(env!("CARGO_BIN_EXE_vos-converter"))
+                .arg("backend")
+                .arg("--listen")
+                .arg("127.0.0.1:0")
+                .arg("--db")
+                .arg(db)
+                .arg("--dev")
+                .env("RUST_LOG", rust_log)
+                .env_remove("VOS_BACKEND_LISTEN")
+                .env_remove("VOS_BACKEND_DB")
+                .env_remove("VOS_BACKEND_DEV"),
         );
-        backend
+        let mut base = String::new();
+        child.wait_for("the backend", |line| {
+            let addr = line.strip_prefix("listening on ");
+            if let Some(addr) = addr {
+                base = addr.trim().to_owned();
+            }
+            addr.is_some()
+        });
+        assert!(
+            base.starts_with("http://127.0.0.1:"),
+            "unexpected address {base:?}"
+        );
+        Backend { child, base }
     }
 
     /// SIGKILL (`Child::kill` on Unix), reap, and return all the child wrote to stderr.
     fn kill(&mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(reader) = self.stderr_reader.take() {
-            let _ = reader.join();
-        }
-        self.stderr_text()
-    }
-
-    fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+        self.child.kill()
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}{BASE}{path}", self.base)
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -168,41 +97,6 @@ fn star(client: &Client, method: Method, url: String) -> RequestBuilder {
         .request(method, url)
         .header("X-Organisation-Type", STAR_TYPE)
         .header("X-Organisation-Code", STAR_CODE)
-}
-
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    location: Option<String>,
-    body: Value,
-}
-
-impl Answer {
-    fn fejlkode(&self) -> u64 {
-        self.body["fejlkode"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no fejlkode in {self:?}"))
-    }
-}
-
-async fn answer(req: RequestBuilder) -> Answer {
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let location = res
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let text = res.text().await.unwrap();
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    Answer {
-        status,
-        location,
-        body,
-    }
 }
 
 /// SetPersonRegister as STAR: the person lives in municipality 101.
@@ -271,16 +165,9 @@ fn id_of(v: &Value) -> Uuid {
         .unwrap()
 }
 
-/// Rule 10: no CPR number in the log, in any line.
+/// Rule 10: no CPR number in the backend's log, in any line.
 fn assert_no_cpr(log: &str, cprs: &[&str]) {
-    for cpr in cprs {
-        let lines: Vec<&str> = log.lines().filter(|l| l.contains(cpr)).collect();
-        assert!(
-            lines.is_empty(),
-            "the backend logged CPR number {cpr}:\n{}",
-            lines.join("\n")
-        );
-    }
+    assert_not_logged("the backend", log, cprs);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -489,7 +376,7 @@ async fn concurrent_writers_keep_one_open_registration() {
             }
             // Rule 5: a start not after the open one's start is refused.
             StatusCode::UNPROCESSABLE_ENTITY => {
-                assert_eq!(a.fejlkode(), 900305, "{a:?}");
+                assert_eq!(a.code(), 900305, "{a:?}");
                 refused += 1;
             }
             _ => panic!("unexpected answer to a concurrent create: {a:?}"),
@@ -665,7 +552,7 @@ async fn no_cpr_in_child_logs() {
     ))
     .await;
     assert_eq!(
-        (a.status, a.fejlkode()),
+        (a.status, a.code()),
         (StatusCode::BAD_REQUEST, 900101),
         "{a:?}"
     );
@@ -679,7 +566,7 @@ async fn no_cpr_in_child_logs() {
     ))
     .await;
     assert_eq!(
-        (a.status, a.fejlkode()),
+        (a.status, a.code()),
         (StatusCode::BAD_REQUEST, 900101),
         "{a:?}"
     );
@@ -693,7 +580,7 @@ async fn no_cpr_in_child_logs() {
     ))
     .await;
     assert_eq!(
-        (a.status, a.fejlkode()),
+        (a.status, a.code()),
         (StatusCode::BAD_REQUEST, 900101),
         "{a:?}"
     );
@@ -705,7 +592,7 @@ async fn no_cpr_in_child_logs() {
     )
     .await;
     assert_eq!(
-        (a.status, a.fejlkode()),
+        (a.status, a.code()),
         (StatusCode::UNSUPPORTED_MEDIA_TYPE, 900403),
         "{a:?}"
     );
@@ -717,7 +604,7 @@ async fn no_cpr_in_child_logs() {
     ))
     .await;
     assert_eq!(
-        (a.status, a.fejlkode()),
+        (a.status, a.code()),
         (StatusCode::PAYLOAD_TOO_LARGE, 900404),
         "{a:?}"
     );
@@ -732,19 +619,19 @@ async fn no_cpr_in_child_logs() {
     )
     .await;
     assert_eq!(
-        (a.status, a.fejlkode()),
+        (a.status, a.code()),
         (StatusCode::BAD_REQUEST, 900102),
         "{a:?}"
     );
     let a = answer(star(&c, Method::GET, b.url("/kontaktgrupper")).header("X-Cpr", invalid)).await;
     assert_eq!(
-        (a.status, a.fejlkode()),
+        (a.status, a.code()),
         (StatusCode::BAD_REQUEST, 900102),
         "{a:?}"
     );
     let a = answer(star(&c, Method::GET, b.url("/status")).header("X-Cpr", unknown)).await;
     assert_eq!(
-        (a.status, a.fejlkode()),
+        (a.status, a.code()),
         (StatusCode::NOT_FOUND, 900303),
         "{a:?}"
     );
@@ -753,7 +640,7 @@ async fn no_cpr_in_child_logs() {
     )
     .await;
     assert_eq!(
-        (a.status, a.fejlkode()),
+        (a.status, a.code()),
         (StatusCode::NOT_FOUND, 900301),
         "{a:?}"
     );
@@ -766,7 +653,7 @@ async fn no_cpr_in_child_logs() {
     )
     .await;
     assert_eq!(
-        (a.status, a.fejlkode()),
+        (a.status, a.code()),
         (StatusCode::FORBIDDEN, 900203),
         "{a:?}"
     );
@@ -782,7 +669,7 @@ async fn no_cpr_in_child_logs() {
     )
     .await;
     assert_eq!(
-        (a.status, a.fejlkode()),
+        (a.status, a.code()),
         (StatusCode::UNPROCESSABLE_ENTITY, 100028),
         "{a:?}"
     );
@@ -796,7 +683,7 @@ async fn no_cpr_in_child_logs() {
     )
     .await;
     assert_eq!(
-        (a.status, a.fejlkode()),
+        (a.status, a.code()),
         (StatusCode::UNPROCESSABLE_ENTITY, 100029),
         "{a:?}"
     );
@@ -810,7 +697,7 @@ async fn no_cpr_in_child_logs() {
     )
     .await;
     assert_eq!(
-        (a.status, a.fejlkode()),
+        (a.status, a.code()),
         (StatusCode::UNPROCESSABLE_ENTITY, 900305),
         "{a:?}"
     );
@@ -825,7 +712,7 @@ async fn no_cpr_in_child_logs() {
     )
     .await;
     assert_eq!(
-        (a.status, a.fejlkode()),
+        (a.status, a.code()),
         (StatusCode::CONFLICT, 900304),
         "{a:?}"
     );
@@ -840,7 +727,7 @@ async fn no_cpr_in_child_logs() {
     )
     .await;
     assert_eq!(
-        (a.status, a.fejlkode()),
+        (a.status, a.code()),
         (StatusCode::NOT_FOUND, 900302),
         "{a:?}"
     );
@@ -852,7 +739,7 @@ async fn no_cpr_in_child_logs() {
     )))
     .await;
     assert_eq!(
-        (a.status, a.fejlkode()),
+        (a.status, a.code()),
         (StatusCode::UNAUTHORIZED, 900201),
         "{a:?}"
     );

@@ -6,214 +6,41 @@
 //! service that records what it is sent), usage that survives a graceful restart, JSON log
 //! lines, and the CPR redaction guarantee at TRACE.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Mutex;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use jiff::civil::Date;
-use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const PRS: &str = "urn:dk:star:dfdg:PersonRegistrationService:9";
-const PSS: &str = "urn:dk:star:dfdg:PersonStatusService:20";
-const PHS: &str = "urn:dk:star:dfdg:PersonHistoryService:4";
-const DFDG: &str = "urn:dk:star:dfdg:common:1";
-const SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
-const SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";
+use common::child::{CPR_101, CPR_101_ENROLLED, CPR_147, CPR_751, SEED_CPRS, Serve, closed_port};
+use common::soap::Service::{self, Phs, Prs, Pss};
+use common::soap::Soap::{self, V11, V12};
+use common::soap::{
+    DFDG, PHS, PRS, PSS, Reply, create_contact_group, create_person_category,
+    create_person_category_and_interview, envelope_with, history_request, metadata_user,
+    status_request as person_status, update_contact_group,
+};
+use common::{copenhagen, danish_today, date, xs_day};
+
 const REST_BASE: &str = "/personvisitering/v1";
-
-// The persons of mappings/dev-seed.toml.
-
-/// Municipality 101, member of a-kasse 12, not enrolled.
-const CPR_101: &str = "0101701111";
-/// Municipality 101, enrolled.
-const CPR_101_ENROLLED: &str = "0202702222";
-/// Municipality 147, member of a-kasse 34.
-const CPR_147: &str = "0303703333";
-/// Municipality 751, enrolled.
-const CPR_751: &str = "0404704444";
-const SEED_CPRS: [&str; 4] = [CPR_101, CPR_101_ENROLLED, CPR_147, CPR_751];
-
-/// Every client call gives up after this, so a hanging server fails the test instead of
-/// hanging it.
-const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The days `/api/migration` shows (observe::usage::SHOWN_DAYS).
 const SHOWN_DAYS: usize = 14;
 
 // ---------------------------------------------------------------------------------------
-// The child process
+// The child process (tests/common/child.rs), and what an operator reads of it
 // ---------------------------------------------------------------------------------------
 
-/// A running `vos-converter serve`. Dropping it kills the child, so a failing test leaves
-/// no server behind.
-struct Serve {
-    child: Child,
-    /// `http://127.0.0.1:PORT`, from the "listening on" line.
-    base: String,
-    client: Client,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    stderr_reader: Option<JoinHandle<()>>,
-    /// Kept so the reader thread keeps draining stdout.
-    stdout_lines: Receiver<String>,
-}
-
 impl Serve {
-    /// `serve --listen 127.0.0.1:0 --data-dir <data_dir>` plus `extra`, with `RUST_LOG` set
-    /// to `rust_log` and no `VOS_*` variable of the test's environment.
-    fn start(data_dir: &Path, extra: &[&str], rust_log: &str) -> Serve {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vos-converter"));
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(extra)
-            .env("RUST_LOG", rust_log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for var in [
-            "VOS_CONFIG",
-            "VOS_LISTEN",
-            "VOS_REST_URL",
-            "VOS_DATA_DIR",
-            "VOS_CUTOVER",
-            "VOS_CUTOVER_OVERRIDE",
-            "VOS_LEGACY_URL",
-            "VOS_SHADOW_COMPARE",
-            "VOS_UPSTREAM_TIMEOUT_MS",
-            "VOS_CONNECT_TIMEOUT_MS",
-            "VOS_CODELIST_TTL_SECS",
-            "VOS_MAX_BODY_BYTES",
-            "VOS_MAX_DEPTH",
-            "VOS_MAX_ELEMENTS",
-            "VOS_LOG_FORMAT",
-        ] {
-            cmd.env_remove(var);
-        }
-        let mut child = cmd.spawn().expect("start the vos-converter binary");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut stderr_pipe = child.stderr.take().expect("piped stderr");
-
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = stderr.clone();
-        let stderr_reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            loop {
-                match stderr_pipe.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => sink.lock().unwrap().extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
-                }
-            }
-        });
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let client = Client::builder()
-            .timeout(CALL_TIMEOUT)
-            .connect_timeout(Duration::from_secs(2))
-            .no_proxy()
-            .build()
-            .unwrap();
-        // From here on the guard owns the child: a panic below kills it.
-        let mut serve = Serve {
-            child,
-            base: String::new(),
-            client,
-            stderr,
-            stderr_reader: Some(stderr_reader),
-            stdout_lines: lines,
-        };
-        // "REST upstream:" is printed after "listening on", when everything is up.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut upstream = false;
-        while !upstream {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match serve.stdout_lines.recv_timeout(left) {
-                Ok(line) => {
-                    let line = line.trim();
-                    if let Some(addr) = line.strip_prefix("listening on ") {
-                        serve.base = addr.trim().to_owned();
-                    }
-                    upstream |= line.starts_with("REST upstream: ");
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    let log = serve.kill();
-                    panic!("serve did not start within 30 s; stderr:\n{log}");
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let log = serve.kill();
-                    panic!("serve closed stdout before listening; stderr:\n{log}");
-                }
-            }
-        }
-        assert!(
-            serve.base.starts_with("http://127.0.0.1:"),
-            "address {:?}",
-            serve.base
-        );
-        serve
-    }
-
-    /// Everything the child wrote to stderr, once its pipe is closed.
-    fn collect_stderr(&mut self) -> String {
-        if let Some(reader) = self.stderr_reader.take() {
-            let _ = reader.join();
-        }
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-
-    fn kill(&mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.collect_stderr()
-    }
-
-    /// Stops the child as an orchestrator does (SIGTERM), waits for it to exit and returns
-    /// its exit status and stderr.
-    fn stop(&mut self) -> (ExitStatus, String) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .arg("-TERM")
-            .arg(&pid)
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM {pid} failed");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let log = self.kill();
-                panic!("serve did not exit within 30 s of SIGTERM; stderr:\n{log}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        (status, self.collect_stderr())
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
     async fn call(&self, service: Service, v: Soap, op: &str, envelope: &str) -> Reply {
         self.call_traced(service, v, op, envelope, None).await
     }
@@ -221,74 +48,6 @@ impl Serve {
     /// A SOAP call of `op` with an envelope of these header blocks and this body content.
     async fn soap(&self, service: Service, v: Soap, op: &str, header: &str, body: &str) -> Reply {
         self.call(service, v, op, &envelope(v, header, body)).await
-    }
-
-    /// A SOAP call of `op` with the headers a generated client sends, and `traceparent`.
-    async fn call_traced(
-        &self,
-        service: Service,
-        v: Soap,
-        op: &str,
-        envelope: &str,
-        traceparent: Option<&str>,
-    ) -> Reply {
-        let action = format!("{}/{op}", service.ns());
-        let (content_type, soap_action) = match v {
-            Soap::V11 => (
-                "text/xml; charset=utf-8".to_owned(),
-                Some(format!("\"{action}\"")),
-            ),
-            Soap::V12 => (
-                format!("application/soap+xml; charset=utf-8; action=\"{action}\""),
-                None,
-            ),
-        };
-        self.post_raw(
-            service,
-            &content_type,
-            soap_action.as_deref(),
-            envelope.as_bytes().to_vec(),
-            traceparent,
-        )
-        .await
-    }
-
-    /// A POST to `service`'s endpoint with exactly these headers and bytes.
-    async fn post_raw(
-        &self,
-        service: Service,
-        content_type: &str,
-        soap_action: Option<&str>,
-        body: Vec<u8>,
-        traceparent: Option<&str>,
-    ) -> Reply {
-        let url = self.url(service.endpoint());
-        let mut req = self
-            .client
-            .post(&url)
-            .header("Content-Type", content_type)
-            .body(body);
-        if let Some(a) = soap_action {
-            req = req.header("SOAPAction", a);
-        }
-        if let Some(t) = traceparent {
-            req = req.header("traceparent", t);
-        }
-        let res = req
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("POST {url} ({content_type}): {e}"));
-        let status = res.status();
-        let request_id = res
-            .headers()
-            .get("x-request-id")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let text = res.text().await.unwrap();
-        Reply {
-            status,
-            request_id,
-            text,
-        }
     }
 
     async fn get(&self, path: &str) -> (StatusCode, String) {
@@ -329,91 +88,18 @@ impl Serve {
     }
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 // ---------------------------------------------------------------------------------------
-// SOAP requests and answers
+// SOAP requests and answers (tests/common/soap.rs)
 // ---------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Soap {
-    V11,
-    V12,
-}
-
-impl Soap {
-    fn ns(self) -> &'static str {
-        match self {
-            Soap::V11 => SOAP11,
-            Soap::V12 => SOAP12,
-        }
-    }
-
-    /// The `soap_version` label.
-    fn label(self) -> &'static str {
-        match self {
-            Soap::V11 => "1.1",
-            Soap::V12 => "1.2",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Service {
-    Prs,
-    Pss,
-    Phs,
-}
-
-impl Service {
-    fn ns(self) -> &'static str {
-        match self {
-            Service::Prs => PRS,
-            Service::Pss => PSS,
-            Service::Phs => PHS,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Service::Prs => "PersonRegistrationService",
-            Service::Pss => "PersonStatusService",
-            Service::Phs => "PersonHistoryService",
-        }
-    }
-
-    fn endpoint(self) -> &'static str {
-        match self {
-            Service::Prs => "/PersonRegistrationService/9",
-            Service::Pss => "/PersonStatusService/20",
-            Service::Phs => "/PersonHistoryService/4",
-        }
-    }
-}
-
-use Service::{Phs, Prs, Pss};
-use Soap::{V11, V12};
 
 /// An envelope of version `v` with these header blocks and this body content; the
 /// prefixes `prs`, `pss`, `phs` and `dfdg` are declared.
 fn envelope(v: Soap, header: &str, body: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="utf-8"?>
-<env:Envelope xmlns:env="{}" xmlns:dfdg="{DFDG}" xmlns:prs="{PRS}" xmlns:pss="{PSS}" xmlns:phs="{PHS}"><env:Header>{header}</env:Header><env:Body>{body}</env:Body></env:Envelope>"#,
-        v.ns()
-    )
-}
-
-fn metadata_user(org_type: &str, org_code: &str, user: &str) -> String {
-    format!(
-        "<dfdg:RequestUserMetadata><dfdg:OrganisationType>{org_type}</dfdg:OrganisationType>\
-         <dfdg:OrganisationCode>{org_code}</dfdg:OrganisationCode>\
-         <dfdg:UserIdentifier>{user}</dfdg:UserIdentifier></dfdg:RequestUserMetadata>"
+    envelope_with(
+        v,
+        &[("dfdg", DFDG), ("prs", PRS), ("pss", PSS), ("phs", PHS)],
+        header,
+        body,
     )
 }
 
@@ -421,115 +107,26 @@ fn metadata(org_type: &str, org_code: &str) -> String {
     metadata_user(org_type, org_code, "sb-observability")
 }
 
-fn opt(name: &str, value: Option<&str>) -> String {
-    value
-        .map(|v| format!("<prs:{name}>{v}</prs:{name}>"))
-        .unwrap_or_default()
-}
-
-fn create_contact_group(
-    cpr: &str,
-    ty: &str,
-    start: &str,
-    end: Option<&str>,
-    event: &str,
-) -> String {
-    format!(
-        "<prs:CreateContactGroupRequest>\
-         <prs:PersonCivilRegistrationIdentifier>{cpr}</prs:PersonCivilRegistrationIdentifier>\
-         <prs:ContactGroup>\
-         <prs:ContactGroupTypeIdentifier>{ty}</prs:ContactGroupTypeIdentifier>\
-         <prs:ContactGroupStartTime>{start}</prs:ContactGroupStartTime>{}\
-         <prs:ContactGroupEventTime>{event}</prs:ContactGroupEventTime>\
-         </prs:ContactGroup></prs:CreateContactGroupRequest>",
-        opt("ContactGroupEndTime", end)
-    )
-}
-
-fn update_contact_group(
-    cpr: &str,
-    id: &str,
-    ty: &str,
-    start: &str,
-    end: Option<&str>,
-    event: &str,
-) -> String {
-    format!(
-        "<prs:UpdateContactGroupRequest>\
-         <prs:PersonCivilRegistrationIdentifier>{cpr}</prs:PersonCivilRegistrationIdentifier>\
-         <prs:ContactGroup>\
-         <prs:ContactGroupIdentifier>{id}</prs:ContactGroupIdentifier>\
-         <prs:ContactGroupTypeIdentifier>{ty}</prs:ContactGroupTypeIdentifier>\
-         <prs:ContactGroupStartTime>{start}</prs:ContactGroupStartTime>{}\
-         <prs:ContactGroupEventTime>{event}</prs:ContactGroupEventTime>\
-         </prs:ContactGroup></prs:UpdateContactGroupRequest>",
-        opt("ContactGroupEndTime", end)
-    )
-}
-
-fn create_person_category(cpr: &str, ty: &str, start: &str, event: &str) -> String {
-    format!(
-        "<prs:CreatePersonCategoryRequest>\
-         <prs:PersonCivilRegistrationIdentifier>{cpr}</prs:PersonCivilRegistrationIdentifier>\
-         <prs:PersonCategory>\
-         <prs:PersonCategoryTypeIdentifier>{ty}</prs:PersonCategoryTypeIdentifier>\
-         <prs:PersonCategoryStartTime>{start}</prs:PersonCategoryStartTime>\
-         <prs:PersonCategoryEventTime>{event}</prs:PersonCategoryEventTime>\
-         </prs:PersonCategory></prs:CreatePersonCategoryRequest>"
-    )
-}
-
 /// The retired operation: fault 900510 without any REST call.
 fn retired(cpr: &str) -> String {
-    format!(
-        "<prs:CreatePersonCategoryAndInterviewRequest>\
-         <prs:PersonCivilRegistrationIdentifier>{cpr}</prs:PersonCivilRegistrationIdentifier>\
-         <prs:PersonCategory>\
-         <prs:PersonCategoryTypeIdentifier>2</prs:PersonCategoryTypeIdentifier>\
-         <prs:PersonCategoryStartTime>2024-07-01T00:00:00+02:00</prs:PersonCategoryStartTime>\
-         <prs:PersonCategoryEventTime>2024-07-01T13:45:00+02:00</prs:PersonCategoryEventTime>\
-         </prs:PersonCategory>\
-         <prs:Interview><prs:InterviewTime>2024-07-08T10:00:00+02:00</prs:InterviewTime>\
-         <prs:InterviewTypeIdentifier>1</prs:InterviewTypeIdentifier></prs:Interview>\
-         </prs:CreatePersonCategoryAndInterviewRequest>"
+    create_person_category_and_interview(
+        cpr,
+        2,
+        "2024-07-01T00:00:00+02:00",
+        "2024-07-01T13:45:00+02:00",
+        "2024-07-08T10:00:00+02:00",
     )
 }
 
-fn person_status(cpr: &str) -> String {
-    format!(
-        "<pss:GetVariablePersonStatusRequest>\
-         <pss:PersonCivilRegistrationIdentifier>{cpr}</pss:PersonCivilRegistrationIdentifier>\
-         </pss:GetVariablePersonStatusRequest>"
-    )
-}
-
+/// GetPersonHistory about `cpr`, with an optional period.
 fn person_history(cpr: &str, period: Option<(&str, &str)>) -> String {
-    let period = period
-        .map(|(from, to)| {
-            format!(
-                "<phs:PeriodStartDate>{from}</phs:PeriodStartDate>\
-                 <phs:PeriodEndDate>{to}</phs:PeriodEndDate>"
-            )
-        })
-        .unwrap_or_default();
-    format!(
-        "<phs:GetPersonHistoryRequest>\
-         <phs:PersonCivilRegistrationIdentifier>{cpr}</phs:PersonCivilRegistrationIdentifier>\
-         {period}</phs:GetPersonHistoryRequest>"
-    )
+    history_request(cpr, period.map(|p| p.0), period.map(|p| p.1))
 }
 
 const START_1: &str = "2024-01-01T00:00:00+01:00";
 const EVENT_1: &str = "2024-01-01T10:00:00+01:00";
 const START_2: &str = "2024-06-01T00:00:00+02:00";
 const EVENT_2: &str = "2024-06-01T10:00:00+02:00";
-
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    request_id: Option<String>,
-    text: String,
-}
 
 impl Reply {
     /// The first dfdg:ErrorCode of a fault.
@@ -611,25 +208,9 @@ fn traceparent_parts(t: &str) -> (String, String) {
 // Danish dates
 // ---------------------------------------------------------------------------------------
 
-fn copenhagen() -> TimeZone {
-    TimeZone::get("Europe/Copenhagen").unwrap()
-}
-
-fn danish_today() -> Date {
-    Timestamp::now().to_zoned(copenhagen()).date()
-}
-
 /// Danish midnight starting `d`, the instant `--cutover <d>` means.
 fn danish_midnight(d: Date) -> Timestamp {
     d.to_zoned(copenhagen()).unwrap().timestamp()
-}
-
-/// A day as an xs:dateTime: Danish midnight with its offset.
-fn xs_day(d: Date) -> String {
-    d.to_zoned(copenhagen())
-        .unwrap()
-        .strftime("%Y-%m-%dT%H:%M:%S%:z")
-        .to_string()
 }
 
 /// Waits, if the Danish date changes within a minute, until it has changed: the tests
@@ -989,11 +570,6 @@ impl Drop for Fake {
     }
 }
 
-fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 // ---------------------------------------------------------------------------------------
 // 1. /metrics and /api/migration after a known sequence of calls
 // ---------------------------------------------------------------------------------------
@@ -1011,7 +587,7 @@ async fn metrics_and_migration_usage_count_every_call_by_caller_operation_and_ou
         format!("2:12={akasse_cutover}"),
     );
     let dir = tempfile::tempdir().unwrap();
-    let s = Serve::start(
+    let s = Serve::start_in(
         dir.path(),
         &[
             "--cutover",
@@ -1396,10 +972,6 @@ async fn metrics_and_migration_usage_count_every_call_by_caller_operation_and_ou
     }
 }
 
-fn date(s: &str) -> Date {
-    s.parse().unwrap()
-}
-
 // ---------------------------------------------------------------------------------------
 // 2. /healthz and /readyz
 // ---------------------------------------------------------------------------------------
@@ -1408,7 +980,7 @@ fn date(s: &str) -> Date {
 async fn healthz_answers_and_readyz_follows_the_rest_service() {
     // The embedded backend: alive and ready.
     let dir = tempfile::tempdir().unwrap();
-    let s = Serve::start(dir.path(), &[], "info");
+    let s = Serve::start_in(dir.path(), &[], "info");
     let (status, body) = s.get("/healthz").await;
     assert_eq!(status, StatusCode::OK, "/healthz: {body}");
     let (status, body) = s.get("/readyz").await;
@@ -1418,7 +990,7 @@ async fn healthz_answers_and_readyz_follows_the_rest_service() {
     // A REST URL nobody listens on: alive, not ready.
     let dir = tempfile::tempdir().unwrap();
     let nobody = format!("http://127.0.0.1:{}", closed_port());
-    let s = Serve::start(dir.path(), &["--rest-url", &nobody], "info");
+    let s = Serve::start_in(dir.path(), &["--rest-url", &nobody], "info");
     let (status, body) = s.get("/healthz").await;
     assert_eq!(status, StatusCode::OK, "/healthz, REST down: {body}");
     let (status, body) = s.get("/readyz").await;
@@ -1432,7 +1004,7 @@ async fn healthz_answers_and_readyz_follows_the_rest_service() {
     // A REST service that goes away: ready while it answers, then not.
     let mut fake = Fake::start();
     let dir = tempfile::tempdir().unwrap();
-    let s = Serve::start(dir.path(), &["--rest-url", &fake.base], "info");
+    let s = Serve::start_in(dir.path(), &["--rest-url", &fake.base], "info");
     let (status, body) = s.get("/readyz").await;
     assert_eq!(status, StatusCode::OK, "/readyz, REST answers 404: {body}");
     fake.stop();
@@ -1489,7 +1061,7 @@ fn rest(method: &str, path: &str) -> (String, String) {
 async fn every_soap_answer_has_a_request_id_that_is_the_trace_sent_upstream() {
     let fake = Fake::start();
     let dir = tempfile::tempdir().unwrap();
-    let s = Serve::start(
+    let s = Serve::start_in(
         dir.path(),
         &[
             "--rest-url",
@@ -1707,7 +1279,7 @@ async fn every_soap_answer_has_a_request_id_that_is_the_trace_sent_upstream() {
     ));
     answers.push((
         "a content type that is not SOAP (415, 900505)",
-        s.post_raw(Prs, "text/plain", None, create.clone().into_bytes(), None)
+        s.send(Prs, "text/plain", None, create.clone().into_bytes(), None)
             .await,
     ));
     let mut big = create.clone();
@@ -1771,7 +1343,7 @@ async fn migration_usage_survives_a_graceful_restart() {
     clear_of_midnight();
     let dir = tempfile::tempdir().unwrap();
     let today = danish_today();
-    let mut s = Serve::start(dir.path(), &[], "info");
+    let mut s = Serve::start_in(dir.path(), &[], "info");
     let jc = metadata("1", "101");
     let id = s
         .soap(
@@ -1827,7 +1399,7 @@ async fn migration_usage_survives_a_graceful_restart() {
     );
 
     // A new process on the same data dir tells the same story (own times are not kept).
-    let mut s = Serve::start(dir.path(), &[], "info");
+    let mut s = Serve::start_in(dir.path(), &[], "info");
     let (_, after) = s.migration().await;
     assert_eq!(
         after["organisations"], before["organisations"],
@@ -1873,7 +1445,7 @@ async fn migration_usage_survives_a_graceful_restart() {
 async fn json_log_lines_carry_the_soap_call_fields() {
     clear_of_midnight();
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Serve::start(
+    let mut s = Serve::start_in(
         dir.path(),
         &["--log-format", "json", "--cutover", "2099-01-01"],
         "info",
@@ -1975,7 +1547,7 @@ async fn json_log_lines_carry_the_soap_call_fields() {
         false,
     ));
     let r = s
-        .post_raw(Prs, "text/plain", None, b"hello".to_vec(), None)
+        .send(Prs, "text/plain", None, b"hello".to_vec(), None)
         .await;
     r.expect_fault(900505, "not SOAP");
     expected.push((
@@ -2061,7 +1633,7 @@ fn lines_with<'l>(text: &'l str, needle: &str) -> Vec<&'l str> {
 #[tokio::test]
 async fn no_cpr_number_reaches_the_log_the_metrics_or_the_usage_at_trace() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Serve::start(dir.path(), &["--cutover", "2099-01-01"], "trace");
+    let mut s = Serve::start_in(dir.path(), &["--cutover", "2099-01-01"], "trace");
     let not_registered = "0505705555";
     let dashed = "010170-1111";
     let in_user = "1212851234";
@@ -2122,7 +1694,7 @@ async fn no_cpr_number_reaches_the_log_the_metrics_or_the_usage_at_trace() {
             v,
             "CreatePersonCategory",
             &jc,
-            &create_person_category(CPR_101_ENROLLED, "2", START_1, EVENT_1),
+            &create_person_category(CPR_101_ENROLLED, "2", START_1, None, EVENT_1),
         )
         .await;
         // Reads: the a-kasse (person categories refused, 900204), a kommune, a jobcenter
@@ -2232,7 +1804,7 @@ async fn no_cpr_number_reaches_the_log_the_metrics_or_the_usage_at_trace() {
                     None,
                 ),
             };
-            let r = s.post_raw(Prs, &ct, action.as_deref(), bytes, None).await;
+            let r = s.send(Prs, &ct, action.as_deref(), bytes, None).await;
             assert!(r.error_code().is_some(), "{what}: {}", r.text);
         }
         // The retired operation, with a CPR number in its body.
@@ -2290,7 +1862,7 @@ async fn no_cpr_number_reaches_the_log_the_metrics_or_the_usage_at_trace() {
 #[tokio::test]
 async fn a_cpr_number_sent_as_organisation_code_is_not_a_label() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Serve::start(dir.path(), &[], "info");
+    let mut s = Serve::start_in(dir.path(), &[], "info");
     for (ty, code) in [("1", CPR_101), ("3", CPR_147)] {
         s.soap(
             Prs,

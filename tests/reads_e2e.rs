@@ -9,42 +9,23 @@
 //! REST would be a fault 900520. A stub legacy SOAP service (a raw HTTP responder on a tokio
 //! listener) answers with canned bytes. Every child's stderr is scanned for CPR numbers.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+mod common;
 
-use jiff::civil::Date;
-use jiff::tz::TimeZone;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use jiff::{Timestamp, ToSpan};
-use quick_xml::XmlVersion;
-use quick_xml::events::Event;
-use quick_xml::name::{QName, ResolveResult};
-use quick_xml::reader::NsReader;
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
-const PRS: &str = "urn:dk:star:dfdg:PersonRegistrationService:9";
-const PSS: &str = "urn:dk:star:dfdg:PersonStatusService:20";
-const PHS: &str = "urn:dk:star:dfdg:PersonHistoryService:4";
-const DFDG: &str = "urn:dk:star:dfdg:common:1";
-const SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
-const SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";
-
-// The persons of mappings/dev-seed.toml.
-
-/// Municipality 101, member of a-kasse 12, not enrolled.
-const CPR_101: &str = "0101701111";
-/// Municipality 101, enrolled (rule 2 applies).
-const CPR_101_ENROLLED: &str = "0202702222";
-/// Municipality 147, a-kasse 34.
-const CPR_147: &str = "0303703333";
-/// Municipality 751, enrolled.
-const CPR_751: &str = "0404704444";
-const SEED_CPRS: [&str; 4] = [CPR_101, CPR_101_ENROLLED, CPR_147, CPR_751];
+use common::child::{CPR_101, CPR_101_ENROLLED, CPR_147, Serve, closed_url};
+use common::soap::{
+    DFDG, PHS, PRS, PSS, Reply, SOAP12, Service as Svc, Side, Soap, create_contact_group,
+    create_person_category, envelope_with, history_request, metadata_user, status_request,
+    update_contact_group, update_person_category,
+};
+use common::{danish_today, xs_day};
 
 /// A caller: (OrganisationType, OrganisationCode).
 type Org = (&'static str, &'static str);
@@ -57,165 +38,13 @@ const STAR: Org = ("5", "12345678");
 const TEXT_900203: &str = "Organisationen har ikke adgang til borgeren";
 const SHADOW_LINE: &str = "shadow compare: legacy and REST differ";
 
-/// Every client call gives up after this, so nothing hangs.
-const CALL_TIMEOUT: Duration = Duration::from_secs(5);
-
 // ---------------------------------------------------------------------------------------
-// The child process
+// The child process (tests/common/child.rs), as the three services
 // ---------------------------------------------------------------------------------------
-
-/// A running `vos-converter serve`. Dropping it kills the child.
-struct Serve {
-    child: Child,
-    /// `http://127.0.0.1:PORT`: the SOAP side.
-    soap: String,
-    client: Client,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    stderr_reader: Option<JoinHandle<()>>,
-    /// Kept so the reader thread keeps draining stdout.
-    stdout_lines: Receiver<String>,
-    _dir: tempfile::TempDir,
-}
 
 impl Serve {
-    /// `serve --listen 127.0.0.1:0 --data-dir <tempdir>` plus `extra`, with the embedded
-    /// backend unless `extra` names a `--rest-url`.
-    fn start(extra: &[&str]) -> Serve {
-        Serve::start_with(extra, "info")
-    }
-
-    fn start_with(extra: &[&str], rust_log: &str) -> Serve {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vos-converter"));
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(extra)
-            .env("RUST_LOG", rust_log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for var in [
-            "VOS_CONFIG",
-            "VOS_LISTEN",
-            "VOS_REST_URL",
-            "VOS_DATA_DIR",
-            "VOS_CUTOVER",
-            "VOS_CUTOVER_OVERRIDE",
-            "VOS_LEGACY_URL",
-            "VOS_SHADOW_COMPARE",
-            "VOS_UPSTREAM_TIMEOUT_MS",
-            "VOS_CONNECT_TIMEOUT_MS",
-            "VOS_CODELIST_TTL_SECS",
-            "VOS_MAX_BODY_BYTES",
-            "VOS_MAX_DEPTH",
-            "VOS_MAX_ELEMENTS",
-            "VOS_LOG_FORMAT",
-        ] {
-            cmd.env_remove(var);
-        }
-        let mut child = cmd.spawn().expect("start the vos-converter binary");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut stderr_pipe = child.stderr.take().expect("piped stderr");
-
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = stderr.clone();
-        let stderr_reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            loop {
-                match stderr_pipe.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => sink.lock().unwrap().extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
-                }
-            }
-        });
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let client = Client::builder()
-            .timeout(CALL_TIMEOUT)
-            .connect_timeout(Duration::from_secs(2))
-            .no_proxy()
-            .build()
-            .unwrap();
-        let mut serve = Serve {
-            child,
-            soap: String::new(),
-            client,
-            stderr,
-            stderr_reader: Some(stderr_reader),
-            stdout_lines: lines,
-            _dir: dir,
-        };
-        // "listening on" comes first, "REST upstream:" after the endpoints: when that is
-        // printed, the server is bound and the embedded backend seeded.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut rest_seen = false;
-        while !rest_seen {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match serve.stdout_lines.recv_timeout(left) {
-                Ok(line) => {
-                    let line = line.trim();
-                    if let Some(addr) = line.strip_prefix("listening on ") {
-                        serve.soap = addr.trim().to_owned();
-                    } else if line.starts_with("REST upstream: ") {
-                        rest_seen = true;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    let log = serve.kill();
-                    panic!("serve printed no address within 30 s; stderr:\n{log}");
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let log = serve.kill();
-                    panic!("serve closed stdout before listening; stderr:\n{log}");
-                }
-            }
-        }
-        assert!(
-            serve.soap.starts_with("http://127.0.0.1:"),
-            "SOAP address {:?}",
-            serve.soap
-        );
-        serve
-    }
-
-    fn kill(&mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(reader) = self.stderr_reader.take() {
-            let _ = reader.join();
-        }
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-
-    /// Stops the child and checks rule 10 on everything it wrote to stderr: no CPR number
-    /// of `cprs` nor of the seed in any line. Returns the log.
-    fn finish(&mut self, cprs: &[&str]) -> String {
-        let log = self.kill();
-        assert_no_cpr(&log, cprs);
-        assert_no_cpr(&log, &SEED_CPRS);
-        log
-    }
-
     async fn call(&self, v: Soap, svc: Svc, op: &str, envelope: &str) -> Reply {
-        let url = format!("{}{}", self.soap, svc.endpoint());
-        post_soap(
-            &self.client,
-            &url,
-            v,
-            &format!("{}/{op}", svc.ns()),
-            envelope,
-        )
-        .await
+        self.call_traced(svc, v, op, envelope, None).await
     }
 
     /// GetVariablePersonStatus as `org` about `cpr`.
@@ -264,15 +93,7 @@ impl Serve {
         end: Option<&str>,
         event: &str,
     ) -> Uuid {
-        let body = format!(
-            "<prs:CreateContactGroupRequest>\
-             <prs:PersonCivilRegistrationIdentifier>{cpr}</prs:PersonCivilRegistrationIdentifier>\
-             <prs:ContactGroup><prs:ContactGroupTypeIdentifier>{ty}</prs:ContactGroupTypeIdentifier>\
-             <prs:ContactGroupStartTime>{start}</prs:ContactGroupStartTime>{}\
-             <prs:ContactGroupEventTime>{event}</prs:ContactGroupEventTime>\
-             </prs:ContactGroup></prs:CreateContactGroupRequest>",
-            opt("ContactGroupEndTime", end)
-        );
+        let body = create_contact_group(cpr, ty, start, end, event);
         self.prs(org, "CreateContactGroup", &body, "ContactGroupIdentifier")
             .await
     }
@@ -288,16 +109,7 @@ impl Serve {
         end: Option<&str>,
         event: &str,
     ) {
-        let body = format!(
-            "<prs:UpdateContactGroupRequest>\
-             <prs:PersonCivilRegistrationIdentifier>{cpr}</prs:PersonCivilRegistrationIdentifier>\
-             <prs:ContactGroup><prs:ContactGroupIdentifier>{id}</prs:ContactGroupIdentifier>\
-             <prs:ContactGroupTypeIdentifier>{ty}</prs:ContactGroupTypeIdentifier>\
-             <prs:ContactGroupStartTime>{start}</prs:ContactGroupStartTime>{}\
-             <prs:ContactGroupEventTime>{event}</prs:ContactGroupEventTime>\
-             </prs:ContactGroup></prs:UpdateContactGroupRequest>",
-            opt("ContactGroupEndTime", end)
-        );
+        let body = update_contact_group(cpr, id, ty, start, end, event);
         let got = self
             .prs(org, "UpdateContactGroup", &body, "ContactGroupIdentifier")
             .await;
@@ -313,15 +125,7 @@ impl Serve {
         end: Option<&str>,
         event: &str,
     ) -> Uuid {
-        let body = format!(
-            "<prs:CreatePersonCategoryRequest>\
-             <prs:PersonCivilRegistrationIdentifier>{cpr}</prs:PersonCivilRegistrationIdentifier>\
-             <prs:PersonCategory><prs:PersonCategoryTypeIdentifier>{ty}</prs:PersonCategoryTypeIdentifier>\
-             <prs:PersonCategoryStartTime>{start}</prs:PersonCategoryStartTime>{}\
-             <prs:PersonCategoryEventTime>{event}</prs:PersonCategoryEventTime>\
-             </prs:PersonCategory></prs:CreatePersonCategoryRequest>",
-            opt("PersonCategoryEndTime", end)
-        );
+        let body = create_person_category(cpr, ty, start, end, event);
         self.prs(
             org,
             "CreatePersonCategory",
@@ -342,16 +146,7 @@ impl Serve {
         end: Option<&str>,
         event: &str,
     ) {
-        let body = format!(
-            "<prs:UpdatePersonCategoryRequest>\
-             <prs:PersonCivilRegistrationIdentifier>{cpr}</prs:PersonCivilRegistrationIdentifier>\
-             <prs:PersonCategory><prs:PersonCategoryIdentifier>{id}</prs:PersonCategoryIdentifier>\
-             <prs:PersonCategoryTypeIdentifier>{ty}</prs:PersonCategoryTypeIdentifier>\
-             <prs:PersonCategoryStartTime>{start}</prs:PersonCategoryStartTime>{}\
-             <prs:PersonCategoryEventTime>{event}</prs:PersonCategoryEventTime>\
-             </prs:PersonCategory></prs:UpdatePersonCategoryRequest>",
-            opt("PersonCategoryEndTime", end)
-        );
+        let body = update_person_category(cpr, id, ty, start, end, event);
         let got = self
             .prs(
                 org,
@@ -364,127 +159,11 @@ impl Serve {
     }
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Rule 10: no CPR number in the log, in any line.
-fn assert_no_cpr(log: &str, cprs: &[&str]) {
-    for cpr in cprs {
-        let lines: Vec<&str> = log.lines().filter(|l| l.contains(cpr)).collect();
-        assert!(
-            lines.is_empty(),
-            "the converter logged CPR number {cpr}:\n{}",
-            lines.join("\n")
-        );
-    }
-}
-
-/// A URL where nothing listens: a REST call there is a fault 900520.
-fn closed_url() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
-    format!("http://127.0.0.1:{port}")
-}
-
 // ---------------------------------------------------------------------------------------
-// Danish dates
+// SOAP requests (tests/common/soap.rs)
 // ---------------------------------------------------------------------------------------
-
-fn copenhagen() -> TimeZone {
-    TimeZone::get("Europe/Copenhagen").unwrap()
-}
-
-fn danish_today() -> Date {
-    Timestamp::now().to_zoned(copenhagen()).date()
-}
-
-/// A day as an xs:dateTime: Danish midnight with its offset.
-fn xs_day(d: Date) -> String {
-    d.to_zoned(copenhagen())
-        .unwrap()
-        .strftime("%Y-%m-%dT%H:%M:%S%:z")
-        .to_string()
-}
-
-// ---------------------------------------------------------------------------------------
-// SOAP requests
-// ---------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Soap {
-    V11,
-    V12,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Client,
-    Server,
-}
-
-impl Soap {
-    fn ns(self) -> &'static str {
-        match self {
-            Soap::V11 => SOAP11,
-            Soap::V12 => SOAP12,
-        }
-    }
-
-    fn mime(self) -> &'static str {
-        match self {
-            Soap::V11 => "text/xml",
-            Soap::V12 => "application/soap+xml",
-        }
-    }
-
-    fn fault_code(self, side: Side) -> &'static str {
-        match (self, side) {
-            (Soap::V11, Side::Client) => "Client",
-            (Soap::V11, Side::Server) => "Server",
-            (Soap::V12, Side::Client) => "Sender",
-            (Soap::V12, Side::Server) => "Receiver",
-        }
-    }
-
-    /// SOAP 1.1: every fault is 500; SOAP 1.2: 400 for Sender, 500 for Receiver.
-    fn fault_status(self, side: Side) -> StatusCode {
-        match (self, side) {
-            (Soap::V12, Side::Client) => StatusCode::BAD_REQUEST,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-}
-
-/// The three services, with the names of the reads' elements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Svc {
-    Prs,
-    Pss,
-    Phs,
-}
 
 impl Svc {
-    fn ns(self) -> &'static str {
-        match self {
-            Svc::Prs => PRS,
-            Svc::Pss => PSS,
-            Svc::Phs => PHS,
-        }
-    }
-
-    fn endpoint(self) -> &'static str {
-        match self {
-            Svc::Prs => "/PersonRegistrationService/9",
-            Svc::Pss => "/PersonStatusService/20",
-            Svc::Phs => "/PersonHistoryService/4",
-        }
-    }
-
     /// (operation, wrapper, KG collection, KG item, PC collection, PC item) of a read.
     fn read_names(self) -> [&'static str; 6] {
         match self {
@@ -511,110 +190,17 @@ impl Svc {
 
 /// An envelope of version `v` with `org`'s RequestUserMetadata and this body content.
 fn envelope(v: Soap, org: Org, body: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="utf-8"?>
-<env:Envelope xmlns:env="{}" xmlns:dfdg="{DFDG}" xmlns:prs="{PRS}" xmlns:pss="{PSS}" xmlns:phs="{PHS}"><env:Header><dfdg:RequestUserMetadata><dfdg:OrganisationType>{}</dfdg:OrganisationType><dfdg:OrganisationCode>{}</dfdg:OrganisationCode><dfdg:UserIdentifier>reads-e2e</dfdg:UserIdentifier></dfdg:RequestUserMetadata></env:Header><env:Body>{body}</env:Body></env:Envelope>"#,
-        v.ns(),
-        org.0,
-        org.1
+    envelope_with(
+        v,
+        &[("dfdg", DFDG), ("prs", PRS), ("pss", PSS), ("phs", PHS)],
+        &metadata_user(org.0, org.1, "reads-e2e"),
+        body,
     )
-}
-
-fn opt(name: &str, value: Option<&str>) -> String {
-    value
-        .map(|v| format!("<prs:{name}>{v}</prs:{name}>"))
-        .unwrap_or_default()
-}
-
-fn status_request(cpr: &str) -> String {
-    format!(
-        "<pss:GetVariablePersonStatusRequest><pss:PersonCivilRegistrationIdentifier>{cpr}\
-         </pss:PersonCivilRegistrationIdentifier></pss:GetVariablePersonStatusRequest>"
-    )
-}
-
-fn history_request(cpr: &str, start: Option<&str>, end: Option<&str>) -> String {
-    let s = start
-        .map(|d| format!("<phs:PeriodStartDate>{d}</phs:PeriodStartDate>"))
-        .unwrap_or_default();
-    let e = end
-        .map(|d| format!("<phs:PeriodEndDate>{d}</phs:PeriodEndDate>"))
-        .unwrap_or_default();
-    format!(
-        "<phs:GetPersonHistoryRequest><phs:PersonCivilRegistrationIdentifier>{cpr}\
-         </phs:PersonCivilRegistrationIdentifier>{s}{e}</phs:GetPersonHistoryRequest>"
-    )
-}
-
-async fn post_soap(client: &Client, url: &str, v: Soap, action: &str, envelope: &str) -> Reply {
-    let (ct, soap_action) = match v {
-        Soap::V11 => (
-            "text/xml; charset=utf-8".to_owned(),
-            Some(format!("\"{action}\"")),
-        ),
-        Soap::V12 => (
-            format!("application/soap+xml; charset=utf-8; action=\"{action}\""),
-            None,
-        ),
-    };
-    post_raw(
-        client,
-        url,
-        &ct,
-        soap_action.as_deref(),
-        envelope.as_bytes().to_vec(),
-    )
-    .await
-}
-
-async fn post_raw(
-    client: &Client,
-    url: &str,
-    content_type: &str,
-    soap_action: Option<&str>,
-    body: Vec<u8>,
-) -> Reply {
-    let mut req = client
-        .post(url)
-        .header("Content-Type", content_type)
-        .body(body);
-    if let Some(a) = soap_action {
-        req = req.header("SOAPAction", a);
-    }
-    let start = Instant::now();
-    let res = req
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-    let status = res.status();
-    let content_type = res
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let bytes = res.bytes().await.unwrap();
-    let elapsed = start.elapsed();
-    let text = String::from_utf8(bytes.to_vec())
-        .unwrap_or_else(|_| panic!("the answer is not UTF-8: {bytes:?}"));
-    Reply {
-        status,
-        content_type,
-        text,
-        elapsed,
-    }
 }
 
 // ---------------------------------------------------------------------------------------
 // SOAP answers
 // ---------------------------------------------------------------------------------------
-
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    content_type: String,
-    text: String,
-    elapsed: Duration,
-}
 
 /// One item of a collection: its child elements' (local name, text), in document order.
 type Item = Vec<(String, String)>;
@@ -649,29 +235,6 @@ fn ids(items: &[Item], id: &str) -> Vec<Uuid> {
 }
 
 impl Reply {
-    fn doc(&self) -> Doc {
-        parse_xml(&self.text)
-            .unwrap_or_else(|e| panic!("the answer is not well-formed XML ({e}):\n{}", self.text))
-    }
-
-    /// The Body's single child, after checking the envelope of version `v`.
-    fn body_child(&self, v: Soap) -> (Doc, usize) {
-        let doc = self.doc();
-        let root = &doc.els[0];
-        assert_eq!(
-            (root.ns.as_str(), root.name.as_str()),
-            (v.ns(), "Envelope"),
-            "{}",
-            self.text
-        );
-        let body = doc
-            .child(0, v.ns(), "Body")
-            .unwrap_or_else(|| panic!("no Body: {}", self.text));
-        let children = doc.children(body);
-        assert_eq!(children.len(), 1, "one Body child: {}", self.text);
-        (doc, children[0])
-    }
-
     /// A successful PRS answer of `op`; returns its identifier `id`.
     fn prs_ok(&self, op: &str, id: &str) -> Uuid {
         assert_eq!(self.status, StatusCode::OK, "{op}: {}", self.text);
@@ -687,20 +250,7 @@ impl Reply {
     /// with its wrapper holding exactly the CPR and the two collections, in that order.
     fn read(&self, v: Soap, svc: Svc) -> ReadAnswer {
         let [op, wrapper, kg, kg_item, pc, pc_item] = svc.read_names();
-        assert_eq!(self.status, StatusCode::OK, "{op}: {}", self.text);
-        assert!(
-            self.content_type.starts_with(v.mime()),
-            "{op}: content type {}",
-            self.content_type
-        );
-        let (doc, el) = self.body_child(v);
-        let e = &doc.els[el];
-        assert_eq!(
-            (e.ns.as_str(), e.name.as_str()),
-            (svc.ns(), format!("{op}Response").as_str()),
-            "{}",
-            self.text
-        );
+        let (doc, el) = self.response(v, svc.ns(), op);
         let children = doc.children(el);
         assert_eq!(children.len(), 1, "{}", self.text);
         let w = children[0];
@@ -753,173 +303,12 @@ impl Reply {
     /// Asserts a fault of version `v` from `side` with the version's usual HTTP status and
     /// first error `code`; returns the errors.
     fn expect_fault(&self, v: Soap, side: Side, code: u32) -> Vec<(u32, String)> {
-        assert!(
-            self.content_type.starts_with(v.mime()),
-            "content type {} of {}",
-            self.content_type,
-            self.text
-        );
-        let (doc, f) = self.body_child(v);
-        assert_eq!(
-            (doc.els[f].ns.as_str(), doc.els[f].name.as_str()),
-            (v.ns(), "Fault"),
-            "{}",
-            self.text
-        );
-        let need = |parent: usize, ns: &str, name: &str| {
-            doc.child(parent, ns, name)
-                .unwrap_or_else(|| panic!("no {name} in the fault: {}", self.text))
-        };
-        let (code_el, detail) = match v {
-            Soap::V11 => (need(f, "", "faultcode"), need(f, "", "detail")),
-            Soap::V12 => (
-                need(need(f, SOAP12, "Code"), SOAP12, "Value"),
-                need(f, SOAP12, "Detail"),
-            ),
-        };
-        let (code_ns, local) = doc.els[code_el]
-            .qname
-            .clone()
-            .unwrap_or_else(|| panic!("the fault code is not a QName: {}", self.text));
-        assert_eq!(
-            (code_ns.as_str(), local.as_str()),
-            (v.ns(), v.fault_code(side)),
-            "{}",
-            self.text
-        );
-        let sf = need(detail, DFDG, "ServiceFault");
-        let errors: Vec<(u32, String)> = doc
-            .children(sf)
-            .into_iter()
-            .map(|e| {
-                (
-                    doc.els[need(e, DFDG, "ErrorCode")]
-                        .text
-                        .trim()
-                        .parse()
-                        .unwrap(),
-                    doc.els[need(e, DFDG, "ErrorText")].text.clone(),
-                )
-            })
-            .collect();
-        assert_eq!(errors.first().map(|e| e.0), Some(code), "{}", self.text);
+        let f = self.fault(v);
+        assert_eq!(f.code, v.fault_code(side), "{}", self.text);
+        assert_eq!(f.errors[0].0, code, "{}", self.text);
         assert_eq!(self.status, v.fault_status(side), "{}", self.text);
-        errors
+        f.errors
     }
-}
-
-/// An XML document as a flat list of elements (the root first).
-#[derive(Debug)]
-struct Doc {
-    els: Vec<El>,
-}
-
-#[derive(Debug)]
-struct El {
-    ns: String,
-    name: String,
-    text: String,
-    parent: Option<usize>,
-    /// The text as a QName resolved in the element's scope, if it is one.
-    qname: Option<(String, String)>,
-}
-
-impl Doc {
-    fn children(&self, parent: usize) -> Vec<usize> {
-        (0..self.els.len())
-            .filter(|i| self.els[*i].parent == Some(parent))
-            .collect()
-    }
-
-    fn child(&self, parent: usize, ns: &str, name: &str) -> Option<usize> {
-        self.children(parent)
-            .into_iter()
-            .find(|i| self.els[*i].ns == ns && self.els[*i].name == name)
-    }
-}
-
-/// A namespace-aware, strict parse: balanced tags, one root, known prefixes, only the
-/// predefined entities, no DOCTYPE.
-fn parse_xml(xml: &str) -> Result<Doc, String> {
-    let mut r = NsReader::from_str(xml);
-    r.config_mut().expand_empty_elements = true;
-    r.config_mut().check_end_names = true;
-    let mut els: Vec<El> = Vec::new();
-    let mut stack: Vec<usize> = Vec::new();
-    loop {
-        let (ns, ev) = r.read_resolved_event().map_err(|e| e.to_string())?;
-        match ev {
-            Event::Start(e) => {
-                if stack.is_empty() && !els.is_empty() {
-                    return Err("more than one root element".into());
-                }
-                let ns = match ns {
-                    ResolveResult::Bound(n) => n.0.to_owned(),
-                    ResolveResult::Unbound => String::new(),
-                    ResolveResult::Unknown(p) => return Err(format!("unknown prefix {p}")),
-                };
-                for a in e.attributes() {
-                    let a = a.map_err(|e| e.to_string())?;
-                    a.normalized_value(XmlVersion::Implicit1_0)
-                        .map_err(|e| e.to_string())?;
-                }
-                els.push(El {
-                    ns,
-                    name: e.local_name().into_inner().to_owned(),
-                    text: String::new(),
-                    parent: stack.last().copied(),
-                    qname: None,
-                });
-                stack.push(els.len() - 1);
-            }
-            Event::End(_) => {
-                let i = stack.pop().ok_or("an end tag without a start")?;
-                let t = els[i].text.trim().to_owned();
-                if t.contains(':') && !t.contains(char::is_whitespace) {
-                    let (res, local) = r.resolver().resolve_element(QName(&t));
-                    if let ResolveResult::Bound(n) = res {
-                        els[i].qname = Some((n.0.to_owned(), local.into_inner().to_owned()));
-                    }
-                }
-            }
-            Event::Text(t) => {
-                if let Some(&i) = stack.last() {
-                    els[i].text.push_str(&t.xml10_content());
-                } else if !t.xml10_content().trim().is_empty() {
-                    return Err("text outside the root".into());
-                }
-            }
-            Event::CData(c) => {
-                let i = *stack.last().ok_or("CDATA outside the root")?;
-                els[i].text.push_str(&c.into_inner());
-            }
-            Event::GeneralRef(g) => {
-                let ch = match g.resolve_char_ref().map_err(|e| e.to_string())? {
-                    Some(c) => c,
-                    None => match &*g {
-                        "lt" => '<',
-                        "gt" => '>',
-                        "amp" => '&',
-                        "apos" => '\'',
-                        "quot" => '"',
-                        other => return Err(format!("entity &{other}; is not predefined")),
-                    },
-                };
-                let i = *stack.last().ok_or("a reference outside the root")?;
-                els[i].text.push(ch);
-            }
-            Event::DocType(_) => return Err("a DOCTYPE".into()),
-            Event::Eof => break,
-            Event::Empty(_) | Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
-        }
-    }
-    if !stack.is_empty() {
-        return Err("the document ends inside an element".into());
-    }
-    if els.is_empty() {
-        return Err("no root element".into());
-    }
-    Ok(Doc { els })
 }
 
 // ---------------------------------------------------------------------------------------

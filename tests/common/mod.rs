@@ -1,13 +1,22 @@
 //! Shared by the integration tests: the reference backend started in-process on an
-//! ephemeral port, over a real socket, with a temporary database and a chosen clock.
+//! ephemeral port, over a real socket, with a temporary database and a chosen clock; its
+//! JSON answers; Danish dates. The binary run as a child process is in [`child`], SOAP
+//! requests and answers in [`soap`], the XML parse they use in [`xml`].
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod child;
+pub mod soap;
+pub mod xml;
 
 use std::io::Write;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use actix_web::dev::ServerHandle;
-use reqwest::{Method, StatusCode};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 use vos_converter::backend::{self, BackendConfig};
 use vos_converter::dktime::Clock;
@@ -120,9 +129,43 @@ impl Answer {
             .unwrap_or_else(|| panic!("no fejlkode: {self:?}"))
     }
 
+    /// The body's fejlkode, without checking the rest of the problem.
+    pub fn code(&self) -> u64 {
+        self.body["fejlkode"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no fejlkode in {self:?}"))
+    }
+
     pub fn ok(self) -> Value {
         assert!(self.status.is_success(), "{self:?}");
         self.body
+    }
+}
+
+/// A header of an answer, as text.
+pub fn header(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// Sends `req` and reads its answer.
+pub async fn answer(req: RequestBuilder) -> Answer {
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let content_type = header(&res, "content-type").unwrap_or_default();
+    let location = header(&res, "location");
+    let text = res.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Answer {
+        status,
+        content_type,
+        body,
+        location,
     }
 }
 
@@ -150,27 +193,7 @@ impl Backend {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        let header = |name: &str| {
-            res.headers()
-                .get(name)
-                .map(|v| v.to_str().unwrap().to_owned())
-        };
-        let content_type = header("content-type").unwrap_or_default();
-        let location = header("location");
-        let text = res.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Answer {
-            status,
-            content_type,
-            body,
-            location,
-        }
+        answer(req).await
     }
 
     pub async fn get(&self, path: &str, org: Org, cpr: &str) -> Answer {
@@ -236,4 +259,28 @@ impl Backend {
 /// A fixed clock at a Danish local date-time given in UTC.
 pub fn at(utc: &str) -> Clock {
     Clock::Fixed(utc.parse().unwrap())
+}
+
+// ---------------------------------------------------------------------------------------
+// Danish dates
+// ---------------------------------------------------------------------------------------
+
+pub fn copenhagen() -> TimeZone {
+    TimeZone::get("Europe/Copenhagen").unwrap()
+}
+
+pub fn danish_today() -> Date {
+    Timestamp::now().to_zoned(copenhagen()).date()
+}
+
+/// A day as an xs:dateTime: Danish midnight with its offset.
+pub fn xs_day(d: Date) -> String {
+    d.to_zoned(copenhagen())
+        .unwrap()
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
+}
+
+pub fn date(s: &str) -> Date {
+    s.parse().unwrap()
 }
