@@ -17,7 +17,8 @@
 #   8. start_converter   `vos-converter serve` on an ephemeral port with a fresh data directory:
 #                        the embedded backend in dev mode, seeded with mappings/dev-seed.toml
 #                        (0101701111 and 0202702222 of municipality 101, the latter enrolled;
-#                        0303703333 of 147; 0404704444 of 751, enrolled); killed on exit.
+#                        0303703333 of 147; 0404704444 of 751, enrolled); the default cutover,
+#                        and Jobcenter 1:101 with its own 60 days ahead; killed on exit.
 #   9. validate_wsdl     the WSDL it serves at /PersonRegistrationService/9?wsdl: well-formed
 #                        (xmllint), its inline schemas compile and validate sample messages
 #                        (xmllint --schema and xmlschema), it validates against the WSDL 1.1
@@ -30,15 +31,30 @@
 #                        ci into .interop/node) loads the served WSDL and creates and updates a
 #                        contact group over both ports, fault 100028 included
 #                        (scripts/interop/npm_soap_prs.js).
-#  12. check_converter_logs
-#                        no CPR number in the converter's log either.
+#  12. check_dashboard   a scripted mix of SOAP calls from three organisations (Jobcenter 1:101
+#                        PRS creates and a PSS read before its own cutover, A-kasse 2:12 PSS
+#                        reads, Kommune 3:147 PHS reads and a fault), then: /metrics and
+#                        /api/migration agree (scripts/interop/migration_agree.py); the Grafana
+#                        dashboard deploy/grafana/vos-converter.json is importable, its PromQL
+#                        parses (promql-parser, PyPI, pinned) and names only exposed metrics
+#                        (scripts/interop/grafana_check.py); /dashboard in headless Chromium
+#                        (Debian's chromium driven by playwright-core from the npm registry, no
+#                        request allowed but to the converter) shows the three organisations and
+#                        a drawn chart that match /api/migration
+#                        (scripts/interop/dashboard_check.js), screenshot in
+#                        target/dashboard.png; no CPR number in the page, /metrics or
+#                        /api/migration.
+#  13. check_converter_logs
+#                        no CPR number in the converter's log either (check_dashboard's calls
+#                        included).
 #
 # Later interop sections are new functions called from main() through `timed`; they can use
 # $BASE_URL, $CONVERTER_URL, $INTEROP, $LOG_DIR, $VENV and the helpers below.
 #
 # Runs as root on a possibly new Debian machine (CI) as well as on a developer's machine.
-# Downloads nothing but registry packages (Debian packages when python3-venv, curl, xmllint or
-# Node.js is missing, PyPI for schemathesis, zeep and xmlschema, the npm registry for soap).
+# Downloads nothing but registry packages (Debian packages when python3-venv, curl, xmllint,
+# Node.js or chromium is missing, PyPI for schemathesis, zeep, xmlschema and promql-parser, the
+# npm registry for soap and playwright-core; never a browser build).
 # Exit status: 0 when every section passed.
 #
 # Environment:
@@ -59,6 +75,10 @@ SCHEMATHESIS_VERSION="4.32.5"
 # The SOAP sections' Python packages, in the same venv. zeep brings lxml.
 ZEEP_VERSION="4.3.3"
 XMLSCHEMA_VERSION="4.3.2"
+# The dashboard section's PromQL parser (PyPI, same venv) and browser (Debian's chromium, driven
+# by playwright-core, pinned in scripts/interop/package.json like soap).
+PROMQL_PARSER_VERSION="0.11.0"
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 # The npm soap client: its version is pinned in scripts/interop/package.json and, with every
 # dependency, in scripts/interop/package-lock.json (no download addresses in it).
 NODE_DIR="$INTEROP/node"
@@ -535,10 +555,16 @@ start_converter() {
     section "converter: vos-converter serve on an ephemeral port, fresh data directory"
     CONVERTER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/vos-interop-serve.XXXXXX")"
     mkdir -p "$LOG_DIR"
-    # Flags only: no VOS_* setting of the caller's environment may move it elsewhere.
-    env -u VOS_LISTEN -u VOS_REST_URL -u VOS_DATA_DIR -u VOS_CUTOVER \
+    # Flags only: no VOS_* setting of the caller's environment may move it elsewhere. The
+    # default cutover (2025-03-01) is past; Jobcenter 101 gets its own, 60 days ahead, so the
+    # dashboard has an organisation before its cutover and two past theirs (PRS calls do not
+    # depend on the cutover).
+    local jc_cutover
+    jc_cutover="$(TZ=Europe/Copenhagen date -d '+60 days' +%F)"
+    env -u VOS_LISTEN -u VOS_REST_URL -u VOS_DATA_DIR -u VOS_CUTOVER -u VOS_CUTOVER_OVERRIDE \
         RUST_LOG="${INTEROP_RUST_LOG:-info,vos_converter=debug}" NO_COLOR=1 \
         "$BIN" serve --listen 127.0.0.1:0 --data-dir "$CONVERTER_DIR" \
+        --cutover-override "1:101=$jc_cutover" \
         >"$LOG_DIR/converter.stdout" 2>"$LOG_DIR/converter.stderr" &
     CONVERTER_PID=$!
     local line=""
@@ -662,7 +688,8 @@ setup_npm_soap() {
     info "node $(node --version), npm $(npm --version)"
     if cmp -s "$NPM_SPEC_DIR/package.json" "$NODE_DIR/package.json" &&
         cmp -s "$NPM_SPEC_DIR/package-lock.json" "$NODE_DIR/package-lock.json" &&
-        [[ -f "$NODE_DIR/node_modules/.package-lock.json" && -f "$NODE_DIR/node_modules/soap/package.json" ]]; then
+        [[ -f "$NODE_DIR/node_modules/.package-lock.json" && -f "$NODE_DIR/node_modules/soap/package.json" &&
+        -f "$NODE_DIR/node_modules/playwright-core/package.json" ]]; then
         info "reusing ${NODE_DIR#"$ROOT"/}"
     else
         info "npm ci into ${NODE_DIR#"$ROOT"/}"
@@ -689,6 +716,246 @@ run_npm_soap() {
         info "npm soap failed with exit status $rc (exchanges in ${LOG_DIR#"$ROOT"/}/npm-soap-exchanges.log)"
         FAILED_SECTIONS+=("npm-soap")
     fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# The migration dashboard: /metrics, /api/migration, /dashboard in headless Chromium, Grafana
+
+# Debian's chromium (never a browser download) and a font for the screenshot, when missing.
+ensure_chromium() {
+    local missing=()
+    [[ -x "$CHROMIUM" ]] || missing+=(chromium)
+    if ! command -v fc-list >/dev/null 2>&1 || [[ -z "$(fc-list 2>/dev/null | head -1)" ]]; then
+        missing+=(fontconfig fonts-dejavu-core)
+    fi
+    if ((${#missing[@]} > 0)); then
+        apt_install "${missing[@]}" || return 1
+    fi
+    [[ -x "$CHROMIUM" ]] || return 1
+    info "$("$CHROMIUM" --version 2>/dev/null | head -1)"
+}
+
+# promql-parser in the venv at its pinned version.
+setup_python_promql() {
+    if [[ "$("$VENV/bin/python" -m pip show promql-parser 2>/dev/null | sed -n 's/^Version: //p')" == \
+        "$PROMQL_PARSER_VERSION" ]]; then
+        return 0
+    fi
+    info "installing promql-parser $PROMQL_PARSER_VERSION into ${VENV#"$ROOT"/}"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "promql-parser==$PROMQL_PARSER_VERSION"
+}
+
+# soap_envelope VERSION TYPE CODE BODY -- a request envelope from organisation TYPE:CODE.
+soap_envelope() {
+    local version="$1" type="$2" code="$3" body="$4" env_ns
+    if [[ "$version" == 1.2 ]]; then
+        env_ns="http://www.w3.org/2003/05/soap-envelope"
+    else
+        env_ns="http://schemas.xmlsoap.org/soap/envelope/"
+    fi
+    printf '<s:Envelope xmlns:s="%s" xmlns:d="urn:dk:star:dfdg:common:1"><s:Header><d:RequestUserMetadata>' "$env_ns"
+    printf '<d:OrganisationType>%s</d:OrganisationType><d:OrganisationCode>%s</d:OrganisationCode>' "$type" "$code"
+    printf '<d:UserIdentifier>interop-dashboard</d:UserIdentifier></d:RequestUserMetadata></s:Header>'
+    printf '<s:Body>%s</s:Body></s:Envelope>' "$body"
+}
+
+# mix_call VERSION SERVICE_PATH OPERATION TYPE CODE BODY -- one SOAP call of the dashboard mix.
+# Counts it in MIX_CALLS/MIX_OPS/MIX_FAULTS under TYPE:CODE by what the converter answered
+# (200: ok; otherwise the fault's first ErrorCode); status 1 when curl itself failed.
+declare -A MIX_CALLS=() MIX_OPS=() MIX_FAULTS=()
+MIX_LAST=""
+mix_call() {
+    local version="$1" path="$2" operation="$3" type="$4" code="$5" body="$6"
+    local service="${path%%/*}" ver="${path##*/}" ns action status out="$TMP_DIR/mix-response.xml"
+    ns="urn:dk:star:dfdg:$service:$ver"
+    action="$ns/$operation"
+    local headers=()
+    if [[ "$version" == 1.2 ]]; then
+        headers=(-H "Content-Type: application/soap+xml; charset=utf-8; action=\"$action\"")
+    else
+        headers=(-H 'Content-Type: text/xml; charset=utf-8' -H "SOAPAction: \"$action\"")
+    fi
+    status="$(soap_envelope "$version" "$type" "$code" "<${operation}Request xmlns=\"$ns\">$body</${operation}Request>" |
+        curl -sS -o "$out" -w '%{http_code}' "${headers[@]}" --data-binary @- "$CONVERTER_URL/$path")" || return 1
+    local key="$type:$code" fault=""
+    MIX_CALLS[$key]=$((${MIX_CALLS[$key]:-0} + 1))
+    MIX_OPS[$key|$service/$operation]=$((${MIX_OPS[$key|$service/$operation]:-0} + 1))
+    if [[ "$status" != 200 ]]; then
+        fault="$(grep -o -m1 '<[A-Za-z0-9]*:*ErrorCode>[0-9]*' "$out" | sed 's/.*>//' || true)"
+        fault="${fault:-none}"
+        MIX_FAULTS[$key|$fault]=$((${MIX_FAULTS[$key|$fault]:-0} + 1))
+    fi
+    MIX_LAST="${fault:-ok}"
+    info "$key SOAP $version $service $operation -> $status ${fault:+fault $fault}"
+}
+
+# The scripted mix: three organisations, three services, both SOAP versions, one fault at least.
+# CPR numbers of mappings/dev-seed.toml, in the bodies only.
+dashboard_mix() {
+    local cpr_jc="<PersonCivilRegistrationIdentifier>0202702222</PersonCivilRegistrationIdentifier>"
+    local cpr_ak="<PersonCivilRegistrationIdentifier>0101701111</PersonCivilRegistrationIdentifier>"
+    local cpr_ko="<PersonCivilRegistrationIdentifier>0303703333</PersonCivilRegistrationIdentifier>"
+    local type
+    # Jobcenter 101 (before its own cutover): registrations, and one read that still calls REST.
+    for type in 1 2 4; do
+        mix_call 1.1 PersonRegistrationService/9 CreateContactGroup 1 101 \
+            "$cpr_jc<ContactGroup><ContactGroupTypeIdentifier>$type</ContactGroupTypeIdentifier><ContactGroupStartTime>2025-01-06T00:00:00+01:00</ContactGroupStartTime><ContactGroupEventTime>2025-01-06T09:30:00</ContactGroupEventTime></ContactGroup>" ||
+            return 1
+    done
+    mix_call 1.1 PersonStatusService/20 GetVariablePersonStatus 1 101 "$cpr_jc" || return 1
+    # A-kasse 12 (past the default cutover): status reads, one over SOAP 1.2.
+    mix_call 1.1 PersonStatusService/20 GetVariablePersonStatus 2 12 "$cpr_ak" || return 1
+    mix_call 1.1 PersonStatusService/20 GetVariablePersonStatus 2 12 "$cpr_ak" || return 1
+    mix_call 1.2 PersonStatusService/20 GetVariablePersonStatus 2 12 "$cpr_ak" || return 1
+    mix_call 1.1 PersonStatusService/20 GetVariablePersonStatus 2 12 "$cpr_ak" || return 1
+    # Kommune 147 (past the default cutover): history reads, and one with a date that is none.
+    mix_call 1.1 PersonHistoryService/4 GetPersonHistory 3 147 \
+        "$cpr_ko<PeriodStartDate>2024-01-01</PeriodStartDate><PeriodEndDate>2024-12-31</PeriodEndDate>" || return 1
+    mix_call 1.2 PersonHistoryService/4 GetPersonHistory 3 147 "$cpr_ko" || return 1
+    mix_call 1.1 PersonHistoryService/4 GetPersonHistory 3 147 "$cpr_ko" || return 1
+    mix_call 1.1 PersonHistoryService/4 GetPersonHistory 3 147 \
+        "$cpr_ko<PeriodStartDate>not-a-date</PeriodStartDate>" || return 1
+    if [[ "$MIX_LAST" != 900508 ]]; then
+        info "Kommune 147's read with an invalid PeriodStartDate answered ${MIX_LAST}, expected fault 900508"
+        return 1
+    fi
+}
+
+# The mix as migration_agree.py's EXPECTED_JSON.
+mix_expected_json() {
+    local k
+    {
+        for k in "${!MIX_CALLS[@]}"; do printf 'calls\t%s\t%s\n' "$k" "${MIX_CALLS[$k]}"; done
+        for k in "${!MIX_OPS[@]}"; do printf 'op\t%s\t%s\n' "$k" "${MIX_OPS[$k]}"; done
+        for k in "${!MIX_FAULTS[@]}"; do printf 'fault\t%s\t%s\n' "$k" "${MIX_FAULTS[$k]}"; done
+    } | "$VENV/bin/python" -c '
+import json, sys
+out = {}
+for line in sys.stdin:
+    kind, key, n = line.rstrip("\n").split("\t")
+    org, _, sub = key.partition("|")
+    o = out.setdefault(org, {"calls": 0, "faults": {}, "operations": {}})
+    if kind == "calls":
+        o["calls"] = int(n)
+    elif kind == "op":
+        o["operations"][sub] = int(n)
+    else:
+        o["faults"][sub] = int(n)
+print(json.dumps(out, indent=1, sort_keys=True))'
+}
+
+# cpr_scan NAME FILE... -- no CPR number in the files: neither a seeded one (dev-seed.toml, the
+# mix's bodies) nor any CPR-shaped run of ten digits (the JSON's string values only, and the
+# label values only of the metrics text, whose float samples may hold any digits).
+cpr_scan() {
+    local name="$1" rc=0
+    shift
+    "$VENV/bin/python" - "$ROOT/mappings/dev-seed.toml" "$@" <<'PY' || rc=$?
+import json, re, sys
+seed = set(re.findall(r'cpr\s*=\s*"(\d{10})"', open(sys.argv[1], encoding="utf-8").read()))
+shape = re.compile(r"(?<![0-9A-Za-z-])(0[1-9]|[12][0-9]|3[01])(0[1-9]|1[0-2])[0-9]{6}(?![0-9A-Za-z-])")
+bad = 0
+for path in sys.argv[2:]:
+    text = open(path, encoding="utf-8").read()
+    if path.endswith(".json"):
+        strings = []
+        def walk(v):
+            if isinstance(v, dict):
+                for k, x in v.items():
+                    strings.append(k)
+                    walk(x)
+            elif isinstance(v, list):
+                for x in v:
+                    walk(x)
+            elif isinstance(v, str):
+                strings.append(v)
+        walk(json.loads(text))
+        scanned = "\n".join(strings)
+    elif path.endswith(".txt") and "metrics" in path.rsplit("/", 1)[-1]:
+        scanned = "\n".join(re.findall(r'="((?:[^"\\]|\\.)*)"', text))
+    else:
+        scanned = text
+    hits = [c for c in seed if c in text] + [m.group(0) for m in shape.finditer(scanned)]
+    if hits:
+        bad += 1
+        print(f"  a CPR number in {path.rsplit('/', 1)[-1]} ({len(hits)} places)")
+sys.exit(1 if bad else 0)
+PY
+    if ((rc == 0)); then
+        info "no CPR number in $name"
+    fi
+    return "$rc"
+}
+
+check_dashboard() {
+    section "dashboard: three organisations; /metrics, /api/migration, /dashboard (Chromium), Grafana"
+    needs_converter || return 0
+    local dir="$LOG_DIR/dashboard" png="$ROOT/target/dashboard.png" t0
+    rm -rf "$dir"
+    mkdir -p "$dir" "$ROOT/target"
+    rm -f "$png"
+    if ! curl -fsS -o "$dir/metrics-before.txt" "$CONVERTER_URL/metrics"; then
+        info "GET $CONVERTER_URL/metrics failed"
+        FAILED_SECTIONS+=("dashboard")
+        return 0
+    fi
+
+    t0=$SECONDS
+    MIX_CALLS=() MIX_OPS=() MIX_FAULTS=()
+    if ! dashboard_mix; then
+        info "the scripted mix of SOAP calls failed"
+        FAILED_SECTIONS+=("dashboard-mix")
+        return 0
+    fi
+    mix_expected_json >"$dir/mix-expected.json"
+    info "mix: ${#MIX_CALLS[@]} organisations, $(($(printf '%s+' "${MIX_CALLS[@]}")0)) calls ($((SECONDS - t0)) s)"
+
+    # /metrics and /api/migration, taken together after the mix.
+    if ! curl -fsS -o "$dir/metrics-after.txt" "$CONVERTER_URL/metrics" ||
+        ! curl -fsS -o "$dir/migration.json" "$CONVERTER_URL/api/migration"; then
+        info "GET /metrics or /api/migration failed"
+        FAILED_SECTIONS+=("dashboard-agree")
+        return 0
+    fi
+    info "/metrics and /api/migration: do they agree?"
+    "$VENV/bin/python" "$ROOT/scripts/interop/migration_agree.py" "$dir/metrics-before.txt" \
+        "$dir/metrics-after.txt" "$dir/migration.json" "$dir/mix-expected.json" ||
+        FAILED_SECTIONS+=("dashboard-agree")
+
+    info "Grafana: deploy/grafana/vos-converter.json"
+    if setup_python_promql; then
+        "$VENV/bin/python" "$ROOT/scripts/interop/grafana_check.py" "$ROOT/deploy/grafana/vos-converter.json" \
+            "$dir/metrics-after.txt" "$ROOT/src/observe/metrics.rs" || FAILED_SECTIONS+=("dashboard-grafana")
+    else
+        info "could not install promql-parser"
+        FAILED_SECTIONS+=("dashboard-grafana")
+    fi
+
+    info "headless Chromium: $CONVERTER_URL/dashboard"
+    t0=$SECONDS
+    local rc=0
+    if ! ensure_chromium; then
+        info "no chromium at $CHROMIUM"
+        FAILED_SECTIONS+=("dashboard-chromium")
+    elif ! setup_npm_soap; then
+        info "could not install the npm packages (playwright-core)"
+        FAILED_SECTIONS+=("dashboard-chromium")
+    else
+        CHROMIUM="$CHROMIUM" NODE_PATH="$NODE_DIR/node_modules" node "$ROOT/scripts/interop/dashboard_check.js" \
+            "$CONVERTER_URL" "$png" "$dir/page.txt" 1:101 2:12 3:147 2>&1 | tee "$dir/chromium-check.log" ||
+            rc=$?
+        if ((rc != 0)); then
+            info "the dashboard check failed (log in ${dir#"$ROOT"/}/chromium-check.log)"
+            FAILED_SECTIONS+=("dashboard-chromium")
+        else
+            info "dashboard in Chromium passed ($((SECONDS - t0)) s); screenshot ${png#"$ROOT"/}"
+        fi
+    fi
+
+    local scanned=("$dir/metrics-after.txt" "$dir/migration.json")
+    [[ -f "$dir/page.txt" ]] && scanned+=("$dir/page.txt")
+    cpr_scan "the page, /metrics or /api/migration" "${scanned[@]}" || FAILED_SECTIONS+=("cpr-in-dashboard")
 }
 
 # No CPR number in the converter's output (its embedded backend logs there too): the SOAP
@@ -741,6 +1008,7 @@ main() {
     timed validate_wsdl
     timed run_zeep
     timed run_npm_soap
+    timed check_dashboard
     timed check_converter_logs
 
     section "result"

@@ -1,0 +1,592 @@
+#!/usr/bin/env bash
+# The converter's cost, measured end to end against the same REST backend and data:
+# SOAP through the converter versus the same REST calls made directly (issue 7).
+#
+#   scripts/bench.sh [load]     wrk: latency at concurrency 1 and 32, throughput, the
+#                               converter's CPU per request and peak RSS (also at 256
+#                               connections), medians of BENCH_RUNS runs, as ratios
+#   scripts/bench.sh callgrind  instructions per request under valgrind (the stable number
+#                               on a noisy machine) and the per-request profile
+#   scripts/bench.sh micro      cargo bench (criterion, benches/convert.rs): the in-process
+#                               phases parse, map, write, fault
+#   scripts/bench.sh all        the three, in that order
+#
+# Setup (load and callgrind): the reference backend as its own process (`vos-converter
+# backend --dev`, fresh database in a temporary folder) and the converter as another
+# (`vos-converter serve --rest-url <backend> --cutover 2099-01-01`, so PSS reads really call
+# REST), so the converter's process CPU (utime+stime of /proc/PID/stat) and peak RSS (VmHWM of
+# /proc/PID/status) are the converter's alone. Four fictitious persons are put in the person
+# register (STAR, SetPersonRegister) with two contact groups (one ended, so kunAktuelle leaves
+# one) and one person category each. Every request is STAR's (organisation type 5).
+#
+# The pairs (SOAP via the converter / REST called directly, same backend, same data):
+#   read      GetVariablePersonStatus (the converter makes GetKontaktgrupper and
+#             GetPersonkategorier concurrently) / GET kontaktgrupper?kunAktuelle=true, the
+#             representative single REST read; also / GET status (one REST call that returns
+#             both collections) and, for reference, GET personkategorier?kunAktuelle=true
+#   create    CreateContactGroup (the converter reads the cached code list, then POSTs) /
+#             POST kontaktgrupper; every request a fresh fictitious CPR number (rule 5)
+# wrk checks every answer: a run with a non-2xx answer or a socket error is invalid and the
+# script fails.
+#
+# Output: a table at the end, target/bench/summary.json (load), target/bench/callgrind.json
+# and target/bench/callgrind-*-top.txt (callgrind), target/bench/micro.json (micro), and the
+# raw per-run records in target/bench/load-raw.jsonl.
+#
+# Installs wrk and valgrind with apt-get when missing (CI runs as root); python3 too.
+# Downloads nothing else. Kills only the processes it started, by pid.
+#
+# Environment:
+#   BENCH_RUNS=5            load runs (medians over them; at least 5 for the issue's numbers)
+#   BENCH_DURATION=10       seconds per wrk measurement at concurrency 1 and 32
+#   BENCH_DURATION_256=5    seconds per wrk measurement at 256 connections
+#   BENCH_WARMUP=5          seconds of warm-up per scenario (concurrency 32) before run 1
+#   BENCH_SKIP_BUILD=1      use target/release/vos-converter as it is
+#   BENCH_RUST_LOG=info     RUST_LOG of the converter and the backend (the log goes to a file)
+#   BENCH_CALLGRIND_N=200   requests of the smaller callgrind run (the other makes twice as many)
+#   BENCH_MICRO_ARGS        criterion arguments (default: --warm-up-time 1 --measurement-time 3)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+HERE="$ROOT/scripts/bench"
+OUT="$ROOT/target/bench"
+BIN="$ROOT/target/release/vos-converter"
+CG_TARGET="$ROOT/target/bench-callgrind"
+CG_BIN="$CG_TARGET/release/vos-converter"
+
+RUNS="${BENCH_RUNS:-5}"
+DURATION="${BENCH_DURATION:-10}"
+DURATION_256="${BENCH_DURATION_256:-5}"
+WARMUP="${BENCH_WARMUP:-5}"
+RUST_LOG_LEVEL="${BENCH_RUST_LOG:-info}"
+CG_N="${BENCH_CALLGRIND_N:-200}"
+
+ORG_TYPE=5
+ORG_CODE=12345678
+API=/personvisitering/v1
+# Fictitious persons for the reads: days 29-31, which the creates' numbers (days 01-28) never use.
+READ_CPRS=(2901801001 3003802002 3105803003 2908804004)
+
+TMP_DIR=""
+BACKEND_PID=""
+BACKEND_URL=""
+CONVERTER_PID=""
+CONVERTER_URL=""
+CLK_TCK="$(getconf CLK_TCK)"
+NEXT_SLOT=0 # the next CPR number block of a create run (scripts/bench/wrk.lua), 0..83
+
+section() { printf '\n==== bench: %s ====\n' "$*"; }
+info() { printf '  %s\n' "$*"; }
+fail() {
+    printf 'bench: FAIL: %s\n' "$*" >&2
+    exit 1
+}
+
+# stop_process PID NAME -- TERM, up to 30 s (a process under valgrind ends slowly), then KILL.
+# Only this script's own children, by pid.
+stop_process() {
+    local pid="$1" name="$2"
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 150); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        info "the $name (pid $pid) did not stop in 30 s: KILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    stop_process "$CONVERTER_PID" converter
+    stop_process "$BACKEND_PID" backend
+    if [[ -n "$TMP_DIR" && -d "$TMP_DIR" ]]; then
+        rm -rf "$TMP_DIR"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------
+# Tools
+
+APT_UPDATED=""
+apt_install() {
+    info "installing $* (apt-get)"
+    if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        fail "$* missing; install it (needs root and apt-get to do it here)"
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    if [[ -z "$APT_UPDATED" ]]; then
+        apt-get update -qq
+        APT_UPDATED=1
+    fi
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_tools() {
+    local missing=()
+    command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates)
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    local tool
+    for tool in "$@"; do
+        case "$tool" in
+        wrk) command -v wrk >/dev/null 2>&1 || missing+=(wrk) ;;
+        valgrind) command -v valgrind >/dev/null 2>&1 || missing+=(valgrind) ;;
+        esac
+    done
+    ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
+}
+
+build_release() {
+    section "build: release binary"
+    if [[ "${BENCH_SKIP_BUILD:-}" == 1 && -x "$BIN" ]]; then
+        info "BENCH_SKIP_BUILD=1: using $BIN as it is"
+        return 0
+    fi
+    (cd "$ROOT" && cargo build --release --locked)
+    [[ -x "$BIN" ]] || fail "no binary at $BIN"
+}
+
+# The release profile with debug symbols, in its own target folder (the normal build stays
+# as it is): function names in the callgrind profile.
+build_callgrind() {
+    section "build: release binary with debug symbols (${CG_TARGET#"$ROOT"/})"
+    if [[ "${BENCH_SKIP_BUILD:-}" == 1 && -x "$CG_BIN" ]]; then
+        info "BENCH_SKIP_BUILD=1: using $CG_BIN as it is"
+        return 0
+    fi
+    (cd "$ROOT" && CARGO_TARGET_DIR="$CG_TARGET" CARGO_PROFILE_RELEASE_DEBUG=true \
+        cargo build --release --locked)
+    [[ -x "$CG_BIN" ]] || fail "no binary at $CG_BIN"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The processes
+
+# wait_listening PID STDOUT NAME -- the URL of the first "listening on http://..." line.
+wait_listening() {
+    local pid="$1" file="$2" name="$3" line=""
+    for _ in $(seq 1 600); do
+        line="$(grep -m1 -o 'listening on http://127\.0\.0\.1:[0-9]*' "$file" 2>/dev/null || true)"
+        [[ -n "$line" ]] && break
+        if ! kill -0 "$pid" 2>/dev/null; then
+            cat "$file" "${file%.stdout}.stderr" >&2 || true
+            fail "the $name exited before it listened"
+        fi
+        sleep 0.2
+    done
+    [[ -n "$line" ]] || fail "the $name did not say where it listens within 120 s"
+    printf '%s' "${line#listening on }"
+}
+
+start_backend() {
+    local bin="$1"
+    mkdir -p "$TMP_DIR/backend"
+    RUST_LOG="$RUST_LOG_LEVEL" NO_COLOR=1 "$bin" backend --listen 127.0.0.1:0 \
+        --db "$TMP_DIR/backend/vos-backend.db" --dev \
+        >"$TMP_DIR/backend.stdout" 2>"$TMP_DIR/backend.stderr" &
+    BACKEND_PID=$!
+    BACKEND_URL="$(wait_listening "$BACKEND_PID" "$TMP_DIR/backend.stdout" backend)"
+    info "backend pid $BACKEND_PID at $BACKEND_URL"
+}
+
+# start_converter [WRAPPER...] -- the converter (target/release unless CONVERTER_BIN is set),
+# in front of the backend, under WRAPPER (valgrind) if given.
+start_converter() {
+    local bin="${CONVERTER_BIN:-$BIN}" tag="${CONVERTER_TAG:-converter}"
+    rm -rf "$TMP_DIR/$tag"
+    mkdir -p "$TMP_DIR/$tag"
+    RUST_LOG="$RUST_LOG_LEVEL" NO_COLOR=1 "$@" "$bin" serve --listen 127.0.0.1:0 \
+        --rest-url "$BACKEND_URL" --data-dir "$TMP_DIR/$tag" --cutover 2099-01-01 \
+        >"$TMP_DIR/$tag.stdout" 2>"$TMP_DIR/$tag.stderr" &
+    CONVERTER_PID=$!
+    CONVERTER_URL="$(wait_listening "$CONVERTER_PID" "$TMP_DIR/$tag.stdout" converter)"
+    grep -q "REST upstream: $BACKEND_URL" "$TMP_DIR/$tag.stdout" ||
+        fail "the converter does not say it uses $BACKEND_URL"
+    info "converter pid $CONVERTER_PID at $CONVERTER_URL (REST upstream $BACKEND_URL)"
+}
+
+# rest METHOD PATH EXPECTED [JSON] -- one STAR request to the backend; body in $LAST_BODY.
+LAST_BODY=""
+rest() {
+    local method="$1" path="$2" expected="$3" body="${4:-}" status
+    local args=(-sS -o "$TMP_DIR/rest.out" -w '%{http_code}' -X "$method"
+        -H "X-Organisation-Type: $ORG_TYPE" -H "X-Organisation-Code: $ORG_CODE"
+        -H "X-User-Id: bench-seed")
+    [[ -n "$body" ]] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
+    status="$(curl "${args[@]}" "$BACKEND_URL$path")" || fail "$method $path: curl failed"
+    LAST_BODY="$(cat "$TMP_DIR/rest.out")"
+    [[ "$status" == "$expected" ]] || fail "$method $path answered $status, expected $expected: $LAST_BODY"
+}
+
+seed_backend() {
+    section "seed: ${#READ_CPRS[@]} persons, 2 contact groups and 1 person category each"
+    local cpr
+    for cpr in "${READ_CPRS[@]}"; do
+        rest PUT "$API/personregister" 204 \
+            "{\"cpr\":\"$cpr\",\"kommunekode\":\"101\",\"akasse\":null,\"tilmeldt\":false}"
+        rest POST "$API/kontaktgrupper" 201 \
+            "{\"cpr\":\"$cpr\",\"kontaktgruppetype\":2,\"startdato\":\"2024-03-31\",\"haendelsestidspunkt\":\"2024-03-31T07:15:00Z\"}"
+        # Ends the first the day before (rule 5): kunAktuelle leaves this one.
+        rest POST "$API/kontaktgrupper" 201 \
+            "{\"cpr\":\"$cpr\",\"kontaktgruppetype\":1,\"startdato\":\"2024-10-28\",\"haendelsestidspunkt\":\"2024-10-28T08:30:00Z\"}"
+        rest POST "$API/personkategorier" 201 \
+            "{\"cpr\":\"$cpr\",\"personkategoritype\":2,\"startdato\":\"2024-01-15\",\"haendelsestidspunkt\":\"2024-01-15T12:00:00Z\"}"
+    done
+    info "persons ${READ_CPRS[*]}"
+}
+
+# One request of each kind, checked, before any load.
+check_requests() {
+    section "check: one request of each kind answers 2xx with data"
+    local out="$TMP_DIR/check.out" status
+    status="$(curl -sS -o "$out" -w '%{http_code}' -H 'Content-Type: text/xml; charset=utf-8' \
+        -H 'SOAPAction: "urn:dk:star:dfdg:PersonStatusService:20/GetVariablePersonStatus"' \
+        --data-binary @- "$CONVERTER_URL/PersonStatusService/20" <<XML
+<?xml version="1.0" encoding="UTF-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:d="urn:dk:star:dfdg:common:1" xmlns:p="urn:dk:star:dfdg:PersonStatusService:20">
+  <s:Header><d:RequestUserMetadata><d:OrganisationType>$ORG_TYPE</d:OrganisationType><d:OrganisationCode>$ORG_CODE</d:OrganisationCode></d:RequestUserMetadata></s:Header>
+  <s:Body><p:GetVariablePersonStatusRequest><p:PersonCivilRegistrationIdentifier>${READ_CPRS[0]}</p:PersonCivilRegistrationIdentifier></p:GetVariablePersonStatusRequest></s:Body>
+</s:Envelope>
+XML
+    )"
+    [[ "$status" == 200 ]] || fail "GetVariablePersonStatus answered $status: $(cat "$out")"
+    grep -q '<ContactGroupIdentifier>' "$out" && grep -q '<PersonCategoryIdentifier>' "$out" ||
+        fail "GetVariablePersonStatus answered without a contact group or person category: $(cat "$out")"
+    local cg pc
+    cg="$(grep -o '<ContactGroup>' "$out" | wc -l)"
+    pc="$(grep -o '<PersonCategory>' "$out" | wc -l)"
+    info "GetVariablePersonStatus via the converter -> 200, $cg contact group(s), $pc person category(ies), $(wc -c <"$out") bytes"
+    local kind
+    for kind in rest_kontaktgrupper rest_personkategorier rest_status; do
+        local path="$API/kontaktgrupper?kunAktuelle=true"
+        [[ "$kind" == rest_personkategorier ]] && path="$API/personkategorier?kunAktuelle=true"
+        [[ "$kind" == rest_status ]] && path="$API/status"
+        status="$(curl -sS -o "$out" -w '%{http_code}' -H "X-Organisation-Type: $ORG_TYPE" \
+            -H "X-Organisation-Code: $ORG_CODE" -H "X-Cpr: ${READ_CPRS[0]}" "$BACKEND_URL$path")"
+        [[ "$status" == 200 ]] || fail "GET $path answered $status: $(cat "$out")"
+        info "GET $path direct -> 200, $(wc -c <"$out") bytes"
+    done
+    # One create of each kind (CPR numbers of day 29, which the load's numbers never use);
+    # the load's own creates are checked by wrk.lua, answer by answer.
+    status="$(curl -sS -o "$out" -w '%{http_code}' -H 'Content-Type: text/xml; charset=utf-8' \
+        -H 'SOAPAction: "urn:dk:star:dfdg:PersonRegistrationService:9/CreateContactGroup"' \
+        --data-binary @- "$CONVERTER_URL/PersonRegistrationService/9" <<XML
+<?xml version="1.0" encoding="UTF-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:d="urn:dk:star:dfdg:common:1" xmlns:p="urn:dk:star:dfdg:PersonRegistrationService:9">
+  <s:Header><d:RequestUserMetadata><d:OrganisationType>$ORG_TYPE</d:OrganisationType><d:OrganisationCode>$ORG_CODE</d:OrganisationCode></d:RequestUserMetadata></s:Header>
+  <s:Body><p:CreateContactGroupRequest><p:PersonCivilRegistrationIdentifier>2912990001</p:PersonCivilRegistrationIdentifier>
+    <p:ContactGroup><p:ContactGroupTypeIdentifier>1</p:ContactGroupTypeIdentifier>
+      <p:ContactGroupStartTime>2025-01-06T00:00:00+01:00</p:ContactGroupStartTime>
+      <p:ContactGroupEventTime>2025-01-06T09:30:00+01:00</p:ContactGroupEventTime></p:ContactGroup>
+  </p:CreateContactGroupRequest></s:Body>
+</s:Envelope>
+XML
+    )"
+    [[ "$status" == 200 ]] && grep -q '<ContactGroupIdentifier>' "$out" ||
+        fail "CreateContactGroup answered $status: $(cat "$out")"
+    info "CreateContactGroup via the converter -> 200 with a ContactGroupIdentifier"
+    rest POST "$API/kontaktgrupper" 201 \
+        '{"cpr":"2912990002","kontaktgruppetype":1,"startdato":"2025-01-06","haendelsestidspunkt":"2025-01-06T08:30:00Z"}'
+    info "POST $API/kontaktgrupper direct -> 201"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Measuring
+
+cpu_ticks() { # utime + stime of PID, in clock ticks (all threads, live and ended)
+    local s
+    s="$(cat "/proc/$1/stat")"
+    s="${s##*) }"
+    # shellcheck disable=SC2086
+    set -- $s
+    echo $((${12} + ${13}))
+}
+
+status_kib() { # FIELD PID -- VmHWM or VmRSS in KiB
+    awk -v f="$1:" '$1 == f { print $2 }' "/proc/$2/status"
+}
+
+# The converter's own time (Prometheus histogram converter_own_seconds): "sum count".
+own_seconds() {
+    curl -sS "$CONVERTER_URL/metrics" | awk '
+        /^vos_converter_converter_own_seconds_sum/ { s += $NF }
+        /^vos_converter_converter_own_seconds_count/ { c += $NF }
+        END { printf "%.9f %d\n", s, c }'
+}
+
+reset_hwm() { # VmHWM back to the current RSS (Linux clear_refs 5); ignored where refused
+    echo 5 >"/proc/$1/clear_refs" 2>/dev/null || true
+}
+
+# wrk_once KIND URL CONNECTIONS SECONDS SLOT -- one wrk measurement; prints its BENCHJSON.
+wrk_once() {
+    local kind="$1" url="$2" conns="$3" secs="$4" slot="$5" threads=1
+    ((conns >= 64)) && threads=2
+    local log="$TMP_DIR/wrk.log"
+    wrk -t"$threads" -c"$conns" -d"${secs}s" --timeout 30s --latency -s "$HERE/wrk.lua" "$url" \
+        -- "$kind" "$slot" "${READ_CPRS[@]}" >"$log" 2>&1 || {
+        cat "$log" >&2
+        fail "wrk $kind c$conns failed"
+    }
+    local json
+    json="$(sed -n 's/^BENCHJSON //p' "$log")"
+    [[ -n "$json" ]] || {
+        cat "$log" >&2
+        fail "wrk $kind c$conns printed no summary"
+    }
+    if ! python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(1 if d["non2xx"] or d["errors"] or not d["requests"] else 0)' "$json"; then
+        cat "$log" >&2
+        fail "wrk $kind c$conns: non-2xx answers or socket errors: $json"
+    fi
+    printf '%s\n' "$json"
+}
+
+RAW=""
+# measure RUN KIND CONNECTIONS SECONDS -- one measurement with the converter's and the
+# backend's CPU, the converter's peak RSS and own time around it; appended to $RAW.
+measure() {
+    local run="$1" kind="$2" conns="$3" secs="$4" url="$BACKEND_URL" slot=0 side=rest
+    if [[ "$kind" == soap_* ]]; then
+        url="$CONVERTER_URL"
+        side=soap
+    fi
+    if [[ "$kind" == *_create ]]; then
+        slot=$NEXT_SLOT
+        NEXT_SLOT=$((NEXT_SLOT + 1))
+        ((slot < 84)) || fail "out of CPR number blocks: fewer runs"
+    fi
+    local hwm_before own0 own1 c0 c1 b0 b1 json hwm rss
+    hwm_before="$(status_kib VmHWM "$CONVERTER_PID")"
+    reset_hwm "$CONVERTER_PID"
+    own0="$(own_seconds)"
+    c0="$(cpu_ticks "$CONVERTER_PID")"
+    b0="$(cpu_ticks "$BACKEND_PID")"
+    json="$(wrk_once "$kind" "$url" "$conns" "$secs" "$slot")"
+    c1="$(cpu_ticks "$CONVERTER_PID")"
+    b1="$(cpu_ticks "$BACKEND_PID")"
+    own1="$(own_seconds)"
+    hwm="$(status_kib VmHWM "$CONVERTER_PID")"
+    rss="$(status_kib VmRSS "$CONVERTER_PID")"
+    local extra
+    extra="$(printf '"run":%d,"kind":"%s","side":"%s","connections":%d,"seconds":%d,"converter_cpu_ticks":%d,"backend_cpu_ticks":%d,"clk_tck":%d,"converter_hwm_kib":%d,"converter_hwm_before_kib":%d,"converter_rss_kib":%d,"own_before":"%s","own_after":"%s","loadavg":"%s"' \
+        "$run" "$kind" "$side" "$conns" "$secs" $((c1 - c0)) $((b1 - b0)) "$CLK_TCK" \
+        "$hwm" "$hwm_before" "$rss" "$own0" "$own1" "$(cut -d' ' -f1-3 /proc/loadavg)")"
+    printf '%s\n' "${json%\}},$extra}" >>"$RAW"
+    python3 - "${json}" "$((c1 - c0))" "$CLK_TCK" "$kind" "$conns" "$run" "$hwm" <<'PY'
+import json, sys
+d = json.loads(sys.argv[1]); ticks, tck = int(sys.argv[2]), int(sys.argv[3])
+kind, conns, run, hwm = sys.argv[4], sys.argv[5], sys.argv[6], int(sys.argv[7])
+rps = d["requests"] / (d["duration_us"] / 1e6)
+cpu = "" if not kind.startswith("soap") else f"  converter CPU {ticks / tck / d['requests'] * 1e6:7.1f} us/req  peak RSS {hwm / 1024:5.1f} MiB"
+print(f"  run {run} {kind:22s} c{conns:<4s} {d['requests']:7d} req {rps:8.0f} req/s  p50 {d['p50_us'] / 1000:7.3f} ms  p99 {d['p99_us'] / 1000:7.3f} ms{cpu}")
+PY
+}
+
+# phase NAME KIND... -- KIND... -- warm-up, then BENCH_RUNS runs of each KIND at concurrency 1
+# and 32; every other run in the second (reversed) order, so that a drift in the machine's load
+# does not favour one side of a pair.
+phase() {
+    local name="$1" kind run conns
+    shift
+    local forward=() backward=()
+    while (($# > 0)) && [[ "$1" != -- ]]; do
+        forward+=("$1")
+        shift
+    done
+    shift
+    backward=("$@")
+    section "$name: warm-up, ${WARMUP} s per scenario at concurrency 32"
+    for kind in "${forward[@]}"; do
+        measure 0 "$kind" 32 "$WARMUP"
+    done
+    for run in $(seq 1 "$RUNS"); do
+        section "$name: run $run of $RUNS (${DURATION} s per measurement)"
+        for conns in 1 32; do
+            if ((run % 2)); then
+                for kind in "${forward[@]}"; do measure "$run" "$kind" "$conns" "$DURATION"; done
+            else
+                for kind in "${backward[@]}"; do measure "$run" "$kind" "$conns" "$DURATION"; done
+            fi
+        done
+    done
+}
+
+# at_256 KIND -- BENCH_RUNS measurements of KIND at 256 connections: the converter's peak RSS
+# there (and its throughput).
+at_256() {
+    local run
+    for run in $(seq 1 "$RUNS"); do
+        section "$1 at 256 connections, run $run of $RUNS (${DURATION_256} s)"
+        measure "$run" "$1" 256 "$DURATION_256"
+    done
+}
+
+run_load() {
+    ensure_tools wrk
+    build_release
+    mkdir -p "$OUT"
+    TMP_DIR="$(mktemp -d "${TMPDIR:-/tmp}/vos-bench.XXXXXX")"
+    RAW="$OUT/load-raw.jsonl"
+    : >"$RAW"
+    section "start: backend and converter as separate processes (release build)"
+    # A private copy: a rebuild of target/release during the run changes nothing here.
+    cp "$BIN" "$TMP_DIR/vos-converter"
+    info "binary: ${BIN#"$ROOT"/} built $(date -r "$BIN" '+%F %T'), sha256 $(sha256sum "$BIN" | cut -c1-16)"
+    start_backend "$TMP_DIR/vos-converter"
+    CONVERTER_BIN="$TMP_DIR/vos-converter" start_converter
+    local startup_hwm
+    startup_hwm="$(status_kib VmHWM "$CONVERTER_PID")"
+    info "converter RSS after start: $(status_kib VmRSS "$CONVERTER_PID") KiB (peak $startup_hwm KiB)"
+    seed_backend
+    check_requests
+    local env_json="$OUT/load-env.json"
+    write_env "$env_json" "$startup_hwm"
+
+    # Reads first, then creates: the creates add thousands of contact groups, and the
+    # backend's GetKontaktgrupper/status reads grow slower with every contact group in the
+    # database (docs/performance.md, "backend"), which would shift the read pairs run by run.
+    local reads=(soap_read rest_kontaktgrupper rest_status rest_personkategorier)
+    local reads_reversed=(rest_personkategorier rest_status rest_kontaktgrupper soap_read)
+    local creates=(soap_create rest_create)
+    local creates_reversed=(rest_create soap_create)
+    local kind
+    phase reads "${reads[@]}" -- "${reads_reversed[@]}"
+    at_256 soap_read
+    phase creates "${creates[@]}" -- "${creates_reversed[@]}"
+    at_256 soap_create
+    section "summary"
+    python3 "$HERE/summarize.py" load "$RAW" "$env_json" "$OUT/summary.json"
+}
+
+write_env() { # FILE STARTUP_HWM_KIB -- the machine and the setup, for the summary
+    local file="$1" hwm="$2"
+    python3 - "$file" "$hwm" "$RUNS" "$DURATION" "$DURATION_256" "$WARMUP" "$RUST_LOG_LEVEL" \
+        "$BACKEND_URL" "$CONVERTER_URL" "$ROOT" <<'PY'
+import json, os, platform, subprocess, sys
+f, hwm, runs, dur, dur256, warm, log, backend, conv, root = sys.argv[1:]
+def run(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=30).stdout.strip()
+    except Exception:
+        return ""
+model = ""
+try:
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+except OSError:
+    pass
+json.dump({
+    "cpus": os.cpu_count(),
+    "cpu_model": model,
+    "kernel": platform.release(),
+    "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
+    "mem_total_kib": next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), None),
+    "rustc": run("rustc", "--version"),
+    "git_head": run("git", "rev-parse", "--short", "HEAD"),
+    "git_dirty": bool(run("git", "status", "--porcelain", "--untracked-files=no")),
+    "wrk": (run("wrk", "-v") or "").splitlines()[0] if run("wrk", "-v") else "",
+    "runs": int(runs), "duration_s": int(dur), "duration_256_s": int(dur256), "warmup_s": int(warm),
+    "rust_log": log,
+    "converter_startup_hwm_kib": int(hwm),
+    "setup": "vos-converter backend --dev (own process, fresh SQLite) + vos-converter serve --rest-url <backend> --cutover 2099-01-01 (own process)",
+}, open(f, "w"), indent=2)
+PY
+}
+
+# ---------------------------------------------------------------------------------------------
+# callgrind
+
+# callgrind_run KIND N -- the converter under callgrind, N requests of KIND, stopped; the
+# profile's total Ir.
+callgrind_run() {
+    local kind="$1" n="$2" file="$OUT/callgrind.$1.$2.out"
+    rm -f "$file"
+    CONVERTER_BIN="$CG_BIN" CONVERTER_TAG="converter-$kind-$n" \
+        start_converter valgrind --tool=callgrind --callgrind-out-file="$file" --dump-instr=no
+    local slot=$NEXT_SLOT
+    NEXT_SLOT=$((NEXT_SLOT + 1))
+    python3 "$HERE/client.py" "$CONVERTER_URL" "$kind" "$n" "$slot" "${READ_CPRS[@]}" >/dev/null ||
+        fail "the $kind requests under callgrind failed"
+    stop_process "$CONVERTER_PID" converter
+    CONVERTER_PID=""
+    [[ -s "$file" ]] || fail "callgrind wrote no profile for $kind $n"
+    local total
+    total="$(sed -n 's/^totals: *\([0-9]*\).*/\1/p; s/^summary: *\([0-9]*\).*/\1/p' "$file" | head -n1)"
+    [[ -n "$total" ]] || fail "no total in $file"
+    info "$kind x $n: $total Ir in all (start, $n requests, stop)"
+    echo "$kind $n $total" >>"$OUT/callgrind-raw.txt"
+}
+
+run_callgrind() {
+    ensure_tools valgrind
+    build_callgrind
+    mkdir -p "$OUT"
+    TMP_DIR="$(mktemp -d "${TMPDIR:-/tmp}/vos-bench.XXXXXX")"
+    : >"$OUT/callgrind-raw.txt"
+    section "start: backend (own process), seed"
+    cp "$CG_BIN" "$TMP_DIR/vos-converter-cg"
+    CG_BIN="$TMP_DIR/vos-converter-cg"
+    start_backend "$CG_BIN"
+    seed_backend
+    local kind n2=$((CG_N * 2))
+    for kind in soap_read soap_create; do
+        section "callgrind: $kind, $CG_N and $n2 requests (valgrind --tool=callgrind)"
+        callgrind_run "$kind" "$CG_N"
+        callgrind_run "$kind" "$n2"
+        # Per-request profile: each function's Ir of the longer run minus the shorter, / N.
+        local mode
+        for mode in yes no; do
+            callgrind_annotate --inclusive="$mode" --threshold=100 "$OUT/callgrind.$kind.$CG_N.out" \
+                >"$OUT/callgrind.$kind.$CG_N.inclusive-$mode.txt" 2>/dev/null || true
+            callgrind_annotate --inclusive="$mode" --threshold=100 "$OUT/callgrind.$kind.$n2.out" \
+                >"$OUT/callgrind.$kind.$n2.inclusive-$mode.txt" 2>/dev/null || true
+        done
+    done
+    section "summary"
+    python3 "$HERE/summarize.py" callgrind "$OUT/callgrind-raw.txt" "$CG_N" "$OUT"
+}
+
+# ---------------------------------------------------------------------------------------------
+# criterion
+
+run_micro() {
+    section "cargo bench --bench convert (criterion: parse, map, write, fault, all)"
+    mkdir -p "$OUT"
+    local args
+    read -r -a args <<<"${BENCH_MICRO_ARGS:---warm-up-time 1 --measurement-time 3}"
+    (cd "$ROOT" && cargo bench --locked --bench convert -- "${args[@]}") | tee "$OUT/micro.txt"
+    python3 "$HERE/summarize.py" micro "$OUT/micro.txt" "$OUT/micro.json"
+}
+
+main() {
+    local mode="${1:-load}"
+    case "$mode" in
+    load) run_load ;;
+    callgrind) run_callgrind ;;
+    micro) run_micro ;;
+    all)
+        run_load
+        stop_process "$CONVERTER_PID" converter
+        stop_process "$BACKEND_PID" backend
+        CONVERTER_PID="" BACKEND_PID=""
+        rm -rf "$TMP_DIR"
+        run_callgrind
+        run_micro
+        ;;
+    *)
+        echo "usage: scripts/bench.sh [load|callgrind|micro|all]" >&2
+        exit 2
+        ;;
+    esac
+}
+
+main "$@"

@@ -1,0 +1,293 @@
+#!/usr/bin/env python3
+"""Turns scripts/bench.sh's raw measurements into the table it prints and the JSON it keeps.
+
+    summarize.py load RAW.jsonl ENV.json OUT.json
+    summarize.py callgrind RAW.txt N OUTDIR
+    summarize.py micro CRITERION.txt OUT.json
+
+Ratios are SOAP via the converter / REST called directly, computed within each run (the two
+measurements of a pair run back to back) and then the median over the runs. Standard
+library only.
+"""
+
+import json
+import re
+import statistics
+import sys
+from collections import defaultdict
+
+# The issue's targets.
+TARGET_LATENCY_RATIO = 1.15
+TARGET_P99_ADDED_MS = 1.0
+TARGET_CPU_US = 40.0
+TARGET_RSS_MIB = 64.0
+
+PAIRS = [
+    # name, SOAP kind, REST kind, what it means
+    ("read/kontaktgrupper", "soap_read", "rest_kontaktgrupper",
+     "GetVariablePersonStatus via the converter (2 concurrent REST reads) / GET kontaktgrupper?kunAktuelle=true direct (1 read)"),
+    ("read/status", "soap_read", "rest_status",
+     "GetVariablePersonStatus via the converter / GET status direct (1 call returning both collections)"),
+    ("read/personkategorier", "soap_read", "rest_personkategorier",
+     "GetVariablePersonStatus via the converter / GET personkategorier?kunAktuelle=true direct (1 read)"),
+    ("create", "soap_create", "rest_create",
+     "CreateContactGroup via the converter (cached code list + POST) / POST kontaktgrupper direct"),
+]
+TARGET_PAIRS = ("read/kontaktgrupper", "read/status", "create")
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def spread(xs):
+    xs = [x for x in xs if x is not None]
+    return [min(xs), max(xs)] if xs else None
+
+
+def fmt(x, digits=2):
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def load(raw_path, env_path, out_path):
+    env = json.load(open(env_path))
+    recs = [json.loads(line) for line in open(raw_path) if line.strip()]
+    by = {}
+    for r in recs:
+        r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+        cpu_s = r["converter_cpu_ticks"] / r["clk_tck"]
+        r["converter_cpu_us_per_req"] = cpu_s / r["requests"] * 1e6 if r["side"] == "soap" else None
+        r["backend_cpu_us_per_req"] = r["backend_cpu_ticks"] / r["clk_tck"] / r["requests"] * 1e6
+        s0, c0 = (float(x) for x in r["own_before"].split())
+        s1, c1 = (float(x) for x in r["own_after"].split())
+        r["own_mean_us"] = (s1 - s0) / (c1 - c0) * 1e6 if r["side"] == "soap" and c1 > c0 else None
+        # The converter's CPU while the REST side runs: what it spends idle (timers, scrapes).
+        r["converter_cpu_cores"] = cpu_s / (r["duration_us"] / 1e6)
+        by[(r["run"], r["kind"], r["connections"])] = r
+    runs = sorted({r["run"] for r in recs if r["run"] > 0})
+    kinds = sorted({(r["kind"], r["connections"]) for r in recs if r["run"] > 0},
+                   key=lambda k: (k[1], k[0]))
+
+    scenarios = {}
+    for kind, conns in kinds:
+        rs = [by[(run, kind, conns)] for run in runs if (run, kind, conns) in by]
+        scenarios[f"{kind}@c{conns}"] = {
+            "kind": kind,
+            "connections": conns,
+            "runs": len(rs),
+            "requests_median": med([r["requests"] for r in rs]),
+            "rps_median": med([r["rps"] for r in rs]),
+            "p50_ms_median": med([r["p50_us"] / 1000 for r in rs]),
+            "p90_ms_median": med([r["p90_us"] / 1000 for r in rs]),
+            "p99_ms_median": med([r["p99_us"] / 1000 for r in rs]),
+            "p999_ms_median": med([r["p999_us"] / 1000 for r in rs]),
+            "mean_ms_median": med([r["mean_us"] / 1000 for r in rs]),
+            "max_ms_max": max(r["max_us"] for r in rs) / 1000,
+            "converter_cpu_us_per_req_median": med([r["converter_cpu_us_per_req"] for r in rs]),
+            "converter_cpu_us_per_req_spread": spread([r["converter_cpu_us_per_req"] for r in rs]),
+            "converter_cpu_cores_median": med([r["converter_cpu_cores"] for r in rs]),
+            "backend_cpu_us_per_req_median": med([r["backend_cpu_us_per_req"] for r in rs]),
+            "converter_own_mean_us_median": med([r["own_mean_us"] for r in rs]),
+            "converter_peak_rss_mib_max": max(r["converter_hwm_kib"] for r in rs) / 1024,
+            "non2xx": sum(r["non2xx"] for r in rs),
+            "errors": sum(r["errors"] for r in rs),
+        }
+
+    pairs = {}
+    for name, soap, rest, meaning in PAIRS:
+        for conns in (1, 32):
+            per_run = []
+            for run in runs:
+                a, b = by.get((run, soap, conns)), by.get((run, rest, conns))
+                if not a or not b:
+                    continue
+                per_run.append({
+                    "run": run,
+                    "p50_ratio": a["p50_us"] / b["p50_us"],
+                    "p99_ratio": a["p99_us"] / b["p99_us"],
+                    "mean_ratio": a["mean_us"] / b["mean_us"],
+                    "p50_added_ms": (a["p50_us"] - b["p50_us"]) / 1000,
+                    "p99_added_ms": (a["p99_us"] - b["p99_us"]) / 1000,
+                    "throughput_ratio": a["rps"] / b["rps"],
+                })
+            if not per_run:
+                continue
+            pairs[f"{name}@c{conns}"] = {
+                "meaning": meaning,
+                "connections": conns,
+                "runs": len(per_run),
+                **{f"{k}_median": med([p[k] for p in per_run])
+                   for k in ("p50_ratio", "p99_ratio", "mean_ratio", "p50_added_ms",
+                             "p99_added_ms", "throughput_ratio")},
+                "p50_ratio_spread": spread([p["p50_ratio"] for p in per_run]),
+                "p99_added_ms_spread": spread([p["p99_added_ms"] for p in per_run]),
+                "per_run": per_run,
+            }
+
+    # Peak RSS: under 256 connections (VmHWM reset before each measurement), and overall
+    # (the largest peak seen in any measurement, the start included).
+    c256 = [r for r in recs if r["connections"] == 256]
+    rss_256 = max((r["converter_hwm_kib"] for r in c256), default=None)
+    rss_all = max([r["converter_hwm_kib"] for r in recs] + [r["converter_hwm_before_kib"] for r in recs]
+                  + [env.get("converter_startup_hwm_kib", 0)])
+    rss_256_mib = rss_256 / 1024 if rss_256 else None
+
+    targets = []
+    for name in TARGET_PAIRS:
+        p = pairs.get(f"{name}@c1")
+        if p:
+            targets.append({
+                "target": f"latency ratio at c1 (median p50, SOAP/REST) <= {TARGET_LATENCY_RATIO}",
+                "pair": name, "value": p["p50_ratio_median"],
+                "met": p["p50_ratio_median"] <= TARGET_LATENCY_RATIO})
+            targets.append({
+                "target": f"added p99 at c1 <= {TARGET_P99_ADDED_MS} ms",
+                "pair": name, "value": p["p99_added_ms_median"],
+                "met": p["p99_added_ms_median"] <= TARGET_P99_ADDED_MS})
+    for kind in ("soap_read", "soap_create"):
+        for conns in (1, 32, 256):
+            s = scenarios.get(f"{kind}@c{conns}")
+            if s and s["converter_cpu_us_per_req_median"] is not None:
+                targets.append({
+                    "target": f"converter CPU per translated request <= {TARGET_CPU_US} us",
+                    "pair": f"{kind}@c{conns}", "value": s["converter_cpu_us_per_req_median"],
+                    "met": s["converter_cpu_us_per_req_median"] <= TARGET_CPU_US})
+    if rss_256_mib is not None:
+        targets.append({"target": f"converter peak RSS under 256 connections <= {TARGET_RSS_MIB} MiB",
+                        "pair": "soap_read@c256 + soap_create@c256", "value": rss_256_mib,
+                        "met": rss_256_mib <= TARGET_RSS_MIB})
+
+    summary = {
+        "environment": env,
+        "runs": runs,
+        "scenarios": scenarios,
+        "pairs": pairs,
+        "converter_peak_rss_mib_256": rss_256_mib,
+        "converter_peak_rss_mib_overall": rss_all / 1024,
+        "targets": targets,
+        "notes": [
+            "ratios are SOAP via converter / REST direct, per run (back-to-back measurements), then the median over runs",
+            "converter CPU = utime+stime of the converter's own process during the measurement / requests",
+            "converter own time = Prometheus vos_converter_converter_own_seconds (wall time minus the upstream wait), mean",
+            "peak RSS = VmHWM, reset (clear_refs 5) before each measurement",
+        ],
+    }
+    json.dump(summary, open(out_path, "w"), indent=2)
+
+    # The table.
+    print(f"\nmachine: {env.get('cpus')} CPUs ({env.get('cpu_model')}), load at start {' '.join(env.get('loadavg_at_start', []))}; "
+          f"{len(runs)} runs of {env.get('duration_s')} s per measurement; RUST_LOG={env.get('rust_log')}")
+    print("\nscenario                         req/s    p50 ms   p99 ms  conv CPU us/req  conv own us  backend CPU us/req")
+    for key, s in scenarios.items():
+        print(f"{key:30s} {s['rps_median']:8.0f} {s['p50_ms_median']:8.3f} {s['p99_ms_median']:8.3f}"
+              f"  {fmt(s['converter_cpu_us_per_req_median'], 1):>15s}  {fmt(s['converter_own_mean_us_median'], 1):>11s}"
+              f"  {s['backend_cpu_us_per_req_median']:18.1f}")
+    print("\npair (SOAP via converter / REST direct)  p50 ratio  [min-max]       p99 ratio  p99 added ms  throughput ratio")
+    for key, p in pairs.items():
+        lo, hi = p["p50_ratio_spread"]
+        print(f"{key:40s} {p['p50_ratio_median']:9.3f}  [{lo:.3f}-{hi:.3f}]  {p['p99_ratio_median']:9.3f}"
+              f"  {p['p99_added_ms_median']:12.3f}  {p['throughput_ratio_median']:16.3f}")
+    print(f"\nconverter peak RSS: {fmt(rss_256_mib, 1)} MiB under 256 connections; {rss_all / 1024:.1f} MiB overall (start included)")
+    print("\ntargets:")
+    for t in targets:
+        print(f"  {'met    ' if t['met'] else 'NOT MET'}  {t['target']:62s} {t['pair']:28s} {t['value']:.3f}")
+    print(f"\nwritten: {out_path}")
+
+
+ANNOTATE_LINE = re.compile(r"^\s*([\d,]+)\s+(?:\(\s*[\d.]+%\)\s+)?(?:\*\s+)?(\S.*?)\s*$")
+
+
+def annotate_costs(path):
+    """function -> Ir from a callgrind_annotate listing (--threshold=100)."""
+    costs = {}
+    try:
+        text = open(path).read()
+    except OSError:
+        return costs
+    for line in text.splitlines():
+        m = ANNOTATE_LINE.match(line)
+        if not m or "PROGRAM TOTALS" in line:
+            continue
+        name = m.group(2)
+        # "file:function [object]" -> "function [object basename]"
+        name = re.sub(r"\s*\[(?:.*/)?([^/\]]+)\]$", r" [\1]", name)
+        costs[name] = costs.get(name, 0) + int(m.group(1).replace(",", ""))
+    return costs
+
+
+def callgrind(raw_path, n, outdir):
+    n = int(n)
+    totals = defaultdict(dict)
+    for line in open(raw_path):
+        kind, count, total = line.split()
+        totals[kind][int(count)] = int(total)
+    result = {"n": n, "method": "(Ir(2N) - Ir(N)) / N: start, stop and one-time work cancel", "kinds": {}}
+    print(f"\ninstructions per request (valgrind --tool=callgrind, N = {n}):")
+    for kind, t in totals.items():
+        if n not in t or 2 * n not in t:
+            continue
+        per = (t[2 * n] - t[n]) / n
+        top = {}
+        for mode in ("yes", "no"):
+            a = annotate_costs(f"{outdir}/callgrind.{kind}.{n}.inclusive-{mode}.txt")
+            b = annotate_costs(f"{outdir}/callgrind.{kind}.{2 * n}.inclusive-{mode}.txt")
+            diff = {f: (b.get(f, 0) - a.get(f, 0)) / n for f in set(a) | set(b)}
+            top[mode] = sorted(((v, f) for f, v in diff.items() if v > 0), reverse=True)[:60]
+        path = f"{outdir}/callgrind-{kind}-top.txt"
+        with open(path, "w") as f:
+            f.write(f"{kind}: {per:,.0f} instructions per request ((Ir({2 * n}) - Ir({n})) / {n})\n\n")
+            f.write("Per request, inclusive (the function and what it calls), from callgrind_annotate "
+                    "--inclusive=yes of both runs, difference / N:\n")
+            for v, name in top["yes"]:
+                f.write(f"{v:12,.0f}  {100 * v / per:5.1f}%  {name}\n")
+            f.write("\nPer request, exclusive (self):\n")
+            for v, name in top["no"]:
+                f.write(f"{v:12,.0f}  {100 * v / per:5.1f}%  {name}\n")
+        result["kinds"][kind] = {
+            "ir_n": t[n], "ir_2n": t[2 * n], "instructions_per_request": per,
+            "top_inclusive": [{"ir_per_request": v, "function": name} for v, name in top["yes"][:25]],
+            "top_self": [{"ir_per_request": v, "function": name} for v, name in top["no"][:25]],
+            "profile": path,
+        }
+        print(f"  {kind:12s} {per:12,.0f} Ir/request   (profile: {path})")
+    json.dump(result, open(f"{outdir}/callgrind.json", "w"), indent=2)
+    print(f"\nwritten: {outdir}/callgrind.json")
+
+
+UNIT_NS = {"ps": 1e-3, "ns": 1.0, "µs": 1e3, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+
+def micro(txt_path, out_path):
+    text = open(txt_path).read()
+    pat = re.compile(r"^(\S+/\S+)\s+time:\s+\[([\d.]+) (\S+) ([\d.]+) (\S+) ([\d.]+) (\S+)\]", re.M | re.S)
+    # Criterion puts the time on the next line when the name is long: join them first.
+    joined = re.sub(r"\n\s+time:", " time:", text)
+    res = {}
+    for m in pat.finditer(joined):
+        res[m.group(1)] = {
+            "low_ns": float(m.group(2)) * UNIT_NS[m.group(3)],
+            "estimate_ns": float(m.group(4)) * UNIT_NS[m.group(5)],
+            "high_ns": float(m.group(6)) * UNIT_NS[m.group(7)],
+        }
+    json.dump(res, open(out_path, "w"), indent=2)
+    print("\nin-process phases (criterion estimate, µs):")
+    ops = sorted({k.split("/")[0] for k in res})
+    phases = ["parse", "map", "write", "fault", "all"]
+    print(f"{'operation':26s}" + "".join(f"{p:>9s}" for p in phases))
+    for op in ops:
+        cells = [res.get(f"{op}/{p}", {}).get("estimate_ns") for p in phases]
+        print(f"{op:26s}" + "".join(f"{(c / 1000 if c is not None else float('nan')):9.2f}" for c in cells))
+    print(f"\nwritten: {out_path}")
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1]
+    if mode == "load":
+        load(*sys.argv[2:5])
+    elif mode == "callgrind":
+        callgrind(*sys.argv[2:5])
+    elif mode == "micro":
+        micro(*sys.argv[2:4])
+    else:
+        sys.exit(f"summarize.py: unknown mode {mode}")
