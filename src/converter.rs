@@ -882,9 +882,9 @@ impl Converter {
             .organisation
             .as_ref()
             .map(|(t, c)| self.cutover.passed(t, c, jiff::Timestamp::now()));
-        if matches!(env.op.behaviour, Behaviour::Read(_)) {
-            seen.past_cutover = passed;
-        }
+        // Every caller's cutover state, whatever it calls: the dashboard and the gauge show who
+        // is past it and still calling.
+        seen.past_cutover = passed;
         let exchange = async {
             match &env.op.behaviour {
                 Behaviour::Retired { replacement } => {

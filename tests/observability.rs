@@ -831,16 +831,21 @@ async fn metrics_and_migration_usage_count_every_call_by_caller_operation_and_ou
         .filter(|s| s.name == "vos_converter_upstream_errors_total" && s.value != 0.0)
         .collect();
     assert!(errors.is_empty(), "upstream errors: {errors:?}\n{text}");
-    // The cutover state of every organisation with its own cutover, and of every reader.
-    let past: BTreeMap<Labels, f64> = [("2", "12", 0.0), ("3", "147", 0.0), ("4", "87654321", 1.0)]
-        .into_iter()
-        .map(|(t, c, v)| {
-            (
-                labels(&[("organisation_type", t), ("organisation_code", c)]),
-                v,
-            )
-        })
-        .collect();
+    // The cutover state of every organisation with its own cutover, and of every caller.
+    let past: BTreeMap<Labels, f64> = [
+        ("1", "101", 0.0),
+        ("2", "12", 0.0),
+        ("3", "147", 0.0),
+        ("4", "87654321", 1.0),
+    ]
+    .into_iter()
+    .map(|(t, c, v)| {
+        (
+            labels(&[("organisation_type", t), ("organisation_code", c)]),
+            v,
+        )
+    })
+    .collect();
     assert_eq!(
         family(&samples, "vos_converter_past_cutover"),
         past,

@@ -64,6 +64,20 @@ pub struct OrgLabels {
     pub organisation_code: String,
 }
 
+/// The fault code that stands for every code not in the catalogue.
+pub const OTHER_FAULT: u32 = 0;
+
+/// A fault code as metrics and usage keep it: a catalogue code, or `OTHER_FAULT`.
+pub fn bounded_fault(code: Option<u32>) -> Option<u32> {
+    code.map(|c| {
+        if Fejl::ALL.iter().any(|f| f.entry().code == c) {
+            c
+        } else {
+            OTHER_FAULT
+        }
+    })
+}
+
 /// Latency buckets: 50 µs to about 6.5 s.
 #[derive(Clone, Copy)]
 pub struct Buckets;
@@ -192,10 +206,10 @@ impl Metrics {
     }
 
     fn fault_label(&self, code: Option<u32>) -> String {
-        match code {
+        match bounded_fault(code) {
             None => String::new(),
-            Some(c) if Fejl::ALL.iter().any(|f| f.entry().code == c) => c.to_string(),
-            Some(_) => "other".into(),
+            Some(OTHER_FAULT) => "other".into(),
+            Some(c) => c.to_string(),
         }
     }
 
@@ -225,7 +239,8 @@ impl Metrics {
         self.own
             .get_or_create(&op)
             .observe(r.total.saturating_sub(r.upstream).as_secs_f64());
-        if let Some(past) = r.past_cutover {
+        // The folded `other` is many organisations: it has no one cutover state.
+        if let Some(past) = r.past_cutover.filter(|_| organisation_code != "other") {
             self.past_cutover
                 .get_or_create(&OrgLabels {
                     organisation_type,
@@ -258,6 +273,24 @@ impl Metrics {
                 collection: collection.to_owned(),
             })
             .inc_by(mismatches);
+    }
+
+    /// Sets the cutover gauge of every organisation seen (called before each scrape, so an
+    /// instant that passes while the converter runs shows without waiting for a call).
+    pub fn refresh_cutover(&self, cutover: &crate::cutover::Cutover, now: jiff::Timestamp) {
+        let seen: Vec<(String, String)> = match self.organisations.lock() {
+            Ok(g) => g.iter().cloned().collect(),
+            Err(_) => return,
+        };
+        for (organisation_type, organisation_code) in seen {
+            let past = cutover.passed(&organisation_type, &organisation_code, now);
+            self.past_cutover
+                .get_or_create(&OrgLabels {
+                    organisation_type,
+                    organisation_code,
+                })
+                .set(i64::from(past));
+        }
     }
 
     /// Marks an organisation's cutover state (for organisations with their own cutover,

@@ -165,7 +165,8 @@ impl Usage {
             .entry(format!("{day}|{ty}|{code}|{service}|{operation}"))
             .or_default();
         c.calls += 1;
-        if let Some(f) = fault {
+        // The same bounded codes as the metrics (0: not in the catalogue).
+        if let Some(f) = crate::observe::metrics::bounded_fault(fault) {
             *c.faults.entry(f).or_default() += 1;
         }
         g.stored
@@ -193,6 +194,11 @@ impl Usage {
             g.stored
                 .days
                 .retain(|k, _| k.split('|').next().is_some_and(|d| d >= oldest.as_str()));
+            // Who called is remembered for a year, then forgotten.
+            let year_ago = today.saturating_sub(jiff::Span::new().days(365));
+            g.stored
+                .last_seen
+                .retain(|_, t| t.to_zoned(dktime::copenhagen().clone()).date() >= year_ago);
             g.dirty = false;
             serde_json::to_string(&g.stored)
         };
@@ -244,6 +250,32 @@ impl Usage {
                 .or_insert_with(|| new_org(ty, code));
         }
         let mut faults: BTreeMap<(String, String), BTreeMap<u32, u64>> = BTreeMap::new();
+        // Organisations that called once and then stopped stay listed (with no calls in the
+        // window): that they moved is what the dashboard is for.
+        if let Some(g) = &g {
+            for (key, seen) in &g.stored.last_seen {
+                let parts: Vec<&str> = key.split('|').collect();
+                let [ty, code, service, operation] = parts[..] else {
+                    continue;
+                };
+                let org = orgs
+                    .entry((ty.to_owned(), code.to_owned()))
+                    .or_insert_with(|| new_org(ty, code));
+                if !org
+                    .operations
+                    .iter()
+                    .any(|o| o.service == service && o.operation == operation)
+                {
+                    org.operations.push(OperationUsage {
+                        service: service.to_owned(),
+                        operation: operation.to_owned(),
+                        calls_per_day: vec![0; days.len()],
+                        total: 0,
+                        last_seen: Some(*seen),
+                    });
+                }
+            }
+        }
         if let Some(g) = &g {
             for (key, count) in &g.stored.days {
                 let parts: Vec<&str> = key.split('|').collect();
@@ -408,5 +440,32 @@ mod tests {
         let ak = &m.organisations[1];
         assert!(ak.past_cutover && ak.days_to_cutover < 0);
         assert_eq!(m.overhead.samples, 0, "own times are not persisted");
+    }
+
+    #[test]
+    fn an_organisation_that_stopped_calling_stays_listed() {
+        let now: Timestamp = "2026-11-27T12:00:00Z".parse().unwrap();
+        let long_ago: Timestamp = "2026-10-01T12:00:00Z".parse().unwrap();
+        let u = Usage::load(None);
+        let call = UsageCall {
+            organisation_type: "3",
+            organisation_code: "147",
+            service: "PersonStatusService",
+            operation: "GetVariablePersonStatus",
+            fault: Some(4242),
+            own_micros: 10,
+        };
+        u.record(&call, long_ago);
+        let m = u.snapshot(&Cutover::new(now), None, now);
+        let o = &m.organisations[0];
+        assert_eq!((o.organisation_code.as_str(), o.calls), ("147", 0));
+        assert_eq!(o.operations[0].last_seen, Some(long_ago));
+        assert_eq!(o.operations[0].total, 0);
+        let recent = u.snapshot(&Cutover::new(now), None, long_ago);
+        assert_eq!(
+            recent.organisations[0].faults_by_code,
+            vec![FaultCount { code: 0, count: 1 }],
+            "codes outside the catalogue count as 0 (other)"
+        );
     }
 }

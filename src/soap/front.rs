@@ -145,7 +145,12 @@ async fn index(state: web::Data<Arc<SoapState>>) -> HttpResponse {
 async fn metrics(state: web::Data<Arc<SoapState>>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(state.converter.metrics.encode())
+        .body({
+            let c = &state.converter;
+            c.metrics
+                .refresh_cutover(&c.cutover, jiff::Timestamp::now());
+            c.metrics.encode()
+        })
 }
 
 async fn healthz() -> HttpResponse {
