@@ -300,13 +300,13 @@ XML
 # ---------------------------------------------------------------------------------------------
 # Measuring
 
-cpu_ticks() { # utime + stime of PID, in clock ticks (all threads, live and ended)
+cpu_ticks() { # "utime stime" of PID, in clock ticks (all threads, live and ended)
     local s
     s="$(cat "/proc/$1/stat")"
     s="${s##*) }"
     # shellcheck disable=SC2086
     set -- $s
-    echo $((${12} + ${13}))
+    echo "${12} ${13}"
 }
 
 status_kib() { # FIELD PID -- VmHWM or VmRSS in KiB
@@ -362,7 +362,7 @@ measure() {
         NEXT_SLOT=$((NEXT_SLOT + 1))
         ((slot < 84)) || fail "out of CPR number blocks: fewer runs"
     fi
-    local hwm_before own0 own1 c0 c1 b0 b1 json hwm rss
+    local hwm_before own0 own1 c0 c1 b0 b1 json hwm rss cu0 cs0 cu1 cs1 bu0 bs0 bu1 bs1
     hwm_before="$(status_kib VmHWM "$CONVERTER_PID")"
     reset_hwm "$CONVERTER_PID"
     own0="$(own_seconds)"
@@ -374,12 +374,17 @@ measure() {
     own1="$(own_seconds)"
     hwm="$(status_kib VmHWM "$CONVERTER_PID")"
     rss="$(status_kib VmRSS "$CONVERTER_PID")"
+    read -r cu0 cs0 <<<"$c0"
+    read -r cu1 cs1 <<<"$c1"
+    read -r bu0 bs0 <<<"$b0"
+    read -r bu1 bs1 <<<"$b1"
     local extra
-    extra="$(printf '"run":%d,"kind":"%s","side":"%s","connections":%d,"seconds":%d,"converter_cpu_ticks":%d,"backend_cpu_ticks":%d,"clk_tck":%d,"converter_hwm_kib":%d,"converter_hwm_before_kib":%d,"converter_rss_kib":%d,"own_before":"%s","own_after":"%s","loadavg":"%s"' \
-        "$run" "$kind" "$side" "$conns" "$secs" $((c1 - c0)) $((b1 - b0)) "$CLK_TCK" \
+    extra="$(printf '"run":%d,"kind":"%s","side":"%s","connections":%d,"seconds":%d,"converter_cpu_ticks":%d,"converter_user_ticks":%d,"converter_sys_ticks":%d,"backend_cpu_ticks":%d,"clk_tck":%d,"converter_hwm_kib":%d,"converter_hwm_before_kib":%d,"converter_rss_kib":%d,"own_before":"%s","own_after":"%s","loadavg":"%s"' \
+        "$run" "$kind" "$side" "$conns" "$secs" $((cu1 + cs1 - cu0 - cs0)) $((cu1 - cu0)) $((cs1 - cs0)) \
+        $((bu1 + bs1 - bu0 - bs0)) "$CLK_TCK" \
         "$hwm" "$hwm_before" "$rss" "$own0" "$own1" "$(cut -d' ' -f1-3 /proc/loadavg)")"
     printf '%s\n' "${json%\}},$extra}" >>"$RAW"
-    python3 - "${json}" "$((c1 - c0))" "$CLK_TCK" "$kind" "$conns" "$run" "$hwm" <<'PY'
+    python3 - "${json}" "$((cu1 + cs1 - cu0 - cs0))" "$CLK_TCK" "$kind" "$conns" "$run" "$hwm" <<'PY'
 import json, sys
 d = json.loads(sys.argv[1]); ticks, tck = int(sys.argv[2]), int(sys.argv[3])
 kind, conns, run, hwm = sys.argv[4], sys.argv[5], sys.argv[6], int(sys.argv[7])
@@ -545,10 +550,12 @@ run_callgrind() {
         # Per-request profile: each function's Ir of the longer run minus the shorter, / N.
         local mode
         for mode in yes no; do
-            callgrind_annotate --inclusive="$mode" --threshold=100 "$OUT/callgrind.$kind.$CG_N.out" \
-                >"$OUT/callgrind.$kind.$CG_N.inclusive-$mode.txt" 2>/dev/null || true
-            callgrind_annotate --inclusive="$mode" --threshold=100 "$OUT/callgrind.$kind.$n2.out" \
-                >"$OUT/callgrind.$kind.$n2.inclusive-$mode.txt" 2>/dev/null || true
+            callgrind_annotate --auto=no --inclusive="$mode" --threshold=100 \
+                "$OUT/callgrind.$kind.$CG_N.out" >"$OUT/callgrind.$kind.$CG_N.inclusive-$mode.txt" ||
+                fail "callgrind_annotate failed"
+            callgrind_annotate --auto=no --inclusive="$mode" --threshold=100 \
+                "$OUT/callgrind.$kind.$n2.out" >"$OUT/callgrind.$kind.$n2.inclusive-$mode.txt" ||
+                fail "callgrind_annotate failed"
         done
     done
     section "summary"

@@ -18,7 +18,8 @@
 #                        the embedded backend in dev mode, seeded with mappings/dev-seed.toml
 #                        (0101701111 and 0202702222 of municipality 101, the latter enrolled;
 #                        0303703333 of 147; 0404704444 of 751, enrolled); the default cutover,
-#                        and Jobcenter 1:101 with its own 60 days ahead; killed on exit.
+#                        and Jobcenter 1:101 and A-kasse 2:34 with their own 60 days ahead;
+#                        killed on exit.
 #   9. validate_wsdl     the WSDL it serves at /PersonRegistrationService/9?wsdl: well-formed
 #                        (xmllint), its inline schemas compile and validate sample messages
 #                        (xmllint --schema and xmlschema), it validates against the WSDL 1.1
@@ -27,11 +28,20 @@
 #                        every PersonRegistrationService operation over the SOAP 1.1 and 1.2
 #                        ports: ids, rule faults 100028/100029/900509/900203, the retired
 #                        operation 900510, a retried wsa:MessageID (scripts/interop/zeep_prs.py).
-#  11. run_npm_soap      the npm package soap (pinned by scripts/interop/package-lock.json, npm
+#  11. run_zeep_reads    zeep loads the served PersonStatusService v20 and PersonHistoryService v4
+#                        WSDLs and reads over the SOAP 1.1 and 1.2 ports: before the cutover
+#                        (Jobcenter 1:101 after registering through PRS: current contact groups and
+#                        person categories, every version oldest first with RegistrationTime,
+#                        PeriodStartDate/PeriodEndDate, Danish dates and offsets, fault 900203 for
+#                        another municipality's citizen; A-kasse 2:34: its contact group types
+#                        only, no person categories), and past it (Kommune 3:101, A-kasse 2:12:
+#                        the collections present and empty, no REST call by /metrics)
+#                        (scripts/interop/zeep_reads.py).
+#  12. run_npm_soap      the npm package soap (pinned by scripts/interop/package-lock.json, npm
 #                        ci into .interop/node) loads the served WSDL and creates and updates a
 #                        contact group over both ports, fault 100028 included
 #                        (scripts/interop/npm_soap_prs.js).
-#  12. check_dashboard   a scripted mix of SOAP calls from three organisations (Jobcenter 1:101
+#  13. check_dashboard   a scripted mix of SOAP calls from three organisations (Jobcenter 1:101
 #                        PRS creates and a PSS read before its own cutover, A-kasse 2:12 PSS
 #                        reads, Kommune 3:147 PHS reads and a fault), then: /metrics and
 #                        /api/migration agree (scripts/interop/migration_agree.py); the Grafana
@@ -44,7 +54,7 @@
 #                        (scripts/interop/dashboard_check.js), screenshot in
 #                        target/dashboard.png; no CPR number in the page, /metrics or
 #                        /api/migration.
-#  13. check_converter_logs
+#  14. check_converter_logs
 #                        no CPR number in the converter's log either (check_dashboard's calls
 #                        included).
 #
@@ -558,13 +568,14 @@ start_converter() {
     # Flags only: no VOS_* setting of the caller's environment may move it elsewhere. The
     # default cutover (2025-03-01) is past; Jobcenter 101 gets its own, 60 days ahead, so the
     # dashboard has an organisation before its cutover and two past theirs (PRS calls do not
-    # depend on the cutover).
+    # depend on the cutover). A-kasse 34 gets the same, so that run_zeep_reads has an a-kasse
+    # before its cutover (A-kasse 12, the dashboard's, stays on the default one).
     local jc_cutover
     jc_cutover="$(TZ=Europe/Copenhagen date -d '+60 days' +%F)"
     env -u VOS_LISTEN -u VOS_REST_URL -u VOS_DATA_DIR -u VOS_CUTOVER -u VOS_CUTOVER_OVERRIDE \
         RUST_LOG="${INTEROP_RUST_LOG:-info,vos_converter=debug}" NO_COLOR=1 \
         "$BIN" serve --listen 127.0.0.1:0 --data-dir "$CONVERTER_DIR" \
-        --cutover-override "1:101=$jc_cutover" \
+        --cutover-override "1:101=$jc_cutover" --cutover-override "2:34=$jc_cutover" \
         >"$LOG_DIR/converter.stdout" 2>"$LOG_DIR/converter.stderr" &
     CONVERTER_PID=$!
     local line=""
@@ -676,6 +687,25 @@ run_zeep() {
     if ((rc != 0)); then
         info "zeep failed with exit status $rc (exchanges in ${LOG_DIR#"$ROOT"/}/zeep-exchanges.log)"
         FAILED_SECTIONS+=("zeep")
+    fi
+}
+
+# PersonStatusService v20 and PersonHistoryService v4 through zeep, before and after the
+# cutover (start_converter's: Jobcenter 1:101 and A-kasse 2:34 before theirs, everybody else
+# past the default one). Registers its own data through PRS first, so it runs after run_zeep.
+run_zeep_reads() {
+    section "zeep $ZEEP_VERSION: PersonStatusService and PersonHistoryService reads before and after the cutover, SOAP 1.1 and 1.2"
+    needs_converter || return 0
+    if ! setup_python_soap; then
+        FAILED_SECTIONS+=("zeep-reads")
+        return 0
+    fi
+    local rc=0
+    "$VENV/bin/python" "$ROOT/scripts/interop/zeep_reads.py" "$CONVERTER_URL" \
+        "$LOG_DIR/zeep-reads-exchanges.log" || rc=$?
+    if ((rc != 0)); then
+        info "zeep reads failed with exit status $rc (exchanges in ${LOG_DIR#"$ROOT"/}/zeep-reads-exchanges.log)"
+        FAILED_SECTIONS+=("zeep-reads")
     fi
 }
 
@@ -1007,6 +1037,7 @@ main() {
     timed start_converter
     timed validate_wsdl
     timed run_zeep
+    timed run_zeep_reads
     timed run_npm_soap
     timed check_dashboard
     timed check_converter_logs

@@ -58,6 +58,9 @@ def load(raw_path, env_path, out_path):
         r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
         cpu_s = r["converter_cpu_ticks"] / r["clk_tck"]
         r["converter_cpu_us_per_req"] = cpu_s / r["requests"] * 1e6 if r["side"] == "soap" else None
+        soap = r["side"] == "soap" and "converter_user_ticks" in r
+        r["converter_user_us_per_req"] = (r["converter_user_ticks"] / r["clk_tck"] / r["requests"] * 1e6) if soap else None
+        r["converter_sys_us_per_req"] = (r["converter_sys_ticks"] / r["clk_tck"] / r["requests"] * 1e6) if soap else None
         r["backend_cpu_us_per_req"] = r["backend_cpu_ticks"] / r["clk_tck"] / r["requests"] * 1e6
         s0, c0 = (float(x) for x in r["own_before"].split())
         s1, c1 = (float(x) for x in r["own_after"].split())
@@ -86,6 +89,8 @@ def load(raw_path, env_path, out_path):
             "max_ms_max": max(r["max_us"] for r in rs) / 1000,
             "converter_cpu_us_per_req_median": med([r["converter_cpu_us_per_req"] for r in rs]),
             "converter_cpu_us_per_req_spread": spread([r["converter_cpu_us_per_req"] for r in rs]),
+            "converter_user_us_per_req_median": med([r["converter_user_us_per_req"] for r in rs]),
+            "converter_sys_us_per_req_median": med([r["converter_sys_us_per_req"] for r in rs]),
             "converter_cpu_cores_median": med([r["converter_cpu_cores"] for r in rs]),
             "backend_cpu_us_per_req_median": med([r["backend_cpu_us_per_req"] for r in rs]),
             "converter_own_mean_us_median": med([r["own_mean_us"] for r in rs]),
@@ -178,10 +183,13 @@ def load(raw_path, env_path, out_path):
     # The table.
     print(f"\nmachine: {env.get('cpus')} CPUs ({env.get('cpu_model')}), load at start {' '.join(env.get('loadavg_at_start', []))}; "
           f"{len(runs)} runs of {env.get('duration_s')} s per measurement; RUST_LOG={env.get('rust_log')}")
-    print("\nscenario                         req/s    p50 ms   p99 ms  conv CPU us/req  conv own us  backend CPU us/req")
+    print("\nscenario                         req/s    p50 ms   p99 ms  conv CPU us/req (user+sys)  conv own us  backend CPU us/req")
     for key, s in scenarios.items():
+        split = ""
+        if s["converter_user_us_per_req_median"] is not None:
+            split = f"({s['converter_user_us_per_req_median']:.0f}+{s['converter_sys_us_per_req_median']:.0f})"
         print(f"{key:30s} {s['rps_median']:8.0f} {s['p50_ms_median']:8.3f} {s['p99_ms_median']:8.3f}"
-              f"  {fmt(s['converter_cpu_us_per_req_median'], 1):>15s}  {fmt(s['converter_own_mean_us_median'], 1):>11s}"
+              f"  {fmt(s['converter_cpu_us_per_req_median'], 1):>8s} {split:>17s}  {fmt(s['converter_own_mean_us_median'], 1):>11s}"
               f"  {s['backend_cpu_us_per_req_median']:18.1f}")
     print("\npair (SOAP via converter / REST direct)  p50 ratio  [min-max]       p99 ratio  p99 added ms  throughput ratio")
     for key, p in pairs.items():
@@ -195,11 +203,14 @@ def load(raw_path, env_path, out_path):
     print(f"\nwritten: {out_path}")
 
 
-ANNOTATE_LINE = re.compile(r"^\s*([\d,]+)\s+(?:\(\s*[\d.]+%\)\s+)?(?:\*\s+)?(\S.*?)\s*$")
+ANNOTATE_LINE = re.compile(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(\S.*?)\s*$")
 
 
-def annotate_costs(path):
-    """function -> Ir from a callgrind_annotate listing (--threshold=100)."""
+def annotate_costs(path, merge):
+    """function -> Ir from a callgrind_annotate listing (--auto=no --threshold=100). Each
+    line is "Ir (pct)  file:function [object]"; a function's cost is split over the source
+    files its instructions come from (inlining): merge="sum" adds them (self cost), "max"
+    keeps the largest (inclusive cost, which each line already counts in full)."""
     costs = {}
     try:
         text = open(path).read()
@@ -210,9 +221,17 @@ def annotate_costs(path):
         if not m or "PROGRAM TOTALS" in line:
             continue
         name = m.group(2)
-        # "file:function [object]" -> "function [object basename]"
+        # The object: its file name only.
         name = re.sub(r"\s*\[(?:.*/)?([^/\]]+)\]$", r" [\1]", name)
-        costs[name] = costs.get(name, 0) + int(m.group(1).replace(",", ""))
+        # The source file: a path has no colon, so the first colon ends it.
+        file, _, func = name.partition(":")
+        if not func:
+            func = file
+        ir = int(m.group(1).replace(",", ""))
+        if merge == "sum":
+            costs[func] = costs.get(func, 0) + ir
+        else:
+            costs[func] = max(costs.get(func, 0), ir)
     return costs
 
 
@@ -230,10 +249,11 @@ def callgrind(raw_path, n, outdir):
         per = (t[2 * n] - t[n]) / n
         top = {}
         for mode in ("yes", "no"):
-            a = annotate_costs(f"{outdir}/callgrind.{kind}.{n}.inclusive-{mode}.txt")
-            b = annotate_costs(f"{outdir}/callgrind.{kind}.{2 * n}.inclusive-{mode}.txt")
+            merge = "max" if mode == "yes" else "sum"
+            a = annotate_costs(f"{outdir}/callgrind.{kind}.{n}.inclusive-{mode}.txt", merge)
+            b = annotate_costs(f"{outdir}/callgrind.{kind}.{2 * n}.inclusive-{mode}.txt", merge)
             diff = {f: (b.get(f, 0) - a.get(f, 0)) / n for f in set(a) | set(b)}
-            top[mode] = sorted(((v, f) for f, v in diff.items() if v > 0), reverse=True)[:60]
+            top[mode] = sorted(((v, f) for f, v in diff.items() if v > 0), reverse=True)[:200 if mode == "yes" else 80]
         path = f"{outdir}/callgrind-{kind}-top.txt"
         with open(path, "w") as f:
             f.write(f"{kind}: {per:,.0f} instructions per request ((Ir({2 * n}) - Ir({n})) / {n})\n\n")
