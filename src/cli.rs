@@ -85,8 +85,8 @@ pub enum CliError {
     Mapping(Vec<MappingError>),
     #[error("{0}")]
     Catalog(#[from] crate::catalog::CatalogError),
-    #[error("cannot build the REST client: {0}")]
-    Client(#[from] reqwest::Error),
+    #[error("{0}")]
+    Client(#[from] crate::upstream::SetupError),
     #[error("seeding the embedded backend: {0}")]
     Seed(String),
     #[error("{0}")]

@@ -44,6 +44,15 @@ pub enum RestAnswer {
     },
 }
 
+/// Why the client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot build the REST client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("the REST base URL is not a URL: {0}")]
+    Url(String),
+}
+
 /// What a legacy SOAP service answered.
 #[derive(Debug, Clone)]
 pub struct LegacyAnswer {
@@ -167,6 +176,7 @@ pub struct UpstreamConfig {
 pub struct Upstream {
     client: reqwest::Client,
     base: Arc<str>,
+    base_url: reqwest::Url,
     /// The most one SOAP call may wait for REST in all, however many calls it makes.
     deadline: Duration,
     codes: moka::future::Cache<String, Arc<Vec<i64>>>,
@@ -174,12 +184,17 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(cfg: &UpstreamConfig) -> Result<Upstream, reqwest::Error> {
+    pub fn new(cfg: &UpstreamConfig) -> Result<Upstream, SetupError> {
+        let base_url = reqwest::Url::parse(cfg.base_url.trim_end_matches('/'))
+            .map_err(|e| SetupError::Url(format!("{}: {e}", cfg.base_url)))?;
         let client = reqwest::Client::builder()
             .connect_timeout(cfg.connect_timeout)
             .timeout(cfg.request_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
+            // REST answers; it does not redirect. Without the policy no request is cloned
+            // and tracked for a redirect that never comes.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let codes = moka::future::Cache::builder()
             .max_capacity(64)
@@ -188,6 +203,7 @@ impl Upstream {
         Ok(Upstream {
             client,
             base: cfg.base_url.trim_end_matches('/').into(),
+            base_url,
             deadline: cfg.request_timeout,
             codes,
             metrics: None,
@@ -201,6 +217,25 @@ impl Upstream {
     /// The time a SOAP call may spend on REST in all (the request timeout).
     pub fn deadline(&self) -> Duration {
         self.deadline
+    }
+
+    /// The URL of a path (with query) on the REST service: the base is parsed once, at start;
+    /// a call only sets path and query (no host parsing on the hot path).
+    fn url(&self, path_and_query: &str) -> reqwest::Url {
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path_and_query, None),
+        };
+        let mut url = self.base_url.clone();
+        let prefix = url.path().trim_end_matches('/');
+        let full = if prefix.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{prefix}{path}")
+        };
+        url.set_path(&full);
+        url.set_query(query);
+        url
     }
 
     /// Records each call's time and failures in `metrics`.
@@ -242,7 +277,7 @@ impl Upstream {
     ) -> Result<RestAnswer, UpstreamError> {
         let mut r = self
             .client
-            .request(req.method.clone(), format!("{}{}", self.base, req.path))
+            .request(req.method.clone(), self.url(&req.path))
             .header(vos::HDR_ORG_TYPE, &who.organisation_type)
             .header(vos::HDR_ORG_CODE, &who.organisation_code)
             .header("traceparent", trace.child());
