@@ -359,10 +359,13 @@ impl Tx<'_> {
             .pop())
     }
 
+    // The person's reads name their index: without statistics SQLite prefers the primary
+    // key (kind, ...) and scans every registration of the kind (measured: 337 µs against
+    // 11 µs with 4,000 contact groups; a real register has millions).
     /// The current version of every registration of a kind, by start date.
     pub fn current(&self, kind: Kind, cpr: &Cpr) -> Result<Vec<Registrering>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM registrering WHERE kind = ?1 AND cpr = ?2 ORDER BY startdato, id"
+            "SELECT {COLUMNS} FROM registrering INDEXED BY registrering_person WHERE kind = ?1 AND cpr = ?2 ORDER BY startdato, id"
         );
         self.query(&sql, params![kind.as_str(), cpr.expose()])
     }
@@ -370,7 +373,7 @@ impl Tx<'_> {
     /// Every version of every registration of a kind, in the order recorded.
     pub fn versions(&self, kind: Kind, cpr: &Cpr) -> Result<Vec<Registrering>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM registrering_version WHERE kind = ?1 AND cpr = ?2 ORDER BY seq"
+            "SELECT {COLUMNS} FROM registrering_version INDEXED BY registrering_version_person WHERE kind = ?1 AND cpr = ?2 ORDER BY seq"
         );
         self.query(&sql, params![kind.as_str(), cpr.expose()])
     }
