@@ -5,10 +5,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-// mimalloc instead of glibc's allocator: callgrind measured the allocator at ~20% of a SOAP
-// call's instructions, and mimalloc took 15-17% off them (docs/performance.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use vos_converter::{cli, observe};
 
 fn main() -> ExitCode {
