@@ -29,6 +29,11 @@
 # wrk checks every answer: a run with a non-2xx answer or a socket error is invalid and the
 # script fails.
 #
+# Order (load): a warm-up, then BENCH_RUNS runs of the reads at concurrency 1 and 32 (every
+# other run in reverse order), the converter's read at 256 connections; then the same for
+# the creates. Reads go first because every create adds a contact group and the backend's
+# contact group reads slow down as the table grows (docs/performance.md).
+#
 # Output: a table at the end, target/bench/summary.json (load), target/bench/callgrind.json
 # and target/bench/callgrind-*-top.txt (callgrind), target/bench/micro.json (micro), and the
 # raw per-run records in target/bench/load-raw.jsonl.
@@ -45,11 +50,12 @@
 #   BENCH_RUST_LOG=info     RUST_LOG of the converter and the backend (the log goes to a file)
 #   BENCH_CALLGRIND_N=200   requests of the smaller callgrind run (the other makes twice as many)
 #   BENCH_MICRO_ARGS        criterion arguments (default: --warm-up-time 1 --measurement-time 3)
+#   BENCH_OUT=target/bench  where the results go (another folder keeps an earlier run's)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HERE="$ROOT/scripts/bench"
-OUT="$ROOT/target/bench"
+OUT="${BENCH_OUT:-$ROOT/target/bench}"
 BIN="$ROOT/target/release/vos-converter"
 CG_TARGET="$ROOT/target/bench-callgrind"
 CG_BIN="$CG_TARGET/release/vos-converter"
@@ -200,7 +206,7 @@ start_backend() {
 # in front of the backend, under WRAPPER (valgrind) if given.
 start_converter() {
     local bin="${CONVERTER_BIN:-$BIN}" tag="${CONVERTER_TAG:-converter}"
-    rm -rf "$TMP_DIR/$tag"
+    rm -rf "${TMP_DIR:?}/$tag"
     mkdir -p "$TMP_DIR/$tag"
     RUST_LOG="$RUST_LOG_LEVEL" NO_COLOR=1 "$@" "$bin" serve --listen 127.0.0.1:0 \
         --rest-url "$BACKEND_URL" --data-dir "$TMP_DIR/$tag" --cutover 2099-01-01 \
@@ -257,7 +263,7 @@ check_requests() {
 XML
     )"
     [[ "$status" == 200 ]] || fail "GetVariablePersonStatus answered $status: $(cat "$out")"
-    grep -q '<ContactGroupIdentifier>' "$out" && grep -q '<PersonCategoryIdentifier>' "$out" ||
+    { grep -q '<ContactGroupIdentifier>' "$out" && grep -q '<PersonCategoryIdentifier>' "$out"; } ||
         fail "GetVariablePersonStatus answered without a contact group or person category: $(cat "$out")"
     local cg pc
     cg="$(grep -o '<ContactGroup>' "$out" | wc -l)"
@@ -289,7 +295,7 @@ XML
 </s:Envelope>
 XML
     )"
-    [[ "$status" == 200 ]] && grep -q '<ContactGroupIdentifier>' "$out" ||
+    { [[ "$status" == 200 ]] && grep -q '<ContactGroupIdentifier>' "$out"; } ||
         fail "CreateContactGroup answered $status: $(cat "$out")"
     info "CreateContactGroup via the converter -> 200 with a ContactGroupIdentifier"
     rest POST "$API/kontaktgrupper" 201 \
