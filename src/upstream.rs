@@ -175,7 +175,6 @@ pub struct UpstreamConfig {
 #[derive(Clone)]
 pub struct Upstream {
     client: reqwest::Client,
-    base: Arc<str>,
     base_url: reqwest::Url,
     /// The most one SOAP call may wait for REST in all, however many calls it makes.
     deadline: Duration,
@@ -202,7 +201,6 @@ impl Upstream {
             .build();
         Ok(Upstream {
             client,
-            base: cfg.base_url.trim_end_matches('/').into(),
             base_url,
             deadline: cfg.request_timeout,
             codes,
@@ -211,7 +209,7 @@ impl Upstream {
     }
 
     pub fn base_url(&self) -> &str {
-        &self.base
+        self.base_url.as_str()
     }
 
     /// The time a SOAP call may spend on REST in all (the request timeout).
@@ -246,7 +244,7 @@ impl Upstream {
 
     /// Whether the REST service answers at all (any status below 500 to its base URL).
     pub async fn probe(&self) -> bool {
-        match self.client.get(format!("{}/", self.base)).send().await {
+        match self.client.get(self.url("/")).send().await {
             Ok(res) => res.status().as_u16() < 500,
             Err(_) => false,
         }
