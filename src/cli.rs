@@ -276,6 +276,7 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
         connect_timeout: cfg.connect_timeout(),
         request_timeout: cfg.upstream_timeout(),
         codelist_ttl: cfg.codelist_ttl(),
+        max_connections: cfg.rest_max_connections,
     })?;
     let limits = Limits {
         max_depth: cfg.max_depth,

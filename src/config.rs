@@ -71,6 +71,9 @@ pub struct Config {
     pub upstream_timeout_ms: u64,
     /// How long connecting to REST may take (900520 after).
     pub connect_timeout_ms: u64,
+    /// Most connections open to REST (and to a legacy service) at once; a call beyond it
+    /// waits for one, within its timeout. Also the idle connections kept per host.
+    pub rest_max_connections: usize,
     /// How long a REST code list is reused before it is fetched again.
     pub codelist_ttl_secs: u64,
     /// Largest SOAP request accepted (900503 above it).
@@ -93,6 +96,7 @@ impl Default for Config {
             shadow_compare: false,
             upstream_timeout_ms: 5000,
             connect_timeout_ms: 1000,
+            rest_max_connections: 64,
             codelist_ttl_secs: 300,
             max_body_bytes: 1024 * 1024,
             max_depth: 32,
@@ -102,7 +106,7 @@ impl Default for Config {
 }
 
 /// The field names, for the README check.
-pub const FIELDS: [&str; 13] = [
+pub const FIELDS: [&str; 14] = [
     "listen",
     "rest_url",
     "data_dir",
@@ -112,6 +116,7 @@ pub const FIELDS: [&str; 13] = [
     "shadow_compare",
     "upstream_timeout_ms",
     "connect_timeout_ms",
+    "rest_max_connections",
     "codelist_ttl_secs",
     "max_body_bytes",
     "max_depth",
@@ -167,6 +172,9 @@ pub struct Overrides {
     /// REST connect timeout in milliseconds [default: 1000].
     #[arg(long, env = "VOS_CONNECT_TIMEOUT_MS")]
     pub connect_timeout_ms: Option<u64>,
+    /// Most connections open to REST at once [default: 64].
+    #[arg(long, env = "VOS_REST_MAX_CONNECTIONS")]
+    pub rest_max_connections: Option<usize>,
     /// Seconds a REST code list is cached [default: 300].
     #[arg(long, env = "VOS_CODELIST_TTL_SECS")]
     pub codelist_ttl_secs: Option<u64>,
@@ -245,6 +253,7 @@ impl Config {
         take!(
             upstream_timeout_ms,
             connect_timeout_ms,
+            rest_max_connections,
             codelist_ttl_secs,
             max_body_bytes,
             max_depth,
@@ -274,6 +283,9 @@ impl Config {
         self.cutover()?;
         if self.upstream_timeout_ms == 0 || self.connect_timeout_ms == 0 {
             return Err(invalid("upstream_timeout_ms", "timeouts must be above 0"));
+        }
+        if self.rest_max_connections == 0 {
+            return Err(invalid("rest_max_connections", "must be at least 1"));
         }
         if self.max_body_bytes < 1024 || self.max_depth < 8 || self.max_elements < 16 {
             return Err(invalid(

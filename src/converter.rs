@@ -226,7 +226,7 @@ fn map_request(
         path.push('?');
         path.push_str(&query.join("&"));
     }
-    let body = (call.method != reqwest::Method::GET).then_some(Value::Object(body));
+    let body = (call.method != http::Method::GET).then_some(Value::Object(body));
     RestRequest {
         operation_id: call.operation_id.clone(),
         method: call.method.clone(),

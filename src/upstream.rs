@@ -1,13 +1,26 @@
-//! The converter's client of VisiteringOgStatus REST: one pooled reqwest client (keep-alive,
-//! connect and request timeouts), the caller's identity as headers, a W3C `traceparent` on
-//! every call, and the REST code lists cached for a configured time. Nothing is retried here:
-//! a write sent twice could register twice.
+//! The converter's client of VisiteringOgStatus REST (and of the legacy SOAP services):
+//! hyper-util's pooled HTTP/1.1 client, one per worker thread, with connect and call
+//! timeouts and a bound on the calls in flight; the caller's identity as headers, a W3C
+//! `traceparent` on every call, and the REST code lists cached for a configured time.
+//! Nothing is retried here: a write sent twice could register twice (hyper resends only a
+//! request that never left, on a pooled connection the server had closed).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::uri::{Authority, Scheme};
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde_json::Value;
+use thread_local::ThreadLocal;
+use tokio::sync::Semaphore;
 
 use crate::observe::metrics::Metrics;
 use crate::vos;
@@ -24,7 +37,7 @@ pub struct Identity {
 #[derive(Debug, Clone)]
 pub struct RestRequest {
     pub operation_id: String,
-    pub method: reqwest::Method,
+    pub method: http::Method,
     /// Path and query, e.g. `/personvisitering/v1/kontaktgrupper/<id>`.
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -47,8 +60,8 @@ pub enum RestAnswer {
 /// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    #[error("cannot build the REST client: {0}")]
-    Client(#[from] reqwest::Error),
+    #[error("cannot set up TLS for the REST client: {0}")]
+    Tls(String),
     #[error("the REST base URL is not a URL: {0}")]
     Url(String),
 }
@@ -170,70 +183,140 @@ pub struct UpstreamConfig {
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub codelist_ttl: Duration,
+    /// Most calls in flight (so connections open) at once, REST and legacy together; also
+    /// the idle connections kept per host and worker thread.
+    pub max_connections: usize,
 }
 
+/// The largest answer read from REST or a legacy service; more is an invalid answer.
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+// The identity and CPR headers as `HeaderName`s built at compile time (a name parsed per
+// call cost 5,000 instructions per read). `header_names_match_the_contract` ties them to
+// `vos::HDR_*`.
+const ORG_TYPE: HeaderName = HeaderName::from_static("x-organisation-type");
+const ORG_CODE: HeaderName = HeaderName::from_static("x-organisation-code");
+const USER: HeaderName = HeaderName::from_static("x-user-id");
+const CPR: HeaderName = HeaderName::from_static("x-cpr");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const SOAP_ACTION: HeaderName = HeaderName::from_static("soapaction");
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The REST base URL, split once at start: a call only appends its path and query.
+#[derive(Debug)]
+struct Base {
+    scheme: Scheme,
+    authority: Authority,
+    /// The base's path without its trailing `/` (often empty).
+    prefix: String,
+}
+
+/// The converter's HTTP client of REST and the legacy services: hyper-util's pooled client
+/// (HTTP/1.1 keep-alive, rustls with the platform's verifier for https), one per worker
+/// thread so that a connection's I/O runs on the thread that waits for it.
 #[derive(Clone)]
 pub struct Upstream {
-    client: reqwest::Client,
-    base_url: reqwest::Url,
-    /// The most one SOAP call may wait for REST in all, however many calls it makes.
-    deadline: Duration,
+    inner: Arc<Inner>,
     codes: moka::future::Cache<String, Arc<Vec<i64>>>,
     metrics: Option<Arc<Metrics>>,
 }
 
+struct Inner {
+    base: Base,
+    connector: HttpsConnector<HttpConnector>,
+    /// The most one SOAP call may wait for REST in all, however many calls it makes; also
+    /// each call's own timeout.
+    deadline: Duration,
+    max_connections: usize,
+    clients: ThreadLocal<HttpClient>,
+    /// Calls in flight, so open connections: a call holds a permit until its answer is read.
+    permits: Semaphore,
+}
+
 impl Upstream {
     pub fn new(cfg: &UpstreamConfig) -> Result<Upstream, SetupError> {
-        let base_url = reqwest::Url::parse(cfg.base_url.trim_end_matches('/'))
-            .map_err(|e| SetupError::Url(format!("{}: {e}", cfg.base_url)))?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(cfg.connect_timeout)
-            .timeout(cfg.request_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            // REST answers; it does not redirect. Without the policy no request is cloned
-            // and tracked for a redirect that never comes.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let bad = |why: &str| SetupError::Url(format!("{}: {why}", cfg.base_url));
+        let uri: Uri = cfg.base_url.parse().map_err(|e| bad(&format!("{e}")))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
+        else {
+            return Err(bad("needs http:// or https:// and a host"));
+        };
+        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+            return Err(bad("needs http:// or https://"));
+        }
+        if uri.query().is_some() {
+            return Err(bad("a base URL has no query"));
+        }
+        let base = Base {
+            scheme,
+            authority,
+            prefix: uri.path().trim_end_matches('/').to_owned(),
+        };
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(cfg.connect_timeout));
+        http.set_nodelay(true);
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        // The TLS layer below decides the scheme.
+        http.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .try_with_platform_verifier()
+            .map_err(|e| SetupError::Tls(e.to_string()))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         let codes = moka::future::Cache::builder()
             .max_capacity(64)
             .time_to_live(cfg.codelist_ttl)
             .build();
+        let max_connections = cfg.max_connections.max(1);
         Ok(Upstream {
-            client,
-            base_url,
-            deadline: cfg.request_timeout,
+            inner: Arc::new(Inner {
+                base,
+                connector,
+                deadline: cfg.request_timeout,
+                max_connections,
+                clients: ThreadLocal::new(),
+                permits: Semaphore::new(max_connections),
+            }),
             codes,
             metrics: None,
         })
     }
 
-    pub fn base_url(&self) -> &str {
-        self.base_url.as_str()
-    }
-
     /// The time a SOAP call may spend on REST in all (the request timeout).
     pub fn deadline(&self) -> Duration {
-        self.deadline
+        self.inner.deadline
     }
 
-    /// The URL of a path (with query) on the REST service: the base is parsed once, at start;
-    /// a call only sets path and query (no host parsing on the hot path).
-    fn url(&self, path_and_query: &str) -> reqwest::Url {
-        let (path, query) = match path_and_query.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (path_and_query, None),
-        };
-        let mut url = self.base_url.clone();
-        let prefix = url.path().trim_end_matches('/');
-        let full = if prefix.is_empty() {
-            path.to_owned()
-        } else {
-            format!("{prefix}{path}")
-        };
-        url.set_path(&full);
-        url.set_query(query);
-        url
+    /// This worker thread's client (built on first use; the pool and its connections'
+    /// tasks live on this thread's runtime).
+    fn client(&self) -> &HttpClient {
+        let inner = &*self.inner;
+        inner.clients.get_or(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_max_idle_per_host(inner.max_connections)
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .build(inner.connector.clone())
+        })
+    }
+
+    /// The URI of a path (with query) on the REST service: the base's scheme and authority
+    /// (parsed once, at start), its path prefix, then `path_and_query` as mapped (already
+    /// percent-encoded).
+    fn uri(&self, path_and_query: &str) -> Result<Uri, UpstreamError> {
+        let base = &self.inner.base;
+        let mut pq = String::with_capacity(base.prefix.len() + path_and_query.len());
+        pq.push_str(&base.prefix);
+        pq.push_str(path_and_query);
+        Uri::builder()
+            .scheme(base.scheme.clone())
+            .authority(base.authority.clone())
+            .path_and_query(pq)
+            .build()
+            .map_err(|_| UpstreamError::Invalid(format!("{path_and_query} is not a path")))
     }
 
     /// Records each call's time and failures in `metrics`.
@@ -244,10 +327,45 @@ impl Upstream {
 
     /// Whether the REST service answers at all (any status below 500 to its base URL).
     pub async fn probe(&self) -> bool {
-        match self.client.get(self.url("/")).send().await {
-            Ok(res) => res.status().as_u16() < 500,
-            Err(_) => false,
-        }
+        let Ok(uri) = self.uri("/") else { return false };
+        let Ok(req) = Request::get(uri).body(Full::default()) else {
+            return false;
+        };
+        matches!(self.exchange(req).await, Ok((status, _, _)) if status < 500)
+    }
+
+    /// One HTTP exchange within the call timeout: waits for a free connection permit, sends,
+    /// and reads the whole answer (at most `MAX_ANSWER_BYTES`). The status, the content type
+    /// and the body.
+    async fn exchange(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<(u16, Option<HeaderValue>, Bytes), UpstreamError> {
+        let inner = &*self.inner;
+        let work = async {
+            let _permit = inner
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| UpstreamError::Unreachable("the client is shut down".into()))?;
+            let res = self.client().request(req).await.map_err(classify)?;
+            let status = res.status().as_u16();
+            let content_type = res.headers().get(header::CONTENT_TYPE).cloned();
+            let body = Limited::new(res.into_body(), MAX_ANSWER_BYTES)
+                .collect()
+                .await
+                .map_err(|e| match e.downcast::<LengthLimitError>() {
+                    Ok(_) => {
+                        UpstreamError::Invalid(format!("an answer over {MAX_ANSWER_BYTES} bytes"))
+                    }
+                    Err(e) => classify_body(&*e),
+                })?
+                .to_bytes();
+            Ok((status, content_type, body))
+        };
+        tokio::time::timeout(inner.deadline, work)
+            .await
+            .map_err(|_| UpstreamError::Timeout)?
     }
 
     pub async fn call(
@@ -267,36 +385,64 @@ impl Upstream {
         result
     }
 
+    fn rest_request(
+        &self,
+        req: &RestRequest,
+        who: &Identity,
+        trace: &Trace,
+    ) -> Result<Request<Full<Bytes>>, UpstreamError> {
+        let invalid = |what: &str| {
+            UpstreamError::Invalid(format!(
+                "{}: {what} is not a header value",
+                req.operation_id
+            ))
+        };
+        let value = |v: &str, what: &str| HeaderValue::from_str(v).map_err(|_| invalid(what));
+        let mut r = Request::builder()
+            .method(req.method.clone())
+            .uri(self.uri(&req.path)?);
+        let headers = r.headers_mut().ok_or_else(|| invalid("the request line"))?;
+        headers.insert(ORG_TYPE, value(&who.organisation_type, vos::HDR_ORG_TYPE)?);
+        headers.insert(ORG_CODE, value(&who.organisation_code, vos::HDR_ORG_CODE)?);
+        if let Some(u) = &who.user {
+            headers.insert(USER, value(u, vos::HDR_USER)?);
+        }
+        headers.insert(TRACEPARENT, value(&trace.child(), "traceparent")?);
+        for (k, v) in &req.headers {
+            let name = if k.eq_ignore_ascii_case(vos::HDR_CPR) {
+                CPR
+            } else {
+                HeaderName::from_bytes(k.as_bytes()).map_err(|_| invalid(k))?
+            };
+            let mut v = value(v, k)?;
+            // A CPR number is kept out of any debug output of the request.
+            v.set_sensitive(name == CPR);
+            headers.append(name, v);
+        }
+        let body = match &req.body {
+            Some(json) => {
+                let bytes = serde_json::to_vec(json)
+                    .map_err(|e| UpstreamError::Invalid(format!("the JSON body: {e}")))?;
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                Full::new(Bytes::from(bytes))
+            }
+            None => Full::default(),
+        };
+        r.body(body).map_err(|_| invalid("the request"))
+    }
+
     async fn call_once(
         &self,
         req: &RestRequest,
         who: &Identity,
         trace: &Trace,
     ) -> Result<RestAnswer, UpstreamError> {
-        let mut r = self
-            .client
-            .request(req.method.clone(), self.url(&req.path))
-            .header(vos::HDR_ORG_TYPE, &who.organisation_type)
-            .header(vos::HDR_ORG_CODE, &who.organisation_code)
-            .header("traceparent", trace.child());
-        if let Some(u) = &who.user {
-            r = r.header(vos::HDR_USER, u);
-        }
-        for (k, v) in &req.headers {
-            r = r.header(k, v);
-        }
-        if let Some(body) = &req.body {
-            r = r.json(body);
-        }
-        let res = r.send().await.map_err(classify)?;
-        let status = res.status();
-        let problem = res
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/problem+json"));
-        let bytes = res.bytes().await.map_err(classify)?;
-        if status.is_success() {
+        let (status, content_type, bytes) =
+            self.exchange(self.rest_request(req, who, trace)?).await?;
+        if (200..300).contains(&status) {
             if bytes.is_empty() {
                 return Ok(RestAnswer::Ok(Value::Null));
             }
@@ -309,11 +455,15 @@ impl Upstream {
                     ))
                 });
         }
+        let problem = content_type
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/problem+json"));
         if problem && let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
             let code = v["fejlkode"].as_u64().and_then(|c| u32::try_from(c).ok());
             if let (Some(fejlkode), Some(text)) = (code, v["fejltekst"].as_str()) {
                 return Ok(RestAnswer::Problem {
-                    status: status.as_u16(),
+                    status,
                     fejlkode,
                     fejltekst: text.to_owned(),
                 });
@@ -326,7 +476,7 @@ impl Upstream {
     }
 
     /// Forwards a SOAP request unchanged to a legacy service (the splice), with the same
-    /// timeouts; the answer comes back as it was.
+    /// timeouts and connection bound; the answer comes back as it was.
     pub async fn forward_soap(
         &self,
         url: &str,
@@ -338,23 +488,32 @@ impl Upstream {
         let start = std::time::Instant::now();
         trace.begin();
         let result = async {
-            let mut r = self
-                .client
-                .post(url)
-                .header(reqwest::header::CONTENT_TYPE, content_type)
-                .header("traceparent", trace.child());
+            let invalid = |what: &str| UpstreamError::Invalid(format!("legacy request: {what}"));
+            let uri: Uri = url.parse().map_err(|_| invalid("the URL"))?;
+            let mut r = Request::post(uri)
+                .header(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_str(content_type).map_err(|_| invalid("Content-Type"))?,
+                )
+                .header(
+                    TRACEPARENT,
+                    HeaderValue::from_str(&trace.child()).map_err(|_| invalid("traceparent"))?,
+                );
             if let Some(a) = soap_action {
-                r = r.header("SOAPAction", a);
+                r = r.header(
+                    SOAP_ACTION,
+                    HeaderValue::from_str(a).map_err(|_| invalid("SOAPAction"))?,
+                );
             }
-            let res = r.body(body).send().await.map_err(classify)?;
-            let status = res.status().as_u16();
-            let content_type = res
-                .headers()
-                .get(reqwest::header::CONTENT_TYPE)
+            let req = r
+                .body(Full::new(body))
+                .map_err(|_| invalid("the request"))?;
+            let (status, content_type, body) = self.exchange(req).await?;
+            let content_type = content_type
+                .as_ref()
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("text/xml; charset=utf-8")
                 .to_owned();
-            let body = res.bytes().await.map_err(classify)?;
             Ok(LegacyAnswer {
                 status,
                 content_type,
@@ -398,21 +557,154 @@ impl Upstream {
     }
 }
 
-fn classify(e: reqwest::Error) -> UpstreamError {
-    if e.is_timeout() {
+/// Whether an error or any of its causes is an I/O timeout (the connect timeout).
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// The error and its causes in one line (none of hyper's errors names the URL).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        text.push_str(": ");
+        text.push_str(&err.to_string());
+        cur = err.source();
+    }
+    text
+}
+
+fn classify(e: hyper_util::client::legacy::Error) -> UpstreamError {
+    if timed_out(&e) {
         UpstreamError::Timeout
     } else if e.is_connect() {
         UpstreamError::Unreachable("connection refused or failed".into())
     } else {
-        // No URL in the message: a URL could carry a query; ours never carry a CPR, but the
-        // log should not depend on that.
-        UpstreamError::Unreachable(e.without_url().to_string())
+        UpstreamError::Unreachable(chain(&e))
+    }
+}
+
+fn classify_body(e: &(dyn std::error::Error + Send + Sync + 'static)) -> UpstreamError {
+    if timed_out(e) {
+        UpstreamError::Timeout
+    } else {
+        UpstreamError::Unreachable(format!("reading the answer: {}", chain(e)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_names_match_the_contract() {
+        for (name, contract) in [
+            (ORG_TYPE, vos::HDR_ORG_TYPE),
+            (ORG_CODE, vos::HDR_ORG_CODE),
+            (USER, vos::HDR_USER),
+            (CPR, vos::HDR_CPR),
+        ] {
+            assert_eq!(name, HeaderName::from_bytes(contract.as_bytes()).unwrap());
+        }
+    }
+
+    fn upstream(base: &str) -> Result<Upstream, SetupError> {
+        Upstream::new(&UpstreamConfig {
+            base_url: base.into(),
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+            codelist_ttl: Duration::from_secs(1),
+            max_connections: 4,
+        })
+    }
+
+    #[test]
+    fn the_base_url_is_split_once_and_paths_are_appended() {
+        let u = upstream("https://rest.example:8443/vos/").unwrap();
+        assert_eq!(
+            u.uri("/personvisitering/v1/status?kunAktuelle=true")
+                .unwrap()
+                .to_string(),
+            "https://rest.example:8443/vos/personvisitering/v1/status?kunAktuelle=true"
+        );
+        let u = upstream("http://127.0.0.1:9000").unwrap();
+        assert_eq!(
+            u.uri("/personvisitering/v1/kontaktgrupper")
+                .unwrap()
+                .to_string(),
+            "http://127.0.0.1:9000/personvisitering/v1/kontaktgrupper"
+        );
+        assert!(u.uri("/a path with spaces").is_err());
+        for bad in ["ftp://host/", "not a url", "/relative", "http://host/?q=1"] {
+            assert!(upstream(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A REST stand-in that answers every request after `delay` on keep-alive
+    /// connections, counting the connections open at once.
+    async fn slow_rest(delay: Duration) -> (String, Arc<AtomicU32>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (open, most) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let seen = most.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let (open, most) = (open.clone(), most.clone());
+                most.fetch_max(open.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    while matches!(conn.read(&mut buf).await, Ok(n) if n > 0) {
+                        tokio::time::sleep(delay).await;
+                        let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                        if conn.write_all(answer.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn calls_beyond_the_connection_bound_wait_for_a_free_connection() {
+        let (url, most) = slow_rest(Duration::from_millis(50)).await;
+        let u = upstream(&url).unwrap();
+        let who = Identity {
+            organisation_type: "5".into(),
+            organisation_code: "STAR".into(),
+            user: None,
+        };
+        let trace = Trace::from_header(None);
+        let req = RestRequest {
+            operation_id: "GetStatus".into(),
+            method: http::Method::GET,
+            path: "/personvisitering/v1/status".into(),
+            headers: vec![("X-Cpr".into(), "0101010101".into())],
+            body: None,
+        };
+        let calls = (0..12).map(|_| u.call(&req, &who, &trace));
+        for answer in futures_util::future::join_all(calls).await {
+            assert_eq!(answer.unwrap(), RestAnswer::Ok(serde_json::json!({})));
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            (1..=4).contains(&most),
+            "{most} connections at once (bound 4)"
+        );
+    }
 
     #[test]
     fn traceparent_keeps_the_callers_trace_and_makes_new_spans() {

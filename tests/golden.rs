@@ -362,6 +362,7 @@ fn start_converter(rest_base: &str, cutover: Option<jiff::Timestamp>) -> Running
         base_url: rest_base.to_owned(),
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(10),
+        max_connections: 8,
         codelist_ttl: Duration::from_secs(300),
     })
     .unwrap();

@@ -193,7 +193,7 @@ pub struct Arg {
 #[derive(Debug, Clone)]
 pub struct RestCall {
     pub operation_id: String,
-    pub method: reqwest::Method,
+    pub method: http::Method,
     /// Path template, `{name}` for path parameters.
     pub path: String,
     pub args: Vec<Arg>,

@@ -27,7 +27,7 @@ pub struct Param {
 #[derive(Debug, Clone)]
 pub struct RestOperation {
     pub id: String,
-    pub method: reqwest::Method,
+    pub method: http::Method,
     /// The path template, e.g. `/personvisitering/v1/kontaktgrupper/{id}`.
     pub path: String,
     pub params: Vec<Param>,
@@ -77,7 +77,7 @@ impl Contract {
                 continue;
             };
             for (method, op) in item {
-                let Ok(method) = method.to_uppercase().parse::<reqwest::Method>() else {
+                let Ok(method) = method.to_uppercase().parse::<http::Method>() else {
                     continue;
                 };
                 let Some(id) = op["operationId"].as_str() else {
