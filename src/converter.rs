@@ -12,11 +12,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use futures_util::future::join_all;
-use serde_json::{Map, Value};
 
 use crate::catalog::Fejl;
 use crate::cutover::Cutover;
+use crate::json::Json;
 use crate::mapping::{
     Behaviour, CallPlan, Canon, CollectionPlan, OpPlan, OutField, OutSource, Plan, ReadPart,
     ReadPlan, RestCall, ServicePlan, Source, Target,
@@ -201,16 +202,18 @@ fn map_request(
     let mut path = call.path.clone();
     let mut query = Vec::new();
     let mut headers = Vec::new();
-    let mut body = Map::new();
+    let mut body: Vec<(&str, &Canon)> = Vec::new();
     let args = call
         .args
         .iter()
         .filter_map(|a| arg_value(&a.source, inputs).map(|v| (&a.target, v)));
     for (target, value) in args.chain(extra) {
         match target {
-            Target::Body(f) => {
-                body.insert(f.clone(), value.to_json());
-            }
+            // A field set twice keeps the later value (the id derived from a MessageID).
+            Target::Body(f) => match body.iter_mut().find(|(k, _)| *k == f.as_str()) {
+                Some(member) => member.1 = value,
+                None => body.push((f, value)),
+            },
             Target::Path(p) => {
                 path = path.replace(&format!("{{{p}}}"), &percent_encode(&value.to_text()))
             }
@@ -226,7 +229,21 @@ fn map_request(
         path.push('?');
         path.push_str(&query.join("&"));
     }
-    let body = (call.method != http::Method::GET).then_some(Value::Object(body));
+    let body = (call.method != http::Method::GET).then(|| {
+        let mut out = Vec::with_capacity(64 * body.len() + 2);
+        out.push(b'{');
+        for (i, (k, v)) in body.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            // A key is a mapping's field name; writing a str into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut out, k);
+            out.push(b':');
+            v.write_json(&mut out);
+        }
+        out.push(b'}');
+        bytes::Bytes::from(out)
+    });
     RestRequest {
         operation_id: call.operation_id.clone(),
         method: call.method.clone(),
@@ -236,23 +253,17 @@ fn map_request(
     }
 }
 
-fn at<'v>(v: &'v Value, path: &[String]) -> Option<&'v Value> {
-    path.iter()
-        .try_fold(v, |v, seg| v.get(seg))
-        .filter(|v| !v.is_null())
-}
-
 /// SOAP fields from a JSON object (the REST answer, or one item of a collection) and the
 /// request's inputs. Also returns each field's canonical value, for the shadow compare.
 fn map_fields<'p>(
     fields: &'p [OutField],
-    json: &Value,
+    json: &Json<'_>,
     inputs: &[Option<Canon>],
 ) -> Result<Vec<(&'p [String], String)>, Failure> {
     let mut out = Vec::with_capacity(fields.len());
     for f in fields {
         let value = match &f.source {
-            OutSource::Json(path) => match at(json, path) {
+            OutSource::Json(path) => match json.at(path) {
                 Some(v) => Some(f.ty.from_json(v).map_err(|_| {
                     Failure::Upstream(UpstreamError::Invalid(format!(
                         "{} is not a {:?}",
@@ -281,7 +292,7 @@ fn map_fields<'p>(
 /// The SOAP response fields of a call from REST's JSON answer.
 fn map_response<'p>(
     fields: &'p [OutField],
-    answer: &Value,
+    answer: &Json<'_>,
     inputs: &[Option<Canon>],
 ) -> Result<Vec<Out<'p>>, Failure> {
     Ok(map_fields(fields, answer, inputs)?
@@ -290,12 +301,17 @@ fn map_response<'p>(
         .collect())
 }
 
+/// A 2xx answer's JSON, read in place; not JSON is an invalid answer.
+fn parse_answer<'a>(operation_id: &str, body: &'a [u8]) -> Result<Json<'a>, Failure> {
+    RestAnswer::json(operation_id, body).map_err(Failure::Upstream)
+}
+
 async fn call_upstream(
     conv: &Converter,
     req: &RestRequest,
     who: &Identity,
     trace: &Trace,
-) -> Result<Value, Failure> {
+) -> Result<Bytes, Failure> {
     match conv.upstream.call(req, who, trace).await {
         Ok(RestAnswer::Ok(v)) => Ok(v),
         Ok(RestAnswer::Problem {
@@ -360,11 +376,12 @@ async fn check_unchanged(
         return Ok(());
     };
     let current = call_upstream(conv, &map_request(&u.read, inputs, None), who, trace).await?;
+    let current = parse_answer(&u.read.operation_id, &current)?;
     for (input, json, ty) in &u.compare {
         let Some(sent) = &inputs[*input] else {
             continue;
         };
-        let now = at(&current, json).and_then(|v| ty.from_json(v).ok());
+        let now = current.at(json).and_then(|v| ty.from_json(v).ok());
         if now.as_ref() != Some(sent) {
             return Err(Failure::Own(u.error, None));
         }
@@ -413,7 +430,7 @@ async fn call_exchange<'p>(
     let answer = call_upstream(conv, &map_request(call, &inputs, extra), &who, trace).await?;
     Ok(Answer::Parts(map_response(
         &plan.response,
-        &answer,
+        &parse_answer(&call.operation_id, &answer)?,
         &inputs,
     )?))
 }
@@ -421,25 +438,23 @@ async fn call_exchange<'p>(
 /// One collection's items from its REST answer; a code in `empty_on` means none.
 fn collection_items<'p>(
     c: &'p CollectionPlan,
-    answer: Result<Value, Failure>,
+    answer: Result<Bytes, Failure>,
     inputs: &[Option<Canon>],
 ) -> Result<Vec<Fields<'p>>, Failure> {
-    let json = match answer {
+    let bytes = match answer {
         Ok(v) => v,
         Err(Failure::Rest { fejlkode, .. }) if c.empty_on.contains(&fejlkode) => {
             return Ok(Vec::new());
         }
         Err(e) => return Err(e),
     };
-    let items = json
-        .get(&c.items)
-        .and_then(Value::as_array)
-        .ok_or_else(|| {
-            Failure::Upstream(UpstreamError::Invalid(format!(
-                "{} lacks {}",
-                c.call.operation_id, c.items
-            )))
-        })?;
+    let json = parse_answer(&c.call.operation_id, &bytes)?;
+    let items = json.get(&c.items).and_then(Json::as_array).ok_or_else(|| {
+        Failure::Upstream(UpstreamError::Invalid(format!(
+            "{} lacks {}",
+            c.call.operation_id, c.items
+        )))
+    })?;
     items
         .iter()
         .map(|item| map_fields(&c.fields, item, inputs))
@@ -456,7 +471,7 @@ fn read_parts<'p>(
     for part in &plan.order {
         match *part {
             ReadPart::Echo(i) => parts.extend(
-                map_fields(std::slice::from_ref(&plan.echo[i]), &Value::Null, inputs)?
+                map_fields(std::slice::from_ref(&plan.echo[i]), &Json::Null, inputs)?
                     .into_iter()
                     .map(|(p, t)| Out::Leaf(p, t)),
             ),
@@ -999,16 +1014,16 @@ pub mod phases {
     pub fn response(
         service: &ServicePlan,
         env: &Envelope<'_>,
-        answers: &[Value],
+        answers: &[Bytes],
     ) -> Result<Vec<u8>, String> {
         let inputs = typed_inputs(env.op, &env.values).map_err(|f| format!("{f:?}"))?;
         let parts = match &env.op.behaviour {
-            Behaviour::Call(plan) => map_response(
-                &plan.response,
-                answers.first().unwrap_or(&Value::Null),
-                &inputs,
-            )
-            .map_err(|f| format!("{f:?}"))?,
+            Behaviour::Call(plan) => {
+                let answer = answers.first().map_or(&b""[..], |a| &a[..]);
+                let json =
+                    parse_answer(&plan.call.operation_id, answer).map_err(|f| format!("{f:?}"))?;
+                map_response(&plan.response, &json, &inputs).map_err(|f| format!("{f:?}"))?
+            }
             Behaviour::Read(plan) => {
                 let mut items = Vec::new();
                 for (c, a) in plan.collections.iter().zip(answers) {

@@ -29,6 +29,7 @@ pub mod cpr;
 pub mod cutover;
 pub mod dktime;
 pub mod embedded;
+pub mod json;
 pub mod mapping;
 pub mod observe;
 pub mod soap;

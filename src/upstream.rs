@@ -18,10 +18,10 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use serde_json::Value;
 use thread_local::ThreadLocal;
 use tokio::sync::Semaphore;
 
+use crate::json::Json;
 use crate::observe::metrics::Metrics;
 use crate::vos;
 
@@ -41,20 +41,31 @@ pub struct RestRequest {
     /// Path and query, e.g. `/personvisitering/v1/kontaktgrupper/<id>`.
     pub path: String,
     pub headers: Vec<(String, String)>,
-    pub body: Option<Value>,
+    /// The JSON body, as sent.
+    pub body: Option<Bytes>,
 }
 
 /// What REST answered.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RestAnswer {
-    /// 2xx, with the JSON body (Null when there is none).
-    Ok(Value),
+    /// 2xx, with the body as it came (JSON, or empty); `crate::json::Json` reads it in
+    /// place.
+    Ok(Bytes),
     /// A problem+json with the catalogue's members.
     Problem {
         status: u16,
         fejlkode: u32,
         fejltekst: String,
     },
+}
+
+impl RestAnswer {
+    /// A 2xx answer's JSON (`Null` when the body is empty), read in place.
+    pub fn json<'a>(operation_id: &str, body: &'a [u8]) -> Result<Json<'a>, UpstreamError> {
+        Json::parse(body).map_err(|_| {
+            UpstreamError::Invalid(format!("{operation_id} answered with invalid JSON"))
+        })
+    }
 }
 
 /// Why the client could not be built.
@@ -421,13 +432,11 @@ impl Upstream {
         }
         let body = match &req.body {
             Some(json) => {
-                let bytes = serde_json::to_vec(json)
-                    .map_err(|e| UpstreamError::Invalid(format!("the JSON body: {e}")))?;
                 headers.insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 );
-                Full::new(Bytes::from(bytes))
+                Full::new(json.clone())
             }
             None => Full::default(),
         };
@@ -443,25 +452,20 @@ impl Upstream {
         let (status, content_type, bytes) =
             self.exchange(self.rest_request(req, who, trace)?).await?;
         if (200..300).contains(&status) {
-            if bytes.is_empty() {
-                return Ok(RestAnswer::Ok(Value::Null));
-            }
-            return serde_json::from_slice(&bytes)
-                .map(RestAnswer::Ok)
-                .map_err(|_| {
-                    UpstreamError::Invalid(format!(
-                        "{} answered {status} with invalid JSON",
-                        req.operation_id
-                    ))
-                });
+            // Read (and so checked) where it is mapped: `RestAnswer::json`.
+            return Ok(RestAnswer::Ok(bytes));
         }
         let problem = content_type
             .as_ref()
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("application/problem+json"));
-        if problem && let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
-            let code = v["fejlkode"].as_u64().and_then(|c| u32::try_from(c).ok());
-            if let (Some(fejlkode), Some(text)) = (code, v["fejltekst"].as_str()) {
+        if problem && let Ok(v) = Json::parse(&bytes) {
+            let code = v
+                .get("fejlkode")
+                .and_then(Json::as_i64)
+                .and_then(|c| u32::try_from(c).ok());
+            if let (Some(fejlkode), Some(text)) = (code, v.get("fejltekst").and_then(Json::as_str))
+            {
                 return Ok(RestAnswer::Problem {
                     status,
                     fejlkode,
@@ -539,12 +543,16 @@ impl Upstream {
         self.codes
             .try_get_with(req.operation_id.clone(), async {
                 match self.call(req, who, trace).await? {
-                    RestAnswer::Ok(v) => {
-                        let codes = v["koder"].as_array().ok_or_else(|| {
+                    RestAnswer::Ok(bytes) => {
+                        let v = RestAnswer::json(&req.operation_id, &bytes)?;
+                        let codes = v.get("koder").and_then(Json::as_array).ok_or_else(|| {
                             UpstreamError::Invalid("code list without koder".into())
                         })?;
                         Ok(Arc::new(
-                            codes.iter().filter_map(|c| c["kode"].as_i64()).collect(),
+                            codes
+                                .iter()
+                                .filter_map(|c| c.get("kode").and_then(Json::as_i64))
+                                .collect(),
                         ))
                     }
                     RestAnswer::Problem { fejlkode, .. } => Err(UpstreamError::Invalid(format!(
@@ -697,7 +705,7 @@ mod tests {
         };
         let calls = (0..12).map(|_| u.call(&req, &who, &trace));
         for answer in futures_util::future::join_all(calls).await {
-            assert_eq!(answer.unwrap(), RestAnswer::Ok(serde_json::json!({})));
+            assert_eq!(answer.unwrap(), RestAnswer::Ok(Bytes::from_static(b"{}")));
         }
         let most = most.load(Ordering::SeqCst);
         assert!(

@@ -4,10 +4,10 @@
 
 use jiff::{Timestamp, civil::Date};
 use serde::Deserialize;
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::dktime;
+use crate::json::Json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -101,34 +101,35 @@ impl Transform {
     }
 
     /// JSON value → canonical.
-    pub fn from_json(self, v: &Value) -> Result<Canon, BadValue> {
+    pub fn from_json(self, v: &Json<'_>) -> Result<Canon, BadValue> {
         let bad = BadValue(self);
         match (self, v) {
-            (Transform::Int, Value::Number(n)) => n.as_i64().map(Canon::Int).ok_or(bad),
-            (Transform::Bool, Value::Bool(b)) => Ok(Canon::Bool(*b)),
-            (Transform::Cpr | Transform::String, Value::String(s)) => Ok(Canon::Text(s.clone())),
-            (Transform::Uuid, Value::String(s)) => {
-                Uuid::parse_str(s).map(Canon::Uuid).map_err(|_| bad)
+            (Transform::Int, Json::Int(n)) => Ok(Canon::Int(*n)),
+            (Transform::Bool, Json::Bool(b)) => Ok(Canon::Bool(*b)),
+            (Transform::Cpr | Transform::String, Json::Str(s)) => {
+                Ok(Canon::Text(s.as_ref().to_owned()))
             }
-            (Transform::Date, Value::String(s)) => s.parse().map(Canon::Day).map_err(|_| bad),
-            (Transform::Datetime, Value::String(s)) => {
-                s.parse().map(Canon::Instant).map_err(|_| bad)
-            }
+            (Transform::Uuid, Json::Str(s)) => Uuid::parse_str(s).map(Canon::Uuid).map_err(|_| bad),
+            (Transform::Date, Json::Str(s)) => s.parse().map(Canon::Day).map_err(|_| bad),
+            (Transform::Datetime, Json::Str(s)) => s.parse().map(Canon::Instant).map_err(|_| bad),
             _ => Err(bad),
         }
     }
 }
 
 impl Canon {
-    pub fn to_json(&self) -> Value {
-        match self {
-            Canon::Text(s) => Value::String(s.clone()),
-            Canon::Int(i) => Value::from(*i),
-            Canon::Bool(b) => Value::Bool(*b),
-            Canon::Uuid(u) => Value::String(u.hyphenated().to_string()),
-            Canon::Day(d) => Value::String(d.to_string()),
-            Canon::Instant(t) => Value::String(t.to_string()),
-        }
+    /// The JSON text of the value, appended to `out` (a string is escaped as JSON wants).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        // Writing into a Vec cannot fail.
+        let _ = match self {
+            Canon::Text(s) => serde_json::to_writer(&mut *out, s).map_err(std::io::Error::from),
+            Canon::Int(i) => write!(out, "{i}"),
+            Canon::Bool(b) => write!(out, "{b}"),
+            Canon::Uuid(u) => write!(out, "\"{}\"", u.hyphenated()),
+            Canon::Day(d) => write!(out, "\"{d}\""),
+            Canon::Instant(t) => write!(out, "\"{t}\""),
+        };
     }
 
     /// The text of a SOAP element (unescaped; the writer escapes).
@@ -159,17 +160,26 @@ impl Canon {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn json(c: &Canon) -> String {
+        let mut out = Vec::new();
+        c.write_json(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn parse(text: &str) -> Json<'_> {
+        Json::parse(text.as_bytes()).unwrap()
+    }
 
     #[test]
     fn soap_to_json_and_back() {
         let day = Transform::Date
             .from_soap("2024-07-01T00:00:00+02:00")
             .unwrap();
-        assert_eq!(day.to_json(), json!("2024-07-01"));
+        assert_eq!(json(&day), r#""2024-07-01""#);
         assert_eq!(
             Transform::Date
-                .from_json(&json!("2024-07-01"))
+                .from_json(&parse(r#""2024-07-01""#))
                 .unwrap()
                 .to_soap(),
             "2024-07-01T00:00:00+02:00"
@@ -177,13 +187,24 @@ mod tests {
         let t = Transform::Datetime
             .from_soap("2024-03-31T10:00:00")
             .unwrap();
-        assert_eq!(t.to_json(), json!("2024-03-31T08:00:00Z"));
+        assert_eq!(json(&t), r#""2024-03-31T08:00:00Z""#);
         assert_eq!(t.to_soap(), "2024-03-31T10:00:00+02:00");
         let u = Transform::Uuid
             .from_soap(" 7D444840-9DC0-11D1-B245-5FFDCE74FAD2 ")
             .unwrap();
         assert_eq!(u.to_soap(), "7d444840-9dc0-11d1-b245-5ffdce74fad2");
-        assert_eq!(Transform::Int.from_soap("13").unwrap().to_json(), json!(13));
+        assert_eq!(json(&Transform::Int.from_soap("13").unwrap()), "13");
+        assert_eq!(json(&Canon::Bool(false)), "false");
+        assert_eq!(json(&u), r#""7d444840-9dc0-11d1-b245-5ffdce74fad2""#);
+        assert_eq!(
+            json(&Canon::Text("Køge \"5\"\n".into())),
+            r#""Køge \"5\"\n""#
+        );
+        assert_eq!(Transform::Int.from_json(&parse("13")), Ok(Canon::Int(13)));
+        assert_eq!(
+            Transform::Int.from_json(&parse("13.0")),
+            Err(BadValue(Transform::Int))
+        );
     }
 
     #[test]
@@ -201,7 +222,7 @@ mod tests {
             Err(BadValue(Transform::Date))
         );
         assert_eq!(
-            Transform::Int.from_json(&json!("1")),
+            Transform::Int.from_json(&parse(r#""1""#)),
             Err(BadValue(Transform::Int))
         );
     }
@@ -212,7 +233,7 @@ mod tests {
             .from_soap("2024-03-31T10:00:00+02:00")
             .unwrap();
         let b = Transform::Datetime
-            .from_json(&json!("2024-03-31T08:00:00Z"))
+            .from_json(&parse(r#""2024-03-31T08:00:00Z""#))
             .unwrap();
         assert_eq!(a, b);
     }
