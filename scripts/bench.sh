@@ -23,7 +23,9 @@
 #   read      GetVariablePersonStatus (the converter makes GetKontaktgrupper and
 #             GetPersonkategorier concurrently) / GET kontaktgrupper?kunAktuelle=true, the
 #             representative single REST read; also / GET status (one REST call that returns
-#             both collections) and, for reference, GET personkategorier?kunAktuelle=true
+#             both collections) and, for reference, GET personkategorier?kunAktuelle=true;
+#             read/both is derived from the same run: the two REST reads one after the other
+#             (their p50s and means added up), what a REST client needing both would wait
 #   create    CreateContactGroup (the converter reads the cached code list, then POSTs) /
 #             POST kontaktgrupper; every request a fresh fictitious CPR number (rule 5)
 # wrk checks every answer: a run with a non-2xx answer or a socket error is invalid and the

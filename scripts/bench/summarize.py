@@ -30,10 +30,14 @@ PAIRS = [
      "GetVariablePersonStatus via the converter / GET status direct (1 call returning both collections)"),
     ("read/personkategorier", "soap_read", "rest_personkategorier",
      "GetVariablePersonStatus via the converter / GET personkategorier?kunAktuelle=true direct (1 read)"),
+    ("read/both", "soap_read", ("rest_kontaktgrupper", "rest_personkategorier"),
+     "GetVariablePersonStatus via the converter / the same two REST reads made directly one after "
+     "the other (derived: each REST read's p50 and mean added up; the mean of a sequence is the sum "
+     "of the means, its p50 only about the sum; no p99)"),
     ("create", "soap_create", "rest_create",
      "CreateContactGroup via the converter (cached code list + POST) / POST kontaktgrupper direct"),
 ]
-TARGET_PAIRS = ("read/kontaktgrupper", "read/status", "create")
+TARGET_PAIRS = ("read/kontaktgrupper", "read/status", "read/both", "create")
 
 
 def med(xs):
@@ -101,20 +105,27 @@ def load(raw_path, env_path, out_path):
 
     pairs = {}
     for name, soap, rest, meaning in PAIRS:
+        rest = rest if isinstance(rest, tuple) else (rest,)
         for conns in (1, 32):
             per_run = []
             for run in runs:
-                a, b = by.get((run, soap, conns)), by.get((run, rest, conns))
-                if not a or not b:
+                a = by.get((run, soap, conns))
+                bs = [by.get((run, k, conns)) for k in rest]
+                if not a or not all(bs):
                     continue
+                # One REST side, or several reads one after the other (added up).
+                p50 = sum(b["p50_us"] for b in bs)
+                mean = sum(b["mean_us"] for b in bs)
+                p99 = bs[0]["p99_us"] if len(bs) == 1 else None
+                rps = 1 / sum(1 / b["rps"] for b in bs)
                 per_run.append({
                     "run": run,
-                    "p50_ratio": a["p50_us"] / b["p50_us"],
-                    "p99_ratio": a["p99_us"] / b["p99_us"],
-                    "mean_ratio": a["mean_us"] / b["mean_us"],
-                    "p50_added_ms": (a["p50_us"] - b["p50_us"]) / 1000,
-                    "p99_added_ms": (a["p99_us"] - b["p99_us"]) / 1000,
-                    "throughput_ratio": a["rps"] / b["rps"],
+                    "p50_ratio": a["p50_us"] / p50,
+                    "p99_ratio": a["p99_us"] / p99 if p99 else None,
+                    "mean_ratio": a["mean_us"] / mean,
+                    "p50_added_ms": (a["p50_us"] - p50) / 1000,
+                    "p99_added_ms": (a["p99_us"] - p99) / 1000 if p99 else None,
+                    "throughput_ratio": a["rps"] / rps,
                 })
             if not per_run:
                 continue
@@ -127,6 +138,7 @@ def load(raw_path, env_path, out_path):
                              "p99_added_ms", "throughput_ratio")},
                 "p50_ratio_spread": spread([p["p50_ratio"] for p in per_run]),
                 "p99_added_ms_spread": spread([p["p99_added_ms"] for p in per_run]),
+                "mean_ratio_spread": spread([p["mean_ratio"] for p in per_run]),
                 "per_run": per_run,
             }
 
@@ -146,10 +158,11 @@ def load(raw_path, env_path, out_path):
                 "target": f"latency ratio at c1 (median p50, SOAP/REST) <= {TARGET_LATENCY_RATIO}",
                 "pair": name, "value": p["p50_ratio_median"],
                 "met": p["p50_ratio_median"] <= TARGET_LATENCY_RATIO})
-            targets.append({
-                "target": f"added p99 at c1 <= {TARGET_P99_ADDED_MS} ms",
-                "pair": name, "value": p["p99_added_ms_median"],
-                "met": p["p99_added_ms_median"] <= TARGET_P99_ADDED_MS})
+            if p["p99_added_ms_median"] is not None:
+                targets.append({
+                    "target": f"added p99 at c1 <= {TARGET_P99_ADDED_MS} ms",
+                    "pair": name, "value": p["p99_added_ms_median"],
+                    "met": p["p99_added_ms_median"] <= TARGET_P99_ADDED_MS})
     for kind in ("soap_read", "soap_create"):
         for conns in (1, 32, 256):
             s = scenarios.get(f"{kind}@c{conns}")
@@ -191,11 +204,11 @@ def load(raw_path, env_path, out_path):
         print(f"{key:30s} {s['rps_median']:8.0f} {s['p50_ms_median']:8.3f} {s['p99_ms_median']:8.3f}"
               f"  {fmt(s['converter_cpu_us_per_req_median'], 1):>8s} {split:>17s}  {fmt(s['converter_own_mean_us_median'], 1):>11s}"
               f"  {s['backend_cpu_us_per_req_median']:18.1f}")
-    print("\npair (SOAP via converter / REST direct)  p50 ratio  [min-max]       p99 ratio  p99 added ms  throughput ratio")
+    print("\npair (SOAP via converter / REST direct)  p50 ratio  [min-max]       mean ratio  p99 ratio  p99 added ms  throughput ratio")
     for key, p in pairs.items():
         lo, hi = p["p50_ratio_spread"]
-        print(f"{key:40s} {p['p50_ratio_median']:9.3f}  [{lo:.3f}-{hi:.3f}]  {p['p99_ratio_median']:9.3f}"
-              f"  {p['p99_added_ms_median']:12.3f}  {p['throughput_ratio_median']:16.3f}")
+        print(f"{key:40s} {p['p50_ratio_median']:9.3f}  [{lo:.3f}-{hi:.3f}]  {p['mean_ratio_median']:10.3f}"
+              f"  {fmt(p['p99_ratio_median'], 3):>9s}  {fmt(p['p99_added_ms_median'], 3):>12s}  {p['throughput_ratio_median']:16.3f}")
     print(f"\nconverter peak RSS: {fmt(rss_256_mib, 1)} MiB under 256 connections; {rss_all / 1024:.1f} MiB overall (start included)")
     print("\ntargets:")
     for t in targets:
