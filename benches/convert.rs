@@ -11,6 +11,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use vos_converter::converter::phases;
 use vos_converter::mapping::{self, Plan};
+use vos_converter::observe::metrics::{CallRecord, Metrics};
+use vos_converter::observe::usage::{Usage, UsageCall};
 use vos_converter::soap::envelope::Limits;
 
 const LIMITS: Limits = Limits {
@@ -195,5 +197,49 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// What `Converter::record` does per call besides the log line: the organisation's labels,
+/// the call's metrics and its usage (an organisation and operation seen before, as most
+/// calls are).
+fn record(c: &mut Criterion) {
+    let metrics = Metrics::new();
+    let usage = Usage::load(None);
+    let now = jiff::Timestamp::now();
+    let mut g = c.benchmark_group("record");
+    for (name, fault_code) in [("ok", None), ("fault", Some(100028))] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let (t, c) = metrics.organisation(black_box(Some("1")), black_box(Some("101")));
+                metrics.record_bounded_call(
+                    &CallRecord {
+                        service: black_box("PersonRegistrationService"),
+                        operation: black_box("CreateContactGroup"),
+                        soap_version: "1.1",
+                        organisation_type: Some(t),
+                        organisation_code: Some(c),
+                        fault_code,
+                        total: std::time::Duration::from_micros(900),
+                        upstream: std::time::Duration::from_micros(700),
+                        past_cutover: Some(false),
+                    },
+                    t,
+                    c,
+                );
+                usage.record(
+                    &UsageCall {
+                        organisation_type: t,
+                        organisation_code: c,
+                        service: black_box("PersonRegistrationService"),
+                        operation: black_box("CreateContactGroup"),
+                        fault: fault_code,
+                        own_micros: 200,
+                    },
+                    now,
+                );
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, record);
 criterion_main!(benches);

@@ -816,27 +816,32 @@ impl Converter {
         };
         let total = start.elapsed();
         let upstream = trace.waited();
+        let request_id = trace.trace_id();
         let (org_type, org_code) = self.metrics.organisation(
             seen.organisation.as_ref().map(|o| o.0.as_str()),
             seen.organisation.as_ref().map(|o| o.1.as_str()),
         );
         let operation = seen.operation.as_deref().unwrap_or("-");
-        self.metrics.record_call(&CallRecord {
-            service: &service.name,
-            operation,
-            soap_version: version,
-            organisation_type: Some(&org_type),
-            organisation_code: Some(&org_code),
-            fault_code: outcome.fault_code,
-            total,
-            upstream,
-            past_cutover: seen.past_cutover,
-        });
+        self.metrics.record_bounded_call(
+            &CallRecord {
+                service: &service.name,
+                operation,
+                soap_version: version,
+                organisation_type: Some(org_type),
+                organisation_code: Some(org_code),
+                fault_code: outcome.fault_code,
+                total,
+                upstream,
+                past_cutover: seen.past_cutover,
+            },
+            org_type,
+            org_code,
+        );
         let own = total.saturating_sub(upstream);
         self.usage.record(
             &UsageCall {
-                organisation_type: &org_type,
-                organisation_code: &org_code,
+                organisation_type: org_type,
+                organisation_code: org_code,
                 service: &service.name,
                 operation,
                 fault: outcome.fault_code,
@@ -854,11 +859,11 @@ impl Converter {
             status = outcome.status,
             total_micros = total.as_micros() as u64,
             upstream_micros = upstream.as_micros() as u64,
-            request_id = %trace.trace_id(),
+            request_id = %request_id,
             "soap call"
         );
         Outcome {
-            request_id: trace.trace_id(),
+            request_id,
             operation: seen.operation,
             ..outcome
         }

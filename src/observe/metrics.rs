@@ -4,8 +4,10 @@
 //! codes are kept for the first `MAX_ORGANISATIONS` organisations seen (plain codes of at most
 //! `MAX_CODE_LEN` characters) and fold into `other` after that. No label ever holds a CPR number or an id.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::{LazyLock, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -67,15 +69,30 @@ pub struct OrgLabels {
 /// The fault code that stands for every code not in the catalogue.
 pub const OTHER_FAULT: u32 = 0;
 
+/// The catalogue's fault codes, sorted (the catalogue is read once per process, so the
+/// codes do not change while it runs).
+static FAULT_CODES: LazyLock<Vec<u32>> = LazyLock::new(|| {
+    let mut codes: Vec<u32> = Fejl::ALL.iter().map(|f| f.entry().code).collect();
+    codes.sort_unstable();
+    codes
+});
+
 /// A fault code as metrics and usage keep it: a catalogue code, or `OTHER_FAULT`.
 pub fn bounded_fault(code: Option<u32>) -> Option<u32> {
     code.map(|c| {
-        if Fejl::ALL.iter().any(|f| f.entry().code == c) {
+        if FAULT_CODES.binary_search(&c).is_ok() {
             c
         } else {
             OTHER_FAULT
         }
     })
+}
+
+fn op_labels(r: &CallRecord<'_>) -> OpLabels {
+    OpLabels {
+        service: r.service.to_owned(),
+        operation: r.operation.to_owned(),
+    }
 }
 
 /// Latency buckets: 50 µs to about 6.5 s.
@@ -102,6 +119,122 @@ pub struct CallRecord<'a> {
     pub past_cutover: Option<bool>,
 }
 
+/// The label values of one `soap_calls` series, borrowed (the fault code bounded).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct CallKey<'a> {
+    service: &'a str,
+    operation: &'a str,
+    soap_version: &'a str,
+    organisation_type: &'a str,
+    organisation_code: &'a str,
+    fault: Option<u32>,
+}
+
+/// `CallKey`, owned: the key of the handle cache.
+struct OwnedCallKey {
+    service: Box<str>,
+    operation: Box<str>,
+    soap_version: Box<str>,
+    organisation_type: Box<str>,
+    organisation_code: Box<str>,
+    fault: Option<u32>,
+}
+
+/// What the cache is looked up by: a borrowed `CallKey` finds an `OwnedCallKey` without
+/// allocating (both hash and compare as their `CallKey`).
+trait AsCallKey {
+    fn key(&self) -> CallKey<'_>;
+}
+
+impl AsCallKey for CallKey<'_> {
+    fn key(&self) -> CallKey<'_> {
+        *self
+    }
+}
+
+impl AsCallKey for OwnedCallKey {
+    fn key(&self) -> CallKey<'_> {
+        CallKey {
+            service: &self.service,
+            operation: &self.operation,
+            soap_version: &self.soap_version,
+            organisation_type: &self.organisation_type,
+            organisation_code: &self.organisation_code,
+            fault: self.fault,
+        }
+    }
+}
+
+impl<'a> Borrow<dyn AsCallKey + 'a> for OwnedCallKey {
+    fn borrow(&self) -> &(dyn AsCallKey + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn AsCallKey + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialEq for dyn AsCallKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for dyn AsCallKey + '_ {}
+
+impl Hash for OwnedCallKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialEq for OwnedCallKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for OwnedCallKey {}
+
+/// The metric handles one call touches, taken from the families once per label set
+/// (handles are shared: a clone counts into the family's series).
+struct CallHandles {
+    calls: Counter,
+    total: Histogram,
+    own: Histogram,
+    /// The organisation's cutover gauge, made on the first call that knows the state (as
+    /// the family made it before: a series appears only once it has a value).
+    past_cutover: OnceLock<Gauge>,
+}
+
+/// The organisations with their own label values: codes by type.
+#[derive(Default)]
+struct Organisations {
+    by_type: HashMap<String, HashSet<String>>,
+    len: usize,
+}
+
+impl Organisations {
+    fn contains(&self, ty: &str, code: &str) -> bool {
+        self.by_type
+            .get(ty)
+            .is_some_and(|codes| codes.contains(code))
+    }
+
+    fn insert(&mut self, ty: &str, code: &str) {
+        let codes = match self.by_type.get_mut(ty) {
+            Some(codes) => codes,
+            None => self.by_type.entry(ty.to_owned()).or_default(),
+        };
+        if codes.insert(code.to_owned()) {
+            self.len += 1;
+        }
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     calls: Family<CallLabels, Counter>,
@@ -111,7 +244,10 @@ pub struct Metrics {
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     shadow: Family<CollectionLabels, Counter>,
     past_cutover: Family<OrgLabels, Gauge>,
-    organisations: Mutex<HashSet<(String, String)>>,
+    organisations: Mutex<Organisations>,
+    /// Handles of the series calls have used, so that a call whose labels were seen before
+    /// builds no label strings.
+    handles: RwLock<HashMap<OwnedCallKey, CallHandles>>,
     catalog: Option<&'static Catalog>,
 }
 
@@ -175,13 +311,19 @@ impl Metrics {
             upstream_errors,
             shadow,
             past_cutover,
-            organisations: Mutex::new(HashSet::new()),
+            organisations: Mutex::new(Organisations::default()),
+            handles: RwLock::new(HashMap::new()),
             catalog: Catalog::load().ok(),
         }
     }
 
-    /// The organisation as label values, bounded (see the module doc).
-    pub fn organisation(&self, ty: Option<&str>, code: Option<&str>) -> (String, String) {
+    /// The organisation as label values, bounded (see the module doc): the trimmed values
+    /// as sent, or `other`.
+    pub fn organisation<'a>(
+        &self,
+        ty: Option<&'a str>,
+        code: Option<&'a str>,
+    ) -> (&'a str, &'a str) {
         let ty = ty.map(str::trim).filter(|t| {
             t.parse::<u8>()
                 .ok()
@@ -191,17 +333,18 @@ impl Metrics {
             (1..=MAX_CODE_LEN).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric())
         });
         let (Some(ty), Some(code)) = (ty, code) else {
-            return ("other".into(), "other".into());
+            return ("other", "other");
         };
-        let key = (ty.to_owned(), code.to_owned());
         let Ok(mut seen) = self.organisations.lock() else {
-            return ("other".into(), "other".into());
+            return ("other", "other");
         };
-        if seen.contains(&key) || seen.len() < MAX_ORGANISATIONS {
-            seen.insert(key.clone());
-            key
+        if seen.contains(ty, code) {
+            (ty, code)
+        } else if seen.len < MAX_ORGANISATIONS {
+            seen.insert(ty, code);
+            (ty, code)
         } else {
-            (ty.to_owned(), "other".into())
+            (ty, "other")
         }
     }
 
@@ -216,35 +359,82 @@ impl Metrics {
     pub fn record_call(&self, r: &CallRecord<'_>) {
         let (organisation_type, organisation_code) =
             self.organisation(r.organisation_type, r.organisation_code);
-        self.calls
-            .get_or_create(&CallLabels {
-                service: r.service.to_owned(),
-                operation: r.operation.to_owned(),
-                soap_version: r.soap_version.to_owned(),
-                organisation_type: organisation_type.clone(),
-                organisation_code: organisation_code.clone(),
-                outcome: if r.fault_code.is_some() {
-                    "fault".into()
-                } else {
-                    "ok".into()
-                },
-                fault_code: self.fault_label(r.fault_code),
-            })
-            .inc();
-        let op = OpLabels {
-            service: r.service.to_owned(),
-            operation: r.operation.to_owned(),
+        self.record_bounded_call(r, organisation_type, organisation_code);
+    }
+
+    /// `record_call` for a caller that has the organisation's label values already (from
+    /// `organisation`; `r`'s own organisation fields are not read).
+    pub fn record_bounded_call(
+        &self,
+        r: &CallRecord<'_>,
+        organisation_type: &str,
+        organisation_code: &str,
+    ) {
+        let key = CallKey {
+            service: r.service,
+            operation: r.operation,
+            soap_version: r.soap_version,
+            organisation_type,
+            organisation_code,
+            fault: bounded_fault(r.fault_code),
         };
-        self.total.get_or_create(&op).observe(r.total.as_secs_f64());
-        self.own
-            .get_or_create(&op)
+        {
+            let handles = self.handles.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(h) = handles.get(&key as &dyn AsCallKey) {
+                self.observe(h, r, &key);
+                return;
+            }
+        }
+        let made = CallHandles {
+            calls: self
+                .calls
+                .get_or_create(&CallLabels {
+                    service: r.service.to_owned(),
+                    operation: r.operation.to_owned(),
+                    soap_version: r.soap_version.to_owned(),
+                    organisation_type: organisation_type.to_owned(),
+                    organisation_code: organisation_code.to_owned(),
+                    outcome: if r.fault_code.is_some() {
+                        "fault".into()
+                    } else {
+                        "ok".into()
+                    },
+                    fault_code: self.fault_label(r.fault_code),
+                })
+                .clone(),
+            total: self.total.get_or_create(&op_labels(r)).clone(),
+            own: self.own.get_or_create(&op_labels(r)).clone(),
+            past_cutover: OnceLock::new(),
+        };
+        let mut handles = self.handles.write().unwrap_or_else(PoisonError::into_inner);
+        let h = handles
+            .entry(OwnedCallKey {
+                service: r.service.into(),
+                operation: r.operation.into(),
+                soap_version: r.soap_version.into(),
+                organisation_type: organisation_type.into(),
+                organisation_code: organisation_code.into(),
+                fault: key.fault,
+            })
+            .or_insert(made);
+        self.observe(h, r, &key);
+    }
+
+    fn observe(&self, h: &CallHandles, r: &CallRecord<'_>, key: &CallKey<'_>) {
+        h.calls.inc();
+        h.total.observe(r.total.as_secs_f64());
+        h.own
             .observe(r.total.saturating_sub(r.upstream).as_secs_f64());
         // The folded `other` is many organisations: it has no one cutover state.
-        if let Some(past) = r.past_cutover.filter(|_| organisation_code != "other") {
-            self.past_cutover
-                .get_or_create(&OrgLabels {
-                    organisation_type,
-                    organisation_code,
+        if let Some(past) = r.past_cutover.filter(|_| key.organisation_code != "other") {
+            h.past_cutover
+                .get_or_init(|| {
+                    self.past_cutover
+                        .get_or_create(&OrgLabels {
+                            organisation_type: key.organisation_type.to_owned(),
+                            organisation_code: key.organisation_code.to_owned(),
+                        })
+                        .clone()
                 })
                 .set(i64::from(past));
         }
@@ -279,7 +469,11 @@ impl Metrics {
     /// instant that passes while the converter runs shows without waiting for a call).
     pub fn refresh_cutover(&self, cutover: &crate::cutover::Cutover, now: jiff::Timestamp) {
         let seen: Vec<(String, String)> = match self.organisations.lock() {
-            Ok(g) => g.iter().cloned().collect(),
+            Ok(g) => g
+                .by_type
+                .iter()
+                .flat_map(|(ty, codes)| codes.iter().map(|code| (ty.clone(), code.clone())))
+                .collect(),
             Err(_) => return,
         };
         for (organisation_type, organisation_code) in seen {
@@ -299,8 +493,8 @@ impl Metrics {
         let (organisation_type, organisation_code) = self.organisation(Some(ty), Some(code));
         self.past_cutover
             .get_or_create(&OrgLabels {
-                organisation_type,
-                organisation_code,
+                organisation_type: organisation_type.to_owned(),
+                organisation_code: organisation_code.to_owned(),
             })
             .set(i64::from(past));
     }

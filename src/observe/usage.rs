@@ -5,6 +5,7 @@
 //! tools.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -46,6 +47,36 @@ struct Inner {
     dirty: bool,
     own_micros: VecDeque<u64>,
     calls_since_start: u64,
+    /// The Danish day of the last call, so that a call on the same day need not work it out.
+    day: Option<Day>,
+    /// The key being looked up ("date|type|code|service|operation"), reused between calls.
+    key: String,
+}
+
+/// A Danish day: its date as text, and the instants it starts and ends.
+struct Day {
+    text: String,
+    start: Timestamp,
+    end: Timestamp,
+}
+
+impl Day {
+    /// The Danish day `now` falls on (`None` only at the ends of jiff's range, where the
+    /// caller works the date out for the one call).
+    fn of(now: Timestamp) -> Option<Day> {
+        let zoned = now.to_zoned(dktime::copenhagen().clone());
+        let start = zoned.start_of_day().ok()?.timestamp();
+        let end = zoned.tomorrow().ok()?.start_of_day().ok()?.timestamp();
+        Some(Day {
+            text: zoned.date().to_string(),
+            start,
+            end,
+        })
+    }
+
+    fn contains(&self, t: Timestamp) -> bool {
+        self.start <= t && t < self.end
+    }
 }
 
 /// One call, as usage counts it. The organisation values are the metrics' bounded labels.
@@ -143,6 +174,8 @@ impl Usage {
                 dirty: false,
                 own_micros: VecDeque::with_capacity(OWN_SAMPLES),
                 calls_since_start: 0,
+                day: None,
+                key: String::new(),
             }),
         }
     }
@@ -157,21 +190,44 @@ impl Usage {
             fault,
             own_micros,
         } = *call;
-        let day = now.to_zoned(dktime::copenhagen().clone()).date();
         let Ok(mut g) = self.inner.lock() else { return };
-        let c = g
-            .stored
-            .days
-            .entry(format!("{day}|{ty}|{code}|{service}|{operation}"))
-            .or_default();
-        c.calls += 1;
-        // The same bounded codes as the metrics (0: not in the catalogue).
-        if let Some(f) = crate::observe::metrics::bounded_fault(fault) {
-            *c.faults.entry(f).or_default() += 1;
+        let g = &mut *g;
+        if !g.day.as_ref().is_some_and(|d| d.contains(now)) {
+            g.day = Day::of(now);
         }
-        g.stored
-            .last_seen
-            .insert(format!("{ty}|{code}|{service}|{operation}"), now);
+        let key = &mut g.key;
+        key.clear();
+        match &g.day {
+            Some(d) => key.push_str(&d.text),
+            None => {
+                let day = now.to_zoned(dktime::copenhagen().clone()).date();
+                let _ = write!(key, "{day}");
+            }
+        }
+        key.push('|');
+        let day_len = key.len();
+        for part in [ty, code, service] {
+            key.push_str(part);
+            key.push('|');
+        }
+        key.push_str(operation);
+        let count = |c: &mut Count| {
+            c.calls += 1;
+            // The same bounded codes as the metrics (0: not in the catalogue).
+            if let Some(f) = crate::observe::metrics::bounded_fault(fault) {
+                *c.faults.entry(f).or_default() += 1;
+            }
+        };
+        match g.stored.days.get_mut(key.as_str()) {
+            Some(c) => count(c),
+            None => count(g.stored.days.entry(key.clone()).or_default()),
+        }
+        match g.stored.last_seen.get_mut(&key[day_len..]) {
+            Some(t) => *t = now,
+            None => {
+                g.stored.last_seen.insert(key[day_len..].to_owned(), now);
+            }
+        }
         if g.own_micros.len() == OWN_SAMPLES {
             g.own_micros.pop_front();
         }

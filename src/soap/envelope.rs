@@ -6,6 +6,8 @@
 //! only the predefined entities and character references, a maximum nesting depth and a
 //! maximum number of elements.
 
+use std::borrow::Cow;
+
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
@@ -93,7 +95,9 @@ pub fn decode_envelope<'p>(
 
     let mut frames: Vec<Frame> = Vec::with_capacity(16);
     let mut elements = 0usize;
-    let mut text_buf = String::new();
+    // The text of the current element: borrowed from `text` while it is one piece, copied
+    // only when CDATA or a reference adds to it.
+    let mut text_buf: Cow<'_, str> = Cow::Borrowed("");
     let mut path = String::with_capacity(64);
     let mut op: Option<&OpPlan> = None;
     let mut values: Vec<Option<String>> = Vec::new();
@@ -103,8 +107,9 @@ pub fn decode_envelope<'p>(
     let env_ns = version.envelope_ns();
 
     loop {
-        let (ns, event) = reader
-            .read_resolved_event()
+        // Namespaces are resolved for start tags only: nothing else here needs one.
+        let event = reader
+            .read_event()
             .map_err(|e| refuse(version, Fejl::UgyldigXml, e.to_string()))?;
         match event {
             Event::Start(e) => {
@@ -123,7 +128,8 @@ pub fn decode_envelope<'p>(
                         format!("dybere end {} niveauer", limits.max_depth),
                     ));
                 }
-                text_buf.clear();
+                text_buf = Cow::Borrowed("");
+                let (ns, local) = reader.resolver().resolve_element(e.name());
                 let ns = match ns {
                     ResolveResult::Bound(n) => n.0,
                     ResolveResult::Unbound => "",
@@ -135,8 +141,7 @@ pub fn decode_envelope<'p>(
                         ));
                     }
                 };
-                let local = e.local_name();
-                let local = local.as_ref();
+                let local = local.into_inner();
                 let frame = match frames.last() {
                     None => {
                         if local != "Envelope" || ns != env_ns {
@@ -200,12 +205,14 @@ pub fn decode_envelope<'p>(
                         } else {
                             "\u{0}"
                         });
-                        let nil = e.attributes().flatten().any(|a| {
-                            a.key.local_name().as_ref() == "nil"
-                                && reader.resolver().resolve_attribute(a.key).0
-                                    == ResolveResult::Bound(quick_xml::name::Namespace(XSI))
-                                && matches!(&*a.value, "true" | "1")
-                        });
+                        // Most elements have no attributes: their raw attribute text is empty.
+                        let nil = !e.attributes_raw().is_empty()
+                            && e.attributes().flatten().any(|a| {
+                                a.key.local_name().as_ref() == "nil"
+                                    && reader.resolver().resolve_attribute(a.key).0
+                                        == ResolveResult::Bound(quick_xml::name::Namespace(XSI))
+                                    && matches!(&*a.value, "true" | "1")
+                            });
                         if nil && let Some(i) = op.and_then(|o| o.input(&path)) {
                             values[i] = None;
                             frames.push(Frame::Skip);
@@ -226,7 +233,9 @@ pub fn decode_envelope<'p>(
                 match frame {
                     Frame::MetadataField(i) => {
                         if let Some(m) = metadata.as_mut() {
-                            let v = Some(text_buf.trim().to_owned()).filter(|s| !s.is_empty());
+                            let v = Some(text_buf.trim())
+                                .filter(|s| !s.is_empty())
+                                .map(str::to_owned);
                             match i {
                                 0 => m.organisation_type = v,
                                 1 => m.organisation_code = v,
@@ -235,7 +244,9 @@ pub fn decode_envelope<'p>(
                         }
                     }
                     Frame::MessageId => {
-                        message_id = Some(text_buf.trim().to_owned()).filter(|s| !s.is_empty())
+                        message_id = Some(text_buf.trim())
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
                     }
                     Frame::Op(restore) => {
                         if let Some(i) = op.and_then(|o| o.input(&path)) {
@@ -246,20 +257,20 @@ pub fn decode_envelope<'p>(
                                     format!("{path} forekommer to gange"),
                                 ));
                             }
-                            values[i] = Some(std::mem::take(&mut text_buf));
+                            values[i] = Some(std::mem::take(&mut text_buf).into_owned());
                         }
                         path.truncate(restore);
                     }
                     _ => {}
                 }
-                text_buf.clear();
+                text_buf = Cow::Borrowed("");
             }
             Event::Text(t) => {
                 if matches!(
                     frames.last(),
                     Some(Frame::Op(_) | Frame::MetadataField(_) | Frame::MessageId)
                 ) {
-                    text_buf.push_str(&t.xml10_content());
+                    text_buf += t.xml10_content();
                 }
             }
             Event::CData(c) => {
@@ -267,7 +278,7 @@ pub fn decode_envelope<'p>(
                     frames.last(),
                     Some(Frame::Op(_) | Frame::MetadataField(_) | Frame::MessageId)
                 ) {
-                    text_buf.push_str(&c.into_inner());
+                    text_buf += c.into_inner();
                 }
             }
             Event::GeneralRef(r) => {
@@ -295,7 +306,7 @@ pub fn decode_envelope<'p>(
                     frames.last(),
                     Some(Frame::Op(_) | Frame::MetadataField(_) | Frame::MessageId)
                 ) {
-                    text_buf.push(ch);
+                    text_buf.to_mut().push(ch);
                 }
             }
             Event::DocType(_) => return Err(refuse(version, Fejl::DoctypeAfvist, "DOCTYPE")),
