@@ -50,6 +50,9 @@
 #   BENCH_WARMUP=5          seconds of warm-up per scenario (concurrency 32) before run 1
 #   BENCH_SKIP_BUILD=1      use target/release/vos-converter as it is
 #   BENCH_RUST_LOG=info     RUST_LOG of the converter and the backend (the log goes to a file)
+#   BENCH_REST_LATENCY_MS=0 the backend answers every request this much later (its dev-mode
+#                           --dev-latency-ms): REST as far away as STAR's production service
+#                           (the source gives 4-8 ms per call); both sides of every pair see it
 #   BENCH_CALLGRIND_N=200   requests of the smaller callgrind run (the other makes twice as many)
 #   BENCH_MICRO_ARGS        criterion arguments (default: --warm-up-time 1 --measurement-time 3)
 #   BENCH_OUT=target/bench  where the results go (another folder keeps an earlier run's)
@@ -67,6 +70,7 @@ DURATION="${BENCH_DURATION:-10}"
 DURATION_256="${BENCH_DURATION_256:-5}"
 WARMUP="${BENCH_WARMUP:-5}"
 RUST_LOG_LEVEL="${BENCH_RUST_LOG:-info}"
+REST_LATENCY_MS="${BENCH_REST_LATENCY_MS:-0}"
 CG_N="${BENCH_CALLGRIND_N:-200}"
 
 ORG_TYPE=5
@@ -197,7 +201,7 @@ start_backend() {
     local bin="$1"
     mkdir -p "$TMP_DIR/backend"
     RUST_LOG="$RUST_LOG_LEVEL" NO_COLOR=1 "$bin" backend --listen 127.0.0.1:0 \
-        --db "$TMP_DIR/backend/vos-backend.db" --dev \
+        --db "$TMP_DIR/backend/vos-backend.db" --dev --dev-latency-ms "$REST_LATENCY_MS" \
         >"$TMP_DIR/backend.stdout" 2>"$TMP_DIR/backend.stderr" &
     BACKEND_PID=$!
     BACKEND_URL="$(wait_listening "$BACKEND_PID" "$TMP_DIR/backend.stdout" backend)"
@@ -481,9 +485,9 @@ run_load() {
 write_env() { # FILE STARTUP_HWM_KIB -- the machine and the setup, for the summary
     local file="$1" hwm="$2"
     python3 - "$file" "$hwm" "$RUNS" "$DURATION" "$DURATION_256" "$WARMUP" "$RUST_LOG_LEVEL" \
-        "$BACKEND_URL" "$CONVERTER_URL" "$ROOT" <<'PY'
+        "$BACKEND_URL" "$CONVERTER_URL" "$ROOT" "$REST_LATENCY_MS" <<'PY'
 import json, os, platform, subprocess, sys
-f, hwm, runs, dur, dur256, warm, log, backend, conv, root = sys.argv[1:]
+f, hwm, runs, dur, dur256, warm, log, backend, conv, root, latency = sys.argv[1:]
 def run(*cmd):
     try:
         return subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=30).stdout.strip()
@@ -509,6 +513,7 @@ json.dump({
     "wrk": (run("wrk", "-v") or "").splitlines()[0] if run("wrk", "-v") else "",
     "runs": int(runs), "duration_s": int(dur), "duration_256_s": int(dur256), "warmup_s": int(warm),
     "rust_log": log,
+    "rest_latency_ms": int(latency),
     "converter_startup_hwm_kib": int(hwm),
     "setup": "vos-converter backend --dev (own process, fresh SQLite) + vos-converter serve --rest-url <backend> --cutover 2099-01-01 (own process)",
 }, open(f, "w"), indent=2)

@@ -63,6 +63,15 @@ pub struct BackendArgs {
     /// Development mode: serves SetPersonRegister, the admin API that feeds the access rules.
     #[arg(long, env = "VOS_BACKEND_DEV")]
     pub dev: bool,
+    /// Development mode only: answer every request this many milliseconds later, a stand-in
+    /// for the network and load of STAR's production REST service (scripts/bench.sh).
+    #[arg(
+        long,
+        env = "VOS_BACKEND_DEV_LATENCY_MS",
+        requires = "dev",
+        default_value_t = 0
+    )]
+    pub dev_latency_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +194,7 @@ async fn run_backend(args: BackendArgs) -> Result<(), CliError> {
         db: args.db.clone(),
         dev: args.dev,
         clock: Clock::System,
+        latency: std::time::Duration::from_millis(args.dev_latency_ms),
     };
     let server = backend::server(listener, &cfg)?;
     let base = format!("http://{addr}");
@@ -262,6 +272,7 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
                     db,
                     dev: true,
                     clock: Clock::System,
+                    latency: std::time::Duration::ZERO,
                 },
             )?;
             embedded_backend = Some(server.handle());

@@ -8,6 +8,7 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use vos_converter::dktime::Clock;
+use vos_converter::vos;
 
 /// 00:30 on 2026-03-30 in Copenhagen (summer time, UTC+2) is still 2026-03-29 in UTC.
 const NIGHT: &str = "2026-03-29T22:30:00Z";
@@ -169,6 +170,35 @@ async fn every_operation_id_answers() {
             .iter()
             .any(|c| c["navn"] == "Aktivitetsparat")
     );
+}
+
+#[tokio::test]
+async fn the_dev_latency_delays_every_answer_and_only_in_dev_mode() {
+    let late = std::time::Duration::from_millis(1500);
+    for (dev, delayed) in [(true, true), (false, false)] {
+        let b = common::start_with_latency(Clock::System, dev, late);
+        let start = std::time::Instant::now();
+        let res = b
+            .client
+            .get(format!(
+                "{}{}/kodelister/kontaktgruppetyper",
+                b.base,
+                vos::BASE
+            ))
+            .header(vos::HDR_ORG_TYPE, "5")
+            .header(vos::HDR_ORG_CODE, "12345678")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        // A lower bound holds on any machine; the upper one only says "not 1.5 s late".
+        let took = start.elapsed();
+        if delayed {
+            assert!(took >= late, "dev mode answered after {took:?}");
+        } else {
+            assert!(took < late, "production mode answered after {took:?}");
+        }
+    }
 }
 
 #[tokio::test]

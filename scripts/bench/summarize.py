@@ -195,7 +195,8 @@ def load(raw_path, env_path, out_path):
 
     # The table.
     print(f"\nmachine: {env.get('cpus')} CPUs ({env.get('cpu_model')}), load at start {' '.join(env.get('loadavg_at_start', []))}; "
-          f"{len(runs)} runs of {env.get('duration_s')} s per measurement; RUST_LOG={env.get('rust_log')}")
+          f"{len(runs)} runs of {env.get('duration_s')} s per measurement; RUST_LOG={env.get('rust_log')}; "
+          f"REST answers {env.get('rest_latency_ms', 0)} ms late (backend --dev-latency-ms)")
     print("\nscenario                         req/s    p50 ms   p99 ms  conv CPU us/req (user+sys)  conv own us  backend CPU us/req")
     for key, s in scenarios.items():
         split = ""
@@ -305,12 +306,16 @@ def micro(txt_path, out_path):
         }
     json.dump(res, open(out_path, "w"), indent=2)
     print("\nin-process phases (criterion estimate, µs):")
-    ops = sorted({k.split("/")[0] for k in res})
     phases = ["parse", "map", "write", "fault", "all"]
+    # The operations' phases; any other group (record) on its own lines.
+    ops = sorted({k.split("/")[0] for k in res if f"{k.split('/')[0]}/parse" in res})
     print(f"{'operation':26s}" + "".join(f"{p:>9s}" for p in phases))
     for op in ops:
         cells = [res.get(f"{op}/{p}", {}).get("estimate_ns") for p in phases]
         print(f"{op:26s}" + "".join(f"{(c / 1000 if c is not None else float('nan')):9.2f}" for c in cells))
+    others = sorted(k for k in res if k.split("/")[0] not in ops)
+    for k in others:
+        print(f"{k:35s}{res[k]['estimate_ns'] / 1000:9.2f}")
     print(f"\nwritten: {out_path}")
 
 

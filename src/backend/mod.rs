@@ -16,7 +16,7 @@ pub mod store;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
@@ -192,6 +192,9 @@ pub struct BackendConfig {
     pub dev: bool,
     /// Where "now" comes from; tests pin it.
     pub clock: Clock,
+    /// Dev mode only: every answer leaves this much later (a stand-in for the network and
+    /// load between a client and STAR's production REST service, for benchmarks).
+    pub latency: Duration,
 }
 
 /// Answers for what actix's extractors refuse, in the catalogue's terms.
@@ -327,8 +330,17 @@ pub fn state(cfg: &BackendConfig) -> Result<AppState, BackendError> {
 /// in-flight requests for up to 10 s on SIGTERM or SIGINT.
 pub fn server(listener: TcpListener, cfg: &BackendConfig) -> Result<Server, BackendError> {
     let routes = configure(state(cfg)?, cfg.dev);
+    let latency = if cfg.dev { cfg.latency } else { Duration::ZERO };
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::Condition::new(
+                !latency.is_zero(),
+                actix_web::middleware::from_fn(move |req, next: Next<_>| async move {
+                    // Asleep without holding the worker: other requests go on meanwhile.
+                    tokio::time::sleep(latency).await;
+                    next.call(req).await
+                }),
+            ))
             .wrap(actix_web::middleware::from_fn(access_log))
             .configure(routes.clone())
             .default_service(web::to(not_found))

@@ -79,12 +79,18 @@ pub fn start(clock: Clock) -> Backend {
 }
 
 pub fn start_with(clock: Clock, dev: bool) -> Backend {
+    start_with_latency(clock, dev, std::time::Duration::ZERO)
+}
+
+/// A backend that answers `latency` late (dev mode only; see `BackendConfig::latency`).
+pub fn start_with_latency(clock: Clock, dev: bool, latency: std::time::Duration) -> Backend {
     logs();
     let dir = tempfile::tempdir().unwrap();
     let cfg = BackendConfig {
         db: dir.path().join("vos.db"),
         dev,
         clock,
+        latency,
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
