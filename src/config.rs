@@ -69,10 +69,12 @@ pub struct Config {
     pub shadow_compare: bool,
     /// How long a REST (or legacy) call may take before the caller gets a Server fault (900521).
     pub upstream_timeout_ms: u64,
-    /// How long connecting to REST may take (900520 after).
+    /// How long connecting to REST may take, DNS and TLS included (900521 after; a refused
+    /// connection is 900520).
     pub connect_timeout_ms: u64,
-    /// Most connections open to REST (and to a legacy service) at once; a call beyond it
-    /// waits for one, within its timeout. Also the idle connections kept per host.
+    /// Most REST calls in flight at once (and, apart, most forwards to legacy services); a
+    /// call beyond it waits, within its timeout. Also the idle connections each worker
+    /// thread keeps per host.
     pub rest_max_connections: usize,
     /// How long a REST code list is reused before it is fetched again.
     pub codelist_ttl_secs: u64,
@@ -172,7 +174,7 @@ pub struct Overrides {
     /// REST connect timeout in milliseconds [default: 1000].
     #[arg(long, env = "VOS_CONNECT_TIMEOUT_MS")]
     pub connect_timeout_ms: Option<u64>,
-    /// Most connections open to REST at once [default: 64].
+    /// Most REST calls in flight at once [default: 64].
     #[arg(long, env = "VOS_REST_MAX_CONNECTIONS")]
     pub rest_max_connections: Option<usize>,
     /// Seconds a REST code list is cached [default: 300].
@@ -284,8 +286,22 @@ impl Config {
         if self.upstream_timeout_ms == 0 || self.connect_timeout_ms == 0 {
             return Err(invalid("upstream_timeout_ms", "timeouts must be above 0"));
         }
-        if self.rest_max_connections == 0 {
-            return Err(invalid("rest_max_connections", "must be at least 1"));
+        if !(1..=65_535).contains(&self.rest_max_connections) {
+            return Err(invalid("rest_max_connections", "must be 1 to 65535"));
+        }
+        let userinfo = |u: &str| {
+            u.parse::<http::Uri>()
+                .ok()
+                .and_then(|u| u.authority().map(|a| a.as_str().contains('@')))
+                .unwrap_or(false)
+        };
+        if self.rest_url.as_deref().is_some_and(userinfo)
+            || self.legacy_url.values().any(|u| userinfo(u))
+        {
+            return Err(invalid(
+                "rest_url",
+                "user and password in a URL are not sent; give the URL without them",
+            ));
         }
         if self.max_body_bytes < 1024 || self.max_depth < 8 || self.max_elements < 16 {
             return Err(invalid(
@@ -331,6 +347,39 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_with_credentials_and_unbounded_connections_are_refused() {
+        for (rest, legacy) in [
+            ("http://user:pw@rest.example/", None),
+            (
+                "http://rest.example/",
+                Some("PersonStatusService=https://u@legacy.example/pss"),
+            ),
+        ] {
+            let mut c = Config {
+                rest_url: Some(rest.into()),
+                ..Config::default()
+            };
+            if let Some((svc, url)) = legacy.and_then(|l| l.split_once('=')) {
+                c.legacy_url.insert(svc.into(), url.into());
+            }
+            assert!(c.validate().is_err(), "{rest} {legacy:?}");
+        }
+        for n in [0, 65_536, usize::MAX] {
+            let c = Config {
+                rest_max_connections: n,
+                ..Config::default()
+            };
+            assert!(c.validate().is_err(), "{n}");
+        }
+        let ok = Config {
+            rest_url: Some("https://rest.example:8443/vos".into()),
+            rest_max_connections: 1,
+            ..Config::default()
+        };
+        assert!(ok.validate().is_ok());
+    }
 
     #[test]
     fn flags_override_the_file_which_overrides_the_defaults() {

@@ -142,6 +142,18 @@ fn identity(env: &Envelope<'_>) -> Result<Identity, Failure> {
         .metadata
         .as_ref()
         .ok_or(Failure::Own(Fejl::MetadataMangler, None))?;
+    // The identity travels to REST as header values: visible ASCII and spaces only.
+    let plain = |v: &String| v.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    let values = [&m.organisation_type, &m.organisation_code, &m.user];
+    if values.into_iter().flatten().any(|v| !plain(v)) {
+        return Err(Failure::Own(
+            Fejl::MetadataMangler,
+            Some(
+                "OrganisationType, OrganisationCode og UserIdentifier må kun indeholde synlige ASCII-tegn"
+                    .into(),
+            ),
+        ));
+    }
     match (&m.organisation_type, &m.organisation_code) {
         (Some(t), Some(c)) => Ok(Identity {
             organisation_type: t.clone(),
@@ -301,9 +313,19 @@ fn map_response<'p>(
         .collect())
 }
 
-/// A 2xx answer's JSON, read in place; not JSON is an invalid answer.
-fn parse_answer<'a>(operation_id: &str, body: &'a [u8]) -> Result<Json<'a>, Failure> {
-    RestAnswer::json(operation_id, body).map_err(Failure::Upstream)
+/// A 2xx answer's JSON, read in place; not JSON is an invalid answer (and counted as one,
+/// with `metrics`).
+fn parse_answer<'a>(
+    metrics: Option<&Metrics>,
+    operation_id: &str,
+    body: &'a [u8],
+) -> Result<Json<'a>, Failure> {
+    RestAnswer::json(operation_id, body).map_err(|e| {
+        if let Some(m) = metrics {
+            m.count_upstream_error(operation_id, e.kind());
+        }
+        Failure::Upstream(e)
+    })
 }
 
 async fn call_upstream(
@@ -376,7 +398,7 @@ async fn check_unchanged(
         return Ok(());
     };
     let current = call_upstream(conv, &map_request(&u.read, inputs, None), who, trace).await?;
-    let current = parse_answer(&u.read.operation_id, &current)?;
+    let current = parse_answer(Some(&conv.metrics), &u.read.operation_id, &current)?;
     for (input, json, ty) in &u.compare {
         let Some(sent) = &inputs[*input] else {
             continue;
@@ -430,7 +452,7 @@ async fn call_exchange<'p>(
     let answer = call_upstream(conv, &map_request(call, &inputs, extra), &who, trace).await?;
     Ok(Answer::Parts(map_response(
         &plan.response,
-        &parse_answer(&call.operation_id, &answer)?,
+        &parse_answer(Some(&conv.metrics), &call.operation_id, &answer)?,
         &inputs,
     )?))
 }
@@ -440,6 +462,7 @@ fn collection_items<'p>(
     c: &'p CollectionPlan,
     answer: Result<Bytes, Failure>,
     inputs: &[Option<Canon>],
+    metrics: Option<&Metrics>,
 ) -> Result<Vec<Fields<'p>>, Failure> {
     let bytes = match answer {
         Ok(v) => v,
@@ -448,7 +471,7 @@ fn collection_items<'p>(
         }
         Err(e) => return Err(e),
     };
-    let json = parse_answer(&c.call.operation_id, &bytes)?;
+    let json = parse_answer(metrics, &c.call.operation_id, &bytes)?;
     let items = json.get(&c.items).and_then(Json::as_array).ok_or_else(|| {
         Failure::Upstream(UpstreamError::Invalid(format!(
             "{} lacks {}",
@@ -531,7 +554,7 @@ async fn read_exchange<'p>(
 
     let mut items: Vec<Vec<Fields<'p>>> = vec![Vec::new(); plan.collections.len()];
     for (i, (c, a)) in plan.collections.iter().zip(answers).enumerate() {
-        items[i] = collection_items(c, a, &inputs)?;
+        items[i] = collection_items(c, a, &inputs, Some(&conv.metrics))?;
     }
 
     match legacy {
@@ -1025,15 +1048,15 @@ pub mod phases {
         let parts = match &env.op.behaviour {
             Behaviour::Call(plan) => {
                 let answer = answers.first().map_or(&b""[..], |a| &a[..]);
-                let json =
-                    parse_answer(&plan.call.operation_id, answer).map_err(|f| format!("{f:?}"))?;
+                let json = parse_answer(None, &plan.call.operation_id, answer)
+                    .map_err(|f| format!("{f:?}"))?;
                 map_response(&plan.response, &json, &inputs).map_err(|f| format!("{f:?}"))?
             }
             Behaviour::Read(plan) => {
                 let mut items = Vec::new();
                 for (c, a) in plan.collections.iter().zip(answers) {
                     items.push(
-                        collection_items(c, Ok(a.clone()), &inputs)
+                        collection_items(c, Ok(a.clone()), &inputs, None)
                             .map_err(|f| format!("{f:?}"))?,
                     );
                 }

@@ -31,10 +31,11 @@ impl<'a> Json<'a> {
         serde_json::from_slice(text)
     }
 
-    /// A member of an object (the first of that name); `None` for anything else.
+    /// A member of an object (the last of that name, as `serde_json::Value` keeps it);
+    /// `None` for anything else.
     pub fn get(&self, key: &str) -> Option<&Json<'a>> {
         match self {
-            Json::Obj(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            Json::Obj(members) => members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
         }
     }
@@ -180,6 +181,12 @@ mod tests {
         assert_eq!(j.get("o"), Some(&Json::Obj(Vec::new())));
         assert_eq!(j.get("e").unwrap().get("x"), None);
         assert_eq!(Json::parse(b"").unwrap(), Json::Null);
+        let twice = Json::parse(br#"{"fejlkode":1,"fejlkode":100028}"#).unwrap();
+        assert_eq!(
+            twice.get("fejlkode"),
+            Some(&Json::Int(100028)),
+            "the last wins"
+        );
         for bad in [&b"{"[..], b"[1,]", b"nul", b"{\"a\" 1}", b"\"\xff\""] {
             assert!(Json::parse(bad).is_err(), "{bad:?}");
         }

@@ -20,6 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use thread_local::ThreadLocal;
 use tokio::sync::Semaphore;
+use tower_service::Service;
 
 use crate::json::Json;
 use crate::observe::metrics::Metrics;
@@ -212,7 +213,55 @@ const CPR: HeaderName = HeaderName::from_static("x-cpr");
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const SOAP_ACTION: HeaderName = HeaderName::from_static("soapaction");
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HttpClient = Client<TimedConnector, Full<Bytes>>;
+
+/// The connector with one timeout over all of connecting: DNS, TCP and the TLS handshake
+/// (hyper-util's own connect timeout covers the TCP connect only). Running out is an I/O
+/// `TimedOut`, which `classify` turns into a timeout.
+#[derive(Clone)]
+struct TimedConnector {
+    inner: HttpsConnector<HttpConnector>,
+    timeout: Duration,
+}
+
+type Connecting = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<
+                    <HttpsConnector<HttpConnector> as Service<Uri>>::Response,
+                    Box<dyn std::error::Error + Send + Sync>,
+                >,
+            > + Send,
+    >,
+>;
+
+impl Service<Uri> for TimedConnector {
+    type Response = <HttpsConnector<HttpConnector> as Service<Uri>>::Response;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = Connecting;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(connected) => connected,
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connecting took longer than the connect timeout",
+                )
+                .into()),
+            }
+        })
+    }
+}
 
 /// The REST base URL, split once at start: a call only appends its path and query.
 #[derive(Debug)]
@@ -235,14 +284,17 @@ pub struct Upstream {
 
 struct Inner {
     base: Base,
-    connector: HttpsConnector<HttpConnector>,
+    connector: TimedConnector,
     /// The most one SOAP call may wait for REST in all, however many calls it makes; also
     /// each call's own timeout.
     deadline: Duration,
     max_connections: usize,
     clients: ThreadLocal<HttpClient>,
-    /// Calls in flight, so open connections: a call holds a permit until its answer is read.
+    /// REST calls in flight: a call holds a permit until its answer is read.
     permits: Semaphore,
+    /// The same for forwards to legacy services, apart, so that a slow legacy service cannot
+    /// take the permits REST calls need.
+    legacy_permits: Semaphore,
 }
 
 impl Upstream {
@@ -259,13 +311,34 @@ impl Upstream {
         if uri.query().is_some() {
             return Err(bad("a base URL has no query"));
         }
+        if authority.as_str().contains('@') {
+            return Err(bad(
+                "user and password in the URL are not sent; the REST service is called without them",
+            ));
+        }
+        // reqwest, which this client replaced, honoured the proxy variables; this one
+        // connects directly. Names only: a proxy URL can hold a password.
+        for var in [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ] {
+            if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+                tracing::warn!(
+                    variable = var,
+                    "proxy variable set but not used: the converter connects to REST and legacy services directly"
+                );
+            }
+        }
         let base = Base {
             scheme,
             authority,
             prefix: uri.path().trim_end_matches('/').to_owned(),
         };
         let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(cfg.connect_timeout));
         http.set_nodelay(true);
         http.set_keepalive(Some(Duration::from_secs(60)));
         // The TLS layer below decides the scheme.
@@ -276,6 +349,10 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
+        let connector = TimedConnector {
+            inner: connector,
+            timeout: cfg.connect_timeout,
+        };
         let codes = moka::future::Cache::builder()
             .max_capacity(64)
             .time_to_live(cfg.codelist_ttl)
@@ -289,6 +366,7 @@ impl Upstream {
                 max_connections,
                 clients: ThreadLocal::new(),
                 permits: Semaphore::new(max_connections),
+                legacy_permits: Semaphore::new(max_connections),
             }),
             codes,
             metrics: None,
@@ -337,28 +415,32 @@ impl Upstream {
     }
 
     /// Whether the REST service answers at all (any status below 500 to its base URL).
+    /// Takes no permit: a readiness probe must not queue behind a saturated converter.
     pub async fn probe(&self) -> bool {
         let Ok(uri) = self.uri("/") else { return false };
         let Ok(req) = Request::get(uri).body(Full::default()) else {
             return false;
         };
-        matches!(self.exchange(req).await, Ok((status, _, _)) if status < 500)
+        matches!(self.exchange(req, None).await, Ok((status, _, _)) if status < 500)
     }
 
-    /// One HTTP exchange within the call timeout: waits for a free connection permit, sends,
-    /// and reads the whole answer (at most `MAX_ANSWER_BYTES`). The status, the content type
-    /// and the body.
+    /// One HTTP exchange within the call timeout: waits for a free permit of `permits` (if
+    /// given), sends, and reads the whole answer (at most `MAX_ANSWER_BYTES`). The status,
+    /// the content type and the body.
     async fn exchange(
         &self,
         req: Request<Full<Bytes>>,
+        permits: Option<&Semaphore>,
     ) -> Result<(u16, Option<HeaderValue>, Bytes), UpstreamError> {
         let inner = &*self.inner;
         let work = async {
-            let _permit = inner
-                .permits
-                .acquire()
-                .await
-                .map_err(|_| UpstreamError::Unreachable("the client is shut down".into()))?;
+            let _permit =
+                match permits {
+                    Some(p) => Some(p.acquire().await.map_err(|_| {
+                        UpstreamError::Unreachable("the client is shut down".into())
+                    })?),
+                    None => None,
+                };
             let res = self.client().request(req).await.map_err(classify)?;
             let status = res.status().as_u16();
             let content_type = res.headers().get(header::CONTENT_TYPE).cloned();
@@ -449,8 +531,12 @@ impl Upstream {
         who: &Identity,
         trace: &Trace,
     ) -> Result<RestAnswer, UpstreamError> {
-        let (status, content_type, bytes) =
-            self.exchange(self.rest_request(req, who, trace)?).await?;
+        let (status, content_type, bytes) = self
+            .exchange(
+                self.rest_request(req, who, trace)?,
+                Some(&self.inner.permits),
+            )
+            .await?;
         if (200..300).contains(&status) {
             // Read (and so checked) where it is mapped: `RestAnswer::json`.
             return Ok(RestAnswer::Ok(bytes));
@@ -512,7 +598,8 @@ impl Upstream {
             let req = r
                 .body(Full::new(body))
                 .map_err(|_| invalid("the request"))?;
-            let (status, content_type, body) = self.exchange(req).await?;
+            let (status, content_type, body) =
+                self.exchange(req, Some(&self.inner.legacy_permits)).await?;
             let content_type = content_type
                 .as_ref()
                 .and_then(|v| v.to_str().ok())
@@ -712,6 +799,49 @@ mod tests {
             (1..=4).contains(&most),
             "{most} connections at once (bound 4)"
         );
+    }
+
+    #[tokio::test]
+    async fn the_connect_timeout_covers_a_tls_handshake_that_never_ends() {
+        // Accepts TCP and never says a word: the TLS handshake hangs.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                held.push(conn);
+            }
+        });
+        let u = Upstream::new(&UpstreamConfig {
+            base_url: url,
+            connect_timeout: Duration::from_millis(200),
+            request_timeout: Duration::from_secs(20),
+            codelist_ttl: Duration::from_secs(1),
+            max_connections: 4,
+        })
+        .unwrap();
+        let who = Identity {
+            organisation_type: "5".into(),
+            organisation_code: "STAR".into(),
+            user: None,
+        };
+        let req = RestRequest {
+            operation_id: "GetStatus".into(),
+            method: http::Method::GET,
+            path: "/personvisitering/v1/status".into(),
+            headers: Vec::new(),
+            body: None,
+        };
+        let start = std::time::Instant::now();
+        let answer = u.call(&req, &who, &Trace::from_header(None)).await;
+        assert!(matches!(answer, Err(UpstreamError::Timeout)), "{answer:?}");
+        // The connect timeout (0.2 s), far from the call timeout (20 s).
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
+        held.abort();
     }
 
     #[test]

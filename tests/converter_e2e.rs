@@ -867,6 +867,20 @@ async fn bad_input_gets_a_fault_and_the_service_stays_up() {
         )
         .await;
     r.expect(Soap::V12, Side::Client, 900507);
+    // Identity values go to REST as header values: a control character or a letter outside
+    // ASCII is the caller's error, named as such, not an upstream failure.
+    for user in ["j&#248;rgen", "ab&#10;12"] {
+        let meta = metadata_user("1", "101", user);
+        let r = s
+            .post_raw(
+                ct11,
+                Some(&create),
+                envelope(Soap::V11, &meta, &valid_body).into_bytes(),
+            )
+            .await;
+        let f = r.expect(Soap::V11, Side::Client, 900507);
+        assert!(f.reason.contains("ASCII"), "{user}: {}", f.reason);
+    }
     still_serves(&s, &mid, &mut id, "missing metadata").await;
 
     // Not a date in ContactGroupStartTime: the fault names the element.

@@ -456,6 +456,16 @@ impl Metrics {
         }
     }
 
+    /// An upstream answer found wrong after the call was recorded (a 2xx that is not JSON).
+    pub fn count_upstream_error(&self, operation_id: &str, kind: &str) {
+        self.upstream_errors
+            .get_or_create(&UpstreamErrorLabels {
+                operation_id: operation_id.to_owned(),
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
     pub fn record_shadow(&self, operation: &str, collection: &str, mismatches: u64) {
         self.shadow
             .get_or_create(&CollectionLabels {
