@@ -209,21 +209,17 @@ fn record(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 let (t, c) = metrics.organisation(black_box(Some("1")), black_box(Some("101")));
-                metrics.record_bounded_call(
-                    &CallRecord {
-                        service: black_box("PersonRegistrationService"),
-                        operation: black_box("CreateContactGroup"),
-                        soap_version: "1.1",
-                        organisation_type: Some(t),
-                        organisation_code: Some(c),
-                        fault_code,
-                        total: std::time::Duration::from_micros(900),
-                        upstream: std::time::Duration::from_micros(700),
-                        past_cutover: Some(false),
-                    },
-                    t,
-                    c,
-                );
+                metrics.record_call(&CallRecord {
+                    service: black_box("PersonRegistrationService"),
+                    operation: black_box("CreateContactGroup"),
+                    soap_version: "1.1",
+                    organisation_type: t,
+                    organisation_code: c,
+                    fault_code,
+                    total: std::time::Duration::from_micros(900),
+                    upstream: std::time::Duration::from_micros(700),
+                    past_cutover: Some(false),
+                });
                 usage.record(
                     &UsageCall {
                         organisation_type: t,

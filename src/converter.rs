@@ -845,21 +845,17 @@ impl Converter {
             seen.organisation.as_ref().map(|o| o.1.as_str()),
         );
         let operation = seen.operation.as_deref().unwrap_or("-");
-        self.metrics.record_bounded_call(
-            &CallRecord {
-                service: &service.name,
-                operation,
-                soap_version: version,
-                organisation_type: Some(org_type),
-                organisation_code: Some(org_code),
-                fault_code: outcome.fault_code,
-                total,
-                upstream,
-                past_cutover: seen.past_cutover,
-            },
-            org_type,
-            org_code,
-        );
+        self.metrics.record_call(&CallRecord {
+            service: &service.name,
+            operation,
+            soap_version: version,
+            organisation_type: org_type,
+            organisation_code: org_code,
+            fault_code: outcome.fault_code,
+            total,
+            upstream,
+            past_cutover: seen.past_cutover,
+        });
         let own = total.saturating_sub(upstream);
         self.usage.record(
             &UsageCall {

@@ -111,8 +111,9 @@ pub struct CallRecord<'a> {
     pub service: &'a str,
     pub operation: &'a str,
     pub soap_version: &'a str,
-    pub organisation_type: Option<&'a str>,
-    pub organisation_code: Option<&'a str>,
+    /// The organisation's label values, bounded by `Metrics::organisation`.
+    pub organisation_type: &'a str,
+    pub organisation_code: &'a str,
     pub fault_code: Option<u32>,
     pub total: Duration,
     pub upstream: Duration,
@@ -356,26 +357,14 @@ impl Metrics {
         }
     }
 
+    /// Counts a call; its organisation labels come from `organisation`.
     pub fn record_call(&self, r: &CallRecord<'_>) {
-        let (organisation_type, organisation_code) =
-            self.organisation(r.organisation_type, r.organisation_code);
-        self.record_bounded_call(r, organisation_type, organisation_code);
-    }
-
-    /// `record_call` for a caller that has the organisation's label values already (from
-    /// `organisation`; `r`'s own organisation fields are not read).
-    pub fn record_bounded_call(
-        &self,
-        r: &CallRecord<'_>,
-        organisation_type: &str,
-        organisation_code: &str,
-    ) {
         let key = CallKey {
             service: r.service,
             operation: r.operation,
             soap_version: r.soap_version,
-            organisation_type,
-            organisation_code,
+            organisation_type: r.organisation_type,
+            organisation_code: r.organisation_code,
             fault: bounded_fault(r.fault_code),
         };
         {
@@ -392,8 +381,8 @@ impl Metrics {
                     service: r.service.to_owned(),
                     operation: r.operation.to_owned(),
                     soap_version: r.soap_version.to_owned(),
-                    organisation_type: organisation_type.to_owned(),
-                    organisation_code: organisation_code.to_owned(),
+                    organisation_type: r.organisation_type.to_owned(),
+                    organisation_code: r.organisation_code.to_owned(),
                     outcome: if r.fault_code.is_some() {
                         "fault".into()
                     } else {
@@ -412,8 +401,8 @@ impl Metrics {
                 service: r.service.into(),
                 operation: r.operation.into(),
                 soap_version: r.soap_version.into(),
-                organisation_type: organisation_type.into(),
-                organisation_code: organisation_code.into(),
+                organisation_type: r.organisation_type.into(),
+                organisation_code: r.organisation_code.into(),
                 fault: key.fault,
             })
             .or_insert(made);
@@ -526,25 +515,30 @@ mod tests {
     #[test]
     fn calls_are_counted_with_bounded_labels() {
         let m = Metrics::new();
+        let (ty, code) = m.organisation(Some("1"), Some("101"));
         let r = CallRecord {
             service: "PersonRegistrationService",
             operation: "CreateContactGroup",
             soap_version: "1.1",
-            organisation_type: Some("1"),
-            organisation_code: Some("101"),
+            organisation_type: ty,
+            organisation_code: code,
             fault_code: Some(100028),
             total: Duration::from_millis(3),
             upstream: Duration::from_millis(2),
             past_cutover: None,
         };
         m.record_call(&r);
+        let (ty, code) = m.organisation(Some("1"), Some("0101701111"));
         m.record_call(&CallRecord {
-            organisation_code: Some("0101701111"),
+            organisation_type: ty,
+            organisation_code: code,
             fault_code: Some(123456),
             ..r.clone()
         });
+        let (ty, code) = m.organisation(Some("77"), Some("101"));
         m.record_call(&CallRecord {
-            organisation_type: Some("77"),
+            organisation_type: ty,
+            organisation_code: code,
             ..r.clone()
         });
         let text = m.encode();
