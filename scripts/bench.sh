@@ -87,33 +87,13 @@ CONVERTER_URL=""
 CLK_TCK="$(getconf CLK_TCK)"
 NEXT_SLOT=0 # the next CPR number block of a create run (scripts/bench/wrk.lua), 0..83
 
-section() { printf '\n==== bench: %s ====\n' "$*"; }
-info() { printf '  %s\n' "$*"; }
-fail() {
-    printf 'bench: FAIL: %s\n' "$*" >&2
-    exit 1
-}
-
-# stop_process PID NAME -- TERM, up to 30 s (a process under valgrind ends slowly), then KILL.
-# Only this script's own children, by pid.
-stop_process() {
-    local pid="$1" name="$2"
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 150); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        info "the $name (pid $pid) did not stop in 30 s: KILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
+SCRIPT_NAME=bench
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
 cleanup() {
     local rc=$?
-    stop_process "$CONVERTER_PID" converter
+    stop_process "$CONVERTER_PID" converter 30
     stop_process "$BACKEND_PID" backend
     if [[ -n "$TMP_DIR" && -d "$TMP_DIR" ]]; then
         rm -rf "$TMP_DIR"
@@ -127,20 +107,6 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # Tools
 
-APT_UPDATED=""
-apt_install() {
-    info "installing $* (apt-get)"
-    if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-        fail "$* missing; install it (needs root and apt-get to do it here)"
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    if [[ -z "$APT_UPDATED" ]]; then
-        apt-get update -qq
-        APT_UPDATED=1
-    fi
-    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
-
 ensure_tools() {
     local missing=()
     command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates)
@@ -152,7 +118,7 @@ ensure_tools() {
         valgrind) command -v valgrind >/dev/null 2>&1 || missing+=(valgrind) ;;
         esac
     done
-    ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
+    ((${#missing[@]} == 0)) || apt_install "${missing[@]}" || fail "could not install ${missing[*]}"
 }
 
 build_release() {
@@ -534,7 +500,7 @@ callgrind_run() {
     NEXT_SLOT=$((NEXT_SLOT + 1))
     python3 "$HERE/client.py" "$CONVERTER_URL" "$kind" "$n" "$slot" "${READ_CPRS[@]}" >/dev/null ||
         fail "the $kind requests under callgrind failed"
-    stop_process "$CONVERTER_PID" converter
+    stop_process "$CONVERTER_PID" converter 30
     CONVERTER_PID=""
     [[ -s "$file" ]] || fail "callgrind wrote no profile for $kind $n"
     local total
@@ -595,7 +561,7 @@ main() {
     micro) run_micro ;;
     all)
         run_load
-        stop_process "$CONVERTER_PID" converter
+        stop_process "$CONVERTER_PID" converter 30
         stop_process "$BACKEND_PID" backend
         CONVERTER_PID="" BACKEND_PID=""
         rm -rf "$TMP_DIR"

@@ -122,27 +122,9 @@ SECTION_TIMES=()
 # ---------------------------------------------------------------------------------------------
 # Helpers
 
-section() { printf '\n==== interop: %s ====\n' "$*"; }
-info() { printf '  %s\n' "$*"; }
-fail() {
-    printf 'interop: FAIL: %s\n' "$*" >&2
-    exit 1
-}
-
-# stop_process PID NAME -- TERM, up to 10 s for it to end, then KILL. Only the suite's own
-# children, by their pid.
-stop_process() {
-    local pid="$1" name="$2"
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-    info "stopping the $name (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
+SCRIPT_NAME=interop
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
 # The one EXIT trap: stops the converter and the backend, removes their temporary folders.
 cleanup() {
@@ -209,23 +191,6 @@ ensure_system_packages() {
     fi
     ((${#missing[@]} == 0)) && return 0
     apt_install "${missing[@]}" || fail "could not install ${missing[*]}"
-}
-
-# apt_install PACKAGE... -- Debian packages with apt-get (needs root: CI is). Status 1 when
-# that cannot be done here.
-APT_UPDATED=""
-apt_install() {
-    info "missing system packages: $*"
-    if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-        info "install $* (needs root and apt-get to do it here)"
-        return 1
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    if [[ -z "$APT_UPDATED" ]]; then
-        apt-get update -qq || return 1
-        APT_UPDATED=1
-    fi
-    apt-get install -y -qq --no-install-recommends "$@"
 }
 
 # zeep and xmlschema in the venv at their pinned versions (installed when either is missing
