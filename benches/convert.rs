@@ -208,7 +208,7 @@ fn record(c: &mut Criterion) {
     for (name, fault_code) in [("ok", None), ("fault", Some(100028))] {
         g.bench_function(name, |b| {
             b.iter(|| {
-                let (t, c) = metrics.organisation(black_box(Some("1")), black_box(Some("101")));
+                let (t, c) = metrics.organisation(black_box(Some((1, "101"))));
                 metrics.record_call(&CallRecord {
                     service: black_box("PersonRegistrationService"),
                     operation: black_box("CreateContactGroup"),

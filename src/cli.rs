@@ -44,12 +44,30 @@ pub enum Command {
     /// Run the converter: the legacy SOAP endpoints, calling VisiteringOgStatus REST
     /// (by default the embedded reference backend).
     Serve(Overrides),
-    /// Verify every mapping against wsdl/ and openapi/; exit 1 on the first problem found.
-    Check,
+    /// Verify every mapping against wsdl/ and openapi/ (and an agreements file, if given);
+    /// exit 1 on the first problem found.
+    Check(CheckArgs),
     /// Run the reference VisiteringOgStatus REST service (PersonVisiteringService v1).
     Backend(BackendArgs),
     /// Print the REST service's OpenAPI document (the one committed in openapi/).
     Openapi,
+    /// Write test certificates (a CA, a localhost server certificate, OCES2 and OCES3
+    /// client certificates, the converter's own) and a matching agreements file into DIR.
+    /// For trying the HTTPS door; never for production.
+    DevCerts(DevCertsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// A connection agreements file to validate too.
+    #[arg(long, env = "VOS_AGREEMENTS")]
+    pub agreements: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DevCertsArgs {
+    /// The folder to write into (created if missing; files in it are replaced).
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -72,6 +90,29 @@ pub struct BackendArgs {
         default_value_t = 0
     )]
     pub dev_latency_ms: u64,
+    /// HTTPS with client certificates: the server's certificate chain (PEM).
+    #[arg(long, env = "VOS_BACKEND_TLS_CERT", requires_all = ["tls_key", "client_ca", "trusted_client_cvr"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The key of --tls-cert (PEM).
+    #[arg(long, env = "VOS_BACKEND_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle(s) client certificates must chain to (comma-separated).
+    #[arg(
+        long,
+        env = "VOS_BACKEND_CLIENT_CA",
+        value_delimiter = ',',
+        requires = "tls_cert"
+    )]
+    pub client_ca: Vec<PathBuf>,
+    /// CVRs whose certificates may set the identity headers (the converter's); other
+    /// callers get 900205 (comma-separated; required with --tls-cert).
+    #[arg(
+        long,
+        env = "VOS_BACKEND_TRUSTED_CLIENT_CVR",
+        value_delimiter = ',',
+        requires = "tls_cert"
+    )]
+    pub trusted_client_cvr: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +144,12 @@ pub enum CliError {
     #[error("cannot render the OpenAPI document: {0}")]
     Json(#[from] serde_json::Error),
     #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    Agreements(#[from] crate::door::agreements::AgreementError),
+    #[error("{0}")]
+    DevCerts(#[from] crate::door::devcerts::DevCertsError),
+    #[error("{0}")]
     Other(String),
 }
 
@@ -110,7 +157,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         None => run_serve(Overrides::default()).await,
         Some(Command::Serve(o)) => run_serve(o).await,
-        Some(Command::Check) => run_check(),
+        Some(Command::Check(args)) => run_check(args),
+        Some(Command::DevCerts(args)) => run_dev_certs(args),
         Some(Command::Backend(args)) => run_backend(args).await,
         Some(Command::Openapi) => {
             let mut out = std::io::stdout().lock();
@@ -125,10 +173,43 @@ pub fn openapi_json() -> Result<String, serde_json::Error> {
     serde_json::to_string_pretty(&backend::openapi(true))
 }
 
-fn run_check() -> Result<(), CliError> {
+fn run_dev_certs(args: DevCertsArgs) -> Result<(), CliError> {
+    let files = crate::door::devcerts::write_dev_set(&args.dir)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "dev certificates (NOT for production; the CA's key is beside it) in {}:",
+        args.dir.display()
+    )?;
+    for f in &files {
+        writeln!(out, "  {}", f.display())?;
+    }
+    let d = args.dir.display();
+    writeln!(out, "try the HTTPS door:")?;
+    writeln!(
+        out,
+        "  vos-converter serve --tls-cert {d}/server.pem --tls-key {d}/server-key.pem --client-ca {d}/ca.pem --agreements {d}/agreements.toml"
+    )?;
+    writeln!(
+        out,
+        "  curl --cacert {d}/ca.pem --cert {d}/jobcenter-101.pem --key {d}/jobcenter-101-key.pem https://localhost:8080/readyz"
+    )?;
+    Ok(())
+}
+
+fn run_check(args: CheckArgs) -> Result<(), CliError> {
     Catalog::load()?;
     let plan = mapping::compile().map_err(CliError::Mapping)?;
     let mut out = std::io::stdout().lock();
+    if let Some(path) = &args.agreements {
+        let a = crate::door::agreements::Agreements::load(path)?;
+        writeln!(
+            out,
+            "ok  {}: {} connection agreements",
+            path.display(),
+            a.len()
+        )?;
+    }
     for s in &plan.services {
         writeln!(
             out,
@@ -190,18 +271,60 @@ async fn run_backend(args: BackendArgs) -> Result<(), CliError> {
     ensure_parent(&args.db)?;
     let listener = bind(&args.listen)?;
     let addr = listener.local_addr()?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            for cvr in &args.trusted_client_cvr {
+                if cvr.len() != 8 || !cvr.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(CliError::Other(format!(
+                        "--trusted-client-cvr: {cvr} is not a CVR (8 digits)"
+                    )));
+                }
+            }
+            let reloadable = crate::tls::Reloadable::new(
+                Some((cert.clone(), key.clone())),
+                crate::tls::ClientTrust {
+                    ca: args.client_ca.clone(),
+                    crl: Vec::new(),
+                },
+            )?;
+            Some(backend::BackendTls {
+                reloadable,
+                trusted_cvrs: args.trusted_client_cvr.clone(),
+            })
+        }
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let reload = tls.as_ref().map(|t| t.reloadable.clone());
     let cfg = BackendConfig {
         db: args.db.clone(),
         dev: args.dev,
         clock: Clock::System,
         latency: std::time::Duration::from_millis(args.dev_latency_ms),
+        tls,
     };
     let server = backend::server(listener, &cfg)?;
-    let base = format!("http://{addr}");
-    let mode = if args.dev {
-        "dev mode: SetPersonRegister is on"
-    } else {
-        "production mode"
+    if let Some(r) = reload {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        actix_web::rt::spawn(async move {
+            while hup.recv().await.is_some() {
+                match r.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: backend TLS reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIGHUP: backend TLS reload failed; the old set stays")
+                    }
+                }
+            }
+        });
+    }
+    let base = format!("{scheme}://{addr}");
+    let mode = match (args.dev, &args.tls_cert) {
+        (true, _) => "DEV MODE: SetPersonRegister is on".to_owned(),
+        (false, Some(_)) => format!(
+            "production mode, mutual TLS; identity headers from CVR {}",
+            args.trusted_client_cvr.join(", ")
+        ),
+        (false, None) => "production mode, plain HTTP: identity headers trusted as sent".to_owned(),
     };
     // stdout, one line each, so scripts and tests can read the address.
     let mut out = std::io::stdout().lock();
@@ -252,10 +375,94 @@ async fn seed(base: &str) -> Result<usize, CliError> {
     Ok(seed.person.len())
 }
 
+/// Raises the open-file limit toward the hard limit (connections are files); the figure
+/// is logged either way.
+fn raise_open_files(wanted: usize) {
+    // Connections, plus upstream connections, files and the listener's backlog.
+    let want = (wanted as u64).saturating_mul(2).saturating_add(256);
+    match rlimit::increase_nofile_limit(want) {
+        Ok(n) if n < wanted as u64 => tracing::warn!(
+            open_files = n,
+            max_connections = wanted,
+            "the open-file limit is below max_connections; raise the hard limit (ulimit -Hn)"
+        ),
+        Ok(n) => tracing::info!(open_files = n, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+}
+
+/// On SIGHUP: the TLS listener's certificate, key, CAs and CRLs, the proxy mode's CAs and
+/// CRLs, and the agreements, read again. Each that fails keeps its old set and says why;
+/// connections and calls in flight go on.
+fn spawn_reload(
+    listener_tls: Option<Arc<crate::tls::Reloadable>>,
+    forwarded_trust: Option<Arc<crate::tls::Reloadable>>,
+    door: Arc<crate::door::Door>,
+) -> std::io::Result<actix_web::rt::task::JoinHandle<()>> {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    Ok(actix_web::rt::spawn(async move {
+        while hup.recv().await.is_some() {
+            for (what, tls) in [
+                ("listener TLS", &listener_tls),
+                ("forwarded-certificate trust", &forwarded_trust),
+            ] {
+                if let Some(t) = tls {
+                    match t.reload() {
+                        Ok(()) => tracing::info!(what, "SIGHUP: reloaded"),
+                        Err(e) => {
+                            tracing::error!(what, error = %e, "SIGHUP: reload failed; the old set stays")
+                        }
+                    }
+                }
+            }
+            match door.reload() {
+                Ok(n) => tracing::info!(agreements = n, "SIGHUP: agreements reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: agreements reload failed; the old agreements stay")
+                }
+            }
+        }
+    }))
+}
+
 async fn run_serve(o: Overrides) -> Result<(), CliError> {
     let cfg = Config::load(&o)?;
     Catalog::load()?;
     let plan = Arc::new(mapping::compile().map_err(CliError::Mapping)?);
+    let mode = cfg.identity_mode()?;
+
+    // The door: TLS material (reloaded on SIGHUP), the agreements, the trusted proxies.
+    let trust = crate::tls::ClientTrust {
+        ca: cfg.client_ca.clone(),
+        crl: cfg.client_crl.clone(),
+    };
+    let listener_tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => Some(crate::tls::Reloadable::new(
+            Some((c.clone(), k.clone())),
+            trust.clone(),
+        )?),
+        _ => None,
+    };
+    // Forwarded certificates are verified against the client CAs when they are given.
+    let forwarded_trust = match (&listener_tls, mode, trust.ca.is_empty()) {
+        (Some(t), _, _) => Some(t.clone()),
+        (None, crate::door::Mode::Proxy, false) => {
+            Some(crate::tls::Reloadable::new(None, trust.clone())?)
+        }
+        _ => None,
+    };
+    if mode == crate::door::Mode::Proxy && forwarded_trust.is_none() {
+        tracing::warn!(
+            "proxy mode without client_ca: forwarded certificates are trusted as the proxy verified them"
+        );
+    }
+    let door = Arc::new(crate::door::Door::new(crate::door::DoorConfig {
+        mode,
+        agreements: cfg.agreements.clone(),
+        trusted_proxies: cfg.proxies()?,
+        client_cert_header: cfg.client_cert_header.clone(),
+        trust: forwarded_trust.clone(),
+    })?);
 
     // The REST service: the configured one, or the reference backend on a loopback port.
     let mut embedded_backend = None;
@@ -273,6 +480,7 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
                     dev: true,
                     clock: Clock::System,
                     latency: std::time::Duration::ZERO,
+                    tls: None,
                 },
             )?;
             embedded_backend = Some(server.handle());
@@ -282,12 +490,22 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
         }
     };
 
+    let rest_tls = if cfg.rest_client_cert.is_some() || cfg.rest_ca.is_some() {
+        let identity = cfg
+            .rest_client_cert
+            .as_deref()
+            .zip(cfg.rest_client_key.as_deref());
+        Some(crate::tls::client_config(identity, cfg.rest_ca.as_deref())?)
+    } else {
+        None
+    };
     let upstream = Upstream::new(&UpstreamConfig {
         base_url: rest_url.clone(),
         connect_timeout: cfg.connect_timeout(),
         request_timeout: cfg.upstream_timeout(),
         codelist_ttl: cfg.codelist_ttl(),
         max_connections: cfg.rest_max_connections,
+        tls: rest_tls,
     })?;
     let limits = Limits {
         max_depth: cfg.max_depth,
@@ -313,7 +531,8 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
     let converter = Converter::new(plan.clone(), upstream, limits)
         .with_cutover(cutover.clone())
         .with_legacy(legacy)
-        .with_usage(usage);
+        .with_usage(usage)
+        .with_door(door.clone());
     let now = jiff::Timestamp::now();
     for (t, c, at) in cutover.overrides() {
         converter.metrics.set_past_cutover(t, c, now >= at);
@@ -328,16 +547,43 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
         }
     });
     let usage = converter.usage.clone();
-    let state = Arc::new(SoapState::new(converter, cfg.max_body_bytes).map_err(CliError::Other)?);
+    let scheme = if listener_tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let state = Arc::new(
+        SoapState::new(
+            converter,
+            front::FrontConfig {
+                max_body: cfg.max_body_bytes,
+                body_timeout: cfg.body_timeout(),
+                public_url: cfg.public_url.clone(),
+                scheme,
+            },
+        )
+        .map_err(CliError::Other)?,
+    );
     let listener = bind(&cfg.listen)?;
     let addr = listener.local_addr()?;
+    raise_open_files(cfg.max_connections);
     let routes = front::configure(state);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // actix bounds connections per worker thread.
+    let per_worker = cfg.max_connections.div_ceil(workers).max(1);
     let server = HttpServer::new(move || App::new().configure(routes.clone()))
-        .shutdown_timeout(10)
-        .listen(listener)?
-        .run();
+        .workers(workers)
+        .max_connections(per_worker)
+        .on_connect(crate::tls::on_connect)
+        .shutdown_timeout(10);
+    let server = match &listener_tls {
+        Some(t) => server.listen_rustls_0_23(listener, t.server_config()?)?,
+        None => server.listen(listener)?,
+    }
+    .run();
+    let reload = spawn_reload(listener_tls.clone(), forwarded_trust, door.clone())?;
 
-    let base = format!("http://{addr}");
+    let base = format!("{scheme}://{addr}");
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -359,12 +605,45 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
         out,
         "  metrics: {base}/metrics   health: {base}/healthz   ready: {base}/readyz"
     )?;
+    match mode {
+        crate::door::Mode::Header => writeln!(
+            out,
+            "  identity: header: WARNING identities are NOT verified; RequestUserMetadata is trusted as sent{}",
+            if cfg.dev_mode() { " (dev mode)" } else { "" }
+        )?,
+        crate::door::Mode::Certificate => writeln!(
+            out,
+            "  identity: certificate: HTTPS, client certificates from {} CA file(s){}, {} connection agreements; SIGHUP reloads them",
+            cfg.client_ca.len(),
+            if cfg.client_crl.is_empty() {
+                String::new()
+            } else {
+                format!(" and {} CRL file(s)", cfg.client_crl.len())
+            },
+            door.agreement_count()
+        )?,
+        crate::door::Mode::Proxy => writeln!(
+            out,
+            "  identity: proxy: client certificate from header {} of {}, {} connection agreements; SIGHUP reloads them",
+            cfg.client_cert_header.as_deref().unwrap_or("-"),
+            cfg.trusted_proxies.join(", "),
+            door.agreement_count()
+        )?,
+    }
     match &cfg.rest_url {
-        Some(url) => writeln!(out, "  REST upstream: {url}")?,
+        Some(url) => writeln!(
+            out,
+            "  REST upstream: {url}{}",
+            if cfg.rest_client_cert.is_some() {
+                " (mutual TLS)"
+            } else {
+                ""
+            }
+        )?,
         None => {
             writeln!(
                 out,
-                "  REST upstream: {rest_url} (embedded reference backend, dev mode, database {})",
+                "  REST upstream: {rest_url} (embedded reference backend, DEV MODE, database {})",
                 cfg.data_dir.join("vos-backend.db").display()
             )?;
             writeln!(out, "  REST API page: {rest_url}{API_PAGE}")?;
@@ -394,7 +673,14 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
     }
     out.flush()?;
     drop(out);
+    if mode == crate::door::Mode::Header {
+        tracing::warn!(
+            dev_mode = cfg.dev_mode(),
+            "identity mode header: callers are not verified"
+        );
+    }
     server.await?;
+    reload.abort();
     persist.abort();
     usage.persist(Clock::System.today());
     if let Some(h) = embedded_backend {

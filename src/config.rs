@@ -84,6 +84,48 @@ pub struct Config {
     pub max_depth: usize,
     /// Most elements accepted in a SOAP request.
     pub max_elements: usize,
+    /// How long a request body may take to arrive, from the end of its headers; slower is
+    /// 408 with a SOAP fault (900513), so a body trickled byte by byte cannot hold a
+    /// connection.
+    pub body_timeout_ms: u64,
+    /// Most client connections the SOAP listener keeps open at once (over all worker
+    /// threads); more wait in the listen backlog. The open-file limit is raised at start.
+    pub max_connections: usize,
+    /// How callers are identified: `certificate` (TLS client certificate + agreements),
+    /// `proxy` (a trusted proxy's forwarded certificate + agreements) or `header`
+    /// (RequestUserMetadata trusted as sent). Unset: `certificate` with `tls_cert`, `proxy`
+    /// with `trusted_proxies`, `header` in dev mode; anything else refuses to start.
+    pub identity: Option<crate::door::Mode>,
+    /// The SOAP listener's certificate chain (PEM): with it, the listener is HTTPS and
+    /// requires a client certificate.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// CA bundles (PEM) a client certificate must chain to (TLS, and forwarded certificates
+    /// in proxy mode).
+    pub client_ca: Vec<PathBuf>,
+    /// CRLs (PEM or DER): a revoked client certificate fails the handshake (or, forwarded,
+    /// is 900512). With CRLs, a certificate no CRL covers fails too.
+    pub client_crl: Vec<PathBuf>,
+    /// Connection agreements (TOML): which organisations each certificate may act for.
+    pub agreements: Option<PathBuf>,
+    /// Addresses (CIDR) of TLS-terminating proxies whose forwarded certificate header and
+    /// X-Forwarded-Host/-Proto are honoured; from anyone else those headers are ignored.
+    pub trusted_proxies: Vec<String>,
+    /// The header a trusted proxy forwards the client certificate in (URL-escaped PEM, as
+    /// nginx's `$ssl_client_escaped_cert`).
+    pub client_cert_header: Option<String>,
+    /// The address the served WSDLs name (`https://soap.example`); unset, they name the
+    /// address the client used, and are sent with `Cache-Control: no-store`.
+    pub public_url: Option<String>,
+    /// The converter's own function certificate (PEM) for the hop to REST and legacy
+    /// services (mutual TLS).
+    pub rest_client_cert: Option<PathBuf>,
+    /// The key of `rest_client_cert`.
+    pub rest_client_key: Option<PathBuf>,
+    /// CA bundle (PEM) the REST (and legacy) servers' certificates must chain to; unset:
+    /// the platform's roots.
+    pub rest_ca: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -103,12 +145,26 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             max_depth: 32,
             max_elements: 2000,
+            body_timeout_ms: 10_000,
+            max_connections: 10_000,
+            identity: None,
+            tls_cert: None,
+            tls_key: None,
+            client_ca: Vec::new(),
+            client_crl: Vec::new(),
+            agreements: None,
+            trusted_proxies: Vec::new(),
+            client_cert_header: None,
+            public_url: None,
+            rest_client_cert: None,
+            rest_client_key: None,
+            rest_ca: None,
         }
     }
 }
 
 /// The field names, for the README check.
-pub const FIELDS: [&str; 14] = [
+pub const FIELDS: [&str; 28] = [
     "listen",
     "rest_url",
     "data_dir",
@@ -123,6 +179,34 @@ pub const FIELDS: [&str; 14] = [
     "max_body_bytes",
     "max_depth",
     "max_elements",
+    "body_timeout_ms",
+    "max_connections",
+    "identity",
+    "tls_cert",
+    "tls_key",
+    "client_ca",
+    "client_crl",
+    "agreements",
+    "trusted_proxies",
+    "client_cert_header",
+    "public_url",
+    "rest_client_cert",
+    "rest_client_key",
+    "rest_ca",
+];
+
+/// Fields that are `None` by default, so not in a serialised default `Config`.
+pub const OPTIONAL_FIELDS: [&str; 10] = [
+    "rest_url",
+    "identity",
+    "tls_cert",
+    "tls_key",
+    "agreements",
+    "client_cert_header",
+    "public_url",
+    "rest_client_cert",
+    "rest_client_key",
+    "rest_ca",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +273,53 @@ pub struct Overrides {
     /// Most elements in a SOAP request [default: 2000].
     #[arg(long, env = "VOS_MAX_ELEMENTS")]
     pub max_elements: Option<usize>,
+    /// Milliseconds a request body may take to arrive (408 after) [default: 10000].
+    #[arg(long, env = "VOS_BODY_TIMEOUT_MS")]
+    pub body_timeout_ms: Option<u64>,
+    /// Most open client connections of the SOAP listener [default: 10000].
+    #[arg(long, env = "VOS_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// How callers are identified [default: certificate with --tls-cert, proxy with
+    /// --trusted-proxy, header in dev mode].
+    #[arg(long, env = "VOS_IDENTITY", value_enum)]
+    pub identity: Option<crate::door::Mode>,
+    /// HTTPS: the SOAP listener's certificate chain (PEM).
+    #[arg(long, env = "VOS_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// HTTPS: the key of --tls-cert (PEM).
+    #[arg(long, env = "VOS_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle(s) client certificates must chain to (comma-separated).
+    #[arg(long, env = "VOS_CLIENT_CA", value_delimiter = ',')]
+    pub client_ca: Vec<PathBuf>,
+    /// CRL file(s) of the client CAs (comma-separated; PEM or DER).
+    #[arg(long, env = "VOS_CLIENT_CRL", value_delimiter = ',')]
+    pub client_crl: Vec<PathBuf>,
+    /// Connection agreements (TOML): which organisations each certificate may act for.
+    #[arg(long, env = "VOS_AGREEMENTS")]
+    pub agreements: Option<PathBuf>,
+    /// Trusted TLS-terminating proxies, CIDR (comma-separated).
+    #[arg(
+        long = "trusted-proxy",
+        env = "VOS_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
+    /// The header a trusted proxy forwards the client certificate in (URL-escaped PEM).
+    #[arg(long, env = "VOS_CLIENT_CERT_HEADER")]
+    pub client_cert_header: Option<String>,
+    /// The address the served WSDLs name, e.g. https://soap.example [default: the client's].
+    #[arg(long, env = "VOS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The converter's own certificate (PEM) for mutual TLS to REST and legacy services.
+    #[arg(long, env = "VOS_REST_CLIENT_CERT")]
+    pub rest_client_cert: Option<PathBuf>,
+    /// The key of --rest-client-cert (PEM).
+    #[arg(long, env = "VOS_REST_CLIENT_KEY")]
+    pub rest_client_key: Option<PathBuf>,
+    /// CA bundle (PEM) for the REST and legacy servers [default: the platform's roots].
+    #[arg(long, env = "VOS_REST_CA")]
+    pub rest_ca: Option<PathBuf>,
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
@@ -259,8 +390,28 @@ impl Config {
             codelist_ttl_secs,
             max_body_bytes,
             max_depth,
-            max_elements
+            max_elements,
+            body_timeout_ms,
+            max_connections
         );
+        macro_rules! take_some {
+            ($($f:ident),*) => { $( if o.$f.is_some() { c.$f = o.$f.clone(); } )* };
+        }
+        take_some!(
+            identity,
+            tls_cert,
+            tls_key,
+            agreements,
+            client_cert_header,
+            public_url,
+            rest_client_cert,
+            rest_client_key,
+            rest_ca
+        );
+        macro_rules! take_list {
+            ($($f:ident),*) => { $( if !o.$f.is_empty() { c.$f = o.$f.clone(); } )* };
+        }
+        take_list!(client_ca, client_crl, trusted_proxies);
         c.validate()?;
         Ok(c)
     }
@@ -309,7 +460,135 @@ impl Config {
                 "limits this small refuse every valid request",
             ));
         }
+        if self.body_timeout_ms == 0 {
+            return Err(invalid("body_timeout_ms", "must be above 0"));
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("max_connections", "must be above 0"));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(invalid("tls_cert", "tls_cert and tls_key go together"));
+        }
+        if self.tls_cert.is_some() && self.client_ca.is_empty() {
+            return Err(invalid(
+                "client_ca",
+                "HTTPS requires client certificates: give the CA bundle(s) they chain to",
+            ));
+        }
+        if !self.client_crl.is_empty() && self.client_ca.is_empty() {
+            return Err(invalid("client_crl", "CRLs need client_ca"));
+        }
+        if self.rest_client_cert.is_some() != self.rest_client_key.is_some() {
+            return Err(invalid(
+                "rest_client_cert",
+                "rest_client_cert and rest_client_key go together",
+            ));
+        }
+        self.proxies()?;
+        if let Some(h) = &self.client_cert_header
+            && http::HeaderName::from_bytes(h.as_bytes()).is_err()
+        {
+            return Err(invalid(
+                "client_cert_header",
+                format!("{h} is not a header name"),
+            ));
+        }
+        if let Some(u) = &self.public_url {
+            let ok = (u.starts_with("http://") || u.starts_with("https://"))
+                && u.parse::<http::Uri>()
+                    .ok()
+                    .is_some_and(|p| p.authority().is_some() && matches!(p.path(), "" | "/"));
+            if !ok {
+                return Err(invalid(
+                    "public_url",
+                    "must be scheme://host[:port] (no path), e.g. https://soap.example",
+                ));
+            }
+        }
+        let mode = self.identity_mode()?;
+        if matches!(
+            mode,
+            crate::door::Mode::Certificate | crate::door::Mode::Proxy
+        ) && self.agreements.is_none()
+        {
+            return Err(invalid(
+                "agreements",
+                format!(
+                    "identity = \"{}\" decides with connection agreements: give the agreements file",
+                    mode.as_str()
+                ),
+            ));
+        }
+        match mode {
+            crate::door::Mode::Certificate if self.tls_cert.is_none() => {
+                return Err(invalid(
+                    "identity",
+                    "identity = \"certificate\" needs tls_cert, tls_key and client_ca",
+                ));
+            }
+            crate::door::Mode::Proxy
+                if self.trusted_proxies.is_empty() || self.client_cert_header.is_none() =>
+            {
+                return Err(invalid(
+                    "identity",
+                    "identity = \"proxy\" needs trusted_proxies and client_cert_header",
+                ));
+            }
+            _ => {}
+        }
         Ok(())
+    }
+
+    /// Whether this is dev mode: the embedded reference backend (no `rest_url`).
+    pub fn dev_mode(&self) -> bool {
+        self.rest_url.is_none()
+    }
+
+    /// The identity mode: as set, or derived (see `identity`). Outside dev mode, with
+    /// neither TLS nor trusted proxies and no explicit `identity = "header"`, an error: a
+    /// production start does not trust unverified identities by default.
+    pub fn identity_mode(&self) -> Result<crate::door::Mode, ConfigError> {
+        use crate::door::Mode;
+        if let Some(m) = self.identity {
+            return Ok(m);
+        }
+        if self.tls_cert.is_some() {
+            Ok(Mode::Certificate)
+        } else if !self.trusted_proxies.is_empty() {
+            Ok(Mode::Proxy)
+        } else if self.dev_mode() {
+            Ok(Mode::Header)
+        } else {
+            Err(invalid(
+                "identity",
+                "with rest_url set (not dev mode) callers must be identified: give tls_cert, \
+                 tls_key, client_ca and agreements (HTTPS with client certificates), or \
+                 trusted_proxies and client_cert_header (behind a TLS proxy); or, to trust \
+                 RequestUserMetadata as sent, --identity header explicitly",
+            ))
+        }
+    }
+
+    /// The trusted proxies' networks.
+    pub fn proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|p| {
+                let p = p.trim();
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        invalid(
+                            "trusted_proxies",
+                            format!("{p} is not an address or CIDR network"),
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
     }
 
     /// The cutover rules: the default instant and every organisation's own.
@@ -376,9 +655,103 @@ mod tests {
         let ok = Config {
             rest_url: Some("https://rest.example:8443/vos".into()),
             rest_max_connections: 1,
+            identity: Some(crate::door::Mode::Header),
             ..Config::default()
         };
         assert!(ok.validate().is_ok());
+    }
+
+    #[test]
+    fn a_production_start_refuses_unverified_identities_unless_asked() {
+        use crate::door::Mode;
+        let prod = Config {
+            rest_url: Some("https://rest.example/".into()),
+            ..Config::default()
+        };
+        let e = prod.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("identity:") && e.contains("--identity header"),
+            "{e}"
+        );
+        // Dev mode (the embedded backend) defaults to header.
+        assert_eq!(Config::default().identity_mode().unwrap(), Mode::Header);
+        let tls = Config {
+            tls_cert: Some("c.pem".into()),
+            tls_key: Some("k.pem".into()),
+            client_ca: vec!["ca.pem".into()],
+            agreements: Some("a.toml".into()),
+            ..prod.clone()
+        };
+        assert_eq!(tls.identity_mode().unwrap(), Mode::Certificate);
+        assert!(tls.validate().is_ok());
+        // Certificates without agreements, or without a client CA, refuse.
+        let e = Config {
+            agreements: None,
+            ..tls.clone()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("agreements:"), "{e}");
+        let e = Config {
+            client_ca: vec![],
+            ..tls.clone()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("client_ca:"), "{e}");
+        let proxy = Config {
+            trusted_proxies: vec!["10.0.0.0/8".into(), "127.0.0.1".into()],
+            client_cert_header: Some("X-Client-Cert".into()),
+            agreements: Some("a.toml".into()),
+            ..prod.clone()
+        };
+        assert_eq!(proxy.identity_mode().unwrap(), Mode::Proxy);
+        assert!(proxy.validate().is_ok());
+        assert_eq!(proxy.proxies().unwrap().len(), 2);
+        let e = Config {
+            client_cert_header: None,
+            ..proxy.clone()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("identity:"), "{e}");
+        let e = Config {
+            trusted_proxies: vec!["10.0.0.0/33".into()],
+            ..proxy.clone()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("trusted_proxies:"), "{e}");
+        for bad in ["soap.example", "https://soap.example/path", "ftp://x"] {
+            let e = Config {
+                public_url: Some(bad.into()),
+                ..proxy.clone()
+            }
+            .validate()
+            .unwrap_err()
+            .to_string();
+            assert!(e.starts_with("public_url:"), "{bad}: {e}");
+        }
+        assert!(
+            Config {
+                public_url: Some("https://soap.example:8443".into()),
+                ..proxy.clone()
+            }
+            .validate()
+            .is_ok()
+        );
+        assert!(
+            Config {
+                body_timeout_ms: 0,
+                ..Config::default()
+            }
+            .validate()
+            .is_err()
+        );
     }
 
     #[test]
@@ -476,7 +849,7 @@ mod tests {
     fn fields_lists_every_setting() {
         let v = toml::Value::try_from(Config::default()).unwrap();
         let mut keys: Vec<&str> = v.as_table().unwrap().keys().map(String::as_str).collect();
-        keys.push("rest_url"); // None is not serialised
+        keys.extend(OPTIONAL_FIELDS); // None is not serialised
         keys.sort_unstable();
         let mut fields = FIELDS.to_vec();
         fields.sort_unstable();

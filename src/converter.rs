@@ -17,6 +17,7 @@ use futures_util::future::join_all;
 
 use crate::catalog::Fejl;
 use crate::cutover::Cutover;
+use crate::door::{Door, Presented};
 use crate::json::Json;
 use crate::mapping::{
     Behaviour, CallPlan, Canon, CollectionPlan, OpPlan, OutField, OutSource, Plan, ReadPart,
@@ -57,6 +58,8 @@ pub struct Converter {
     pub legacy: Arc<Legacy>,
     pub metrics: Arc<Metrics>,
     pub usage: Arc<Usage>,
+    /// Who may call for whom: the identity mode and the agreements.
+    pub door: Arc<Door>,
 }
 
 impl Converter {
@@ -71,7 +74,13 @@ impl Converter {
             usage: Arc::new(Usage::load(None)),
             cutover: Arc::new(Cutover::new(crate::config::default_cutover())),
             legacy: Arc::new(Legacy::default()),
+            door: Arc::new(Door::header_mode()),
         }
+    }
+
+    pub fn with_door(mut self, door: Arc<Door>) -> Converter {
+        self.door = door;
+        self
     }
 
     pub fn with_cutover(mut self, cutover: Cutover) -> Converter {
@@ -136,35 +145,15 @@ struct Raw<'r> {
     body: bytes::Bytes,
 }
 
-/// Who the caller is, from RequestUserMetadata.
-fn identity(env: &Envelope<'_>) -> Result<Identity, Failure> {
+/// Who the caller is: the door's decision over what the connection presented and what
+/// RequestUserMetadata claims (`door::Door::decide`, the one place it is decided).
+fn identity(door: &Door, presented: &Presented, env: &Envelope<'_>) -> Result<Identity, Failure> {
     let m = env
         .metadata
         .as_ref()
         .ok_or(Failure::Own(Fejl::MetadataMangler, None))?;
-    // The identity travels to REST as header values: visible ASCII and spaces only.
-    let plain = |v: &String| v.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
-    let values = [&m.organisation_type, &m.organisation_code, &m.user];
-    if values.into_iter().flatten().any(|v| !plain(v)) {
-        return Err(Failure::Own(
-            Fejl::MetadataMangler,
-            Some(
-                "OrganisationType, OrganisationCode og UserIdentifier må kun indeholde synlige ASCII-tegn"
-                    .into(),
-            ),
-        ));
-    }
-    match (&m.organisation_type, &m.organisation_code) {
-        (Some(t), Some(c)) => Ok(Identity {
-            organisation_type: t.clone(),
-            organisation_code: c.clone(),
-            user: m.user.clone(),
-        }),
-        _ => Err(Failure::Own(
-            Fejl::MetadataMangler,
-            Some("OrganisationType og OrganisationCode skal udfyldes".into()),
-        )),
-    }
+    door.decide(presented, &m.claim())
+        .map_err(|r| Failure::Own(r.fejl, r.detail))
 }
 
 /// Every input in canonical form; a missing required element or a value of the wrong type
@@ -440,16 +429,16 @@ fn choose_call<'p>(
 async fn call_exchange<'p>(
     conv: &Converter,
     env: &Envelope<'p>,
+    who: &Identity,
     plan: &'p CallPlan,
     trace: &Trace,
 ) -> Result<Answer<'p>, Failure> {
-    let who = identity(env)?;
     let inputs = typed_inputs(env.op, &env.values)?;
-    let (call, id) = choose_call(plan, env, &who);
+    let (call, id) = choose_call(plan, env, who);
     let extra = id.as_ref().map(|(t, c)| (*t, c));
-    check_codes(conv, call, &inputs, &who, trace).await?;
-    check_unchanged(conv, plan, &inputs, &who, trace).await?;
-    let answer = call_upstream(conv, &map_request(call, &inputs, extra), &who, trace).await?;
+    check_codes(conv, call, &inputs, who, trace).await?;
+    check_unchanged(conv, plan, &inputs, who, trace).await?;
+    let answer = call_upstream(conv, &map_request(call, &inputs, extra), who, trace).await?;
     Ok(Answer::Parts(map_response(
         &plan.response,
         &parse_answer(Some(&conv.metrics), &call.operation_id, &answer)?,
@@ -511,16 +500,17 @@ fn read_parts<'p>(
     Ok(parts)
 }
 
+#[allow(clippy::too_many_arguments)] // issue 13 gathers these into one Call
 async fn read_exchange<'p>(
     conv: &Converter,
     env: &Envelope<'p>,
+    who: &Identity,
     service: &ServicePlan,
     plan: &'p ReadPlan,
     raw: &Raw<'_>,
     trace: &Trace,
     passed: bool,
 ) -> Result<Answer<'p>, Failure> {
-    let who = identity(env)?;
     let inputs = typed_inputs(env.op, &env.values)?;
     let legacy_url = conv.legacy.urls.get(&service.name);
 
@@ -530,7 +520,7 @@ async fn read_exchange<'p>(
             return Vec::new();
         }
         join_all(plan.collections.iter().map(|c| async {
-            call_upstream(conv, &map_request(&c.call, &inputs, None), &who, trace).await
+            call_upstream(conv, &map_request(&c.call, &inputs, None), who, trace).await
         }))
         .await
     };
@@ -762,15 +752,18 @@ fn refusal(version: SoapVersion, status: u16, fejl: Fejl, detail: Option<String>
 #[derive(Default)]
 struct Seen {
     operation: Option<String>,
-    organisation: Option<(String, String)>,
+    /// The claimed organisation, type normalised; labelled only if the door allows.
+    organisation: Option<(u8, String)>,
     past_cutover: Option<bool>,
 }
 
 impl Converter {
     /// Converts one SOAP request to `service` into its answer, and records it.
+    #[allow(clippy::too_many_arguments)] // issue 13 gathers these into one Call
     pub async fn convert(
         &self,
         service: &ServicePlan,
+        presented: &Presented,
         content_type: &str,
         soap_action: Option<&str>,
         body: bytes::Bytes,
@@ -789,8 +782,10 @@ impl Converter {
                 };
                 (
                     Some(version),
-                    self.convert_envelope(service, version, action, &raw, &trace, &mut seen)
-                        .await,
+                    self.convert_envelope(
+                        service, presented, version, action, &raw, &trace, &mut seen,
+                    )
+                    .await,
                 )
             }
         };
@@ -840,10 +835,12 @@ impl Converter {
         let total = start.elapsed();
         let upstream = trace.waited();
         let request_id = trace.trace_id();
-        let (org_type, org_code) = self.metrics.organisation(
-            seen.organisation.as_ref().map(|o| o.0.as_str()),
-            seen.organisation.as_ref().map(|o| o.1.as_str()),
-        );
+        let org = seen
+            .organisation
+            .as_ref()
+            .filter(|(t, c)| self.door.may_label(*t, c))
+            .map(|(t, c)| (*t, c.as_str()));
+        let (org_type, org_code) = self.metrics.organisation(org);
         let operation = seen.operation.as_deref().unwrap_or("-");
         self.metrics.record_call(&CallRecord {
             service: &service.name,
@@ -888,9 +885,11 @@ impl Converter {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // issue 13 gathers these into one Call
     async fn convert_envelope(
         &self,
         service: &ServicePlan,
+        presented: &Presented,
         version: SoapVersion,
         action: Option<&str>,
         raw: &Raw<'_>,
@@ -916,11 +915,11 @@ impl Converter {
         seen.organisation = env
             .metadata
             .as_ref()
-            .and_then(|m| Some((m.organisation_type.clone()?, m.organisation_code.clone()?)));
-        let passed = seen
-            .organisation
-            .as_ref()
-            .map(|(t, c)| self.cutover.passed(t, c, jiff::Timestamp::now()));
+            .and_then(|m| Some((m.organisation_type?, m.organisation_code.clone()?)));
+        let passed = seen.organisation.as_ref().map(|(t, c)| {
+            self.cutover
+                .passed(&t.to_string(), c, jiff::Timestamp::now())
+        });
         // Every caller's cutover state, whatever it calls: the dashboard and the gauge show who
         // is past it and still calling.
         seen.past_cutover = passed;
@@ -929,11 +928,16 @@ impl Converter {
                 Behaviour::Retired { replacement } => {
                     Err(Failure::Own(Fejl::MetodeUdgaaet, Some(replacement.clone())))
                 }
-                Behaviour::Call(plan) => call_exchange(self, &env, plan, trace).await,
+                Behaviour::Call(plan) => {
+                    let who = identity(&self.door, presented, &env)?;
+                    call_exchange(self, &env, &who, plan, trace).await
+                }
                 Behaviour::Read(plan) => {
+                    let who = identity(&self.door, presented, &env)?;
                     read_exchange(
                         self,
                         &env,
+                        &who,
                         service,
                         plan,
                         raw,
@@ -1016,7 +1020,8 @@ pub mod phases {
         let inputs = typed_inputs(env.op, &env.values).map_err(|f| format!("{f:?}"))?;
         match &env.op.behaviour {
             Behaviour::Call(plan) => {
-                let who = identity(env).map_err(|f| format!("{f:?}"))?;
+                let who = identity(&Door::header_mode(), &Presented::Unverified, env)
+                    .map_err(|f| format!("{f:?}"))?;
                 let (call, id) = choose_call(plan, env, &who);
                 Ok(vec![map_request(
                     call,

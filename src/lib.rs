@@ -17,6 +17,11 @@
 //! - [`cpr`]: the CPR number, masked wherever it could be printed.
 //! - [`dktime`]: Danish dates (Europe/Copenhagen) and the clock.
 //! - [`observe`]: tracing setup with CPR redaction, Prometheus metrics, migration usage.
+//! - [`door`]: who is calling: client certificates (OCES2/OCES3), connection agreements,
+//!   the identity modes; the one place the caller is decided.
+//! - [`tls`]: rustls for both programs: listeners that require client certificates and
+//!   reload on SIGHUP, the client side of the hop to REST, the peer's certificate per
+//!   connection.
 //!
 //! ARCHITECTURE.md has the request paths and the invariants.
 
@@ -28,10 +33,12 @@ pub mod converter;
 pub mod cpr;
 pub mod cutover;
 pub mod dktime;
+pub mod door;
 pub mod embedded;
 pub mod json;
 pub mod mapping;
 pub mod observe;
 pub mod soap;
+pub mod tls;
 pub mod upstream;
 pub mod vos;

@@ -198,6 +198,9 @@ pub struct UpstreamConfig {
     /// Most calls in flight (so connections open) at once, REST and legacy together; also
     /// the idle connections kept per host and worker thread.
     pub max_connections: usize,
+    /// The TLS client config for https (the converter's own certificate, the CAs it
+    /// trusts); absent: no client certificate and the platform's roots.
+    pub tls: Option<rustls::ClientConfig>,
 }
 
 /// The largest answer read from REST or a legacy service; more is an invalid answer.
@@ -343,12 +346,13 @@ impl Upstream {
         http.set_keepalive(Some(Duration::from_secs(60)));
         // The TLS layer below decides the scheme.
         http.enforce_http(false);
-        let connector = HttpsConnectorBuilder::new()
-            .try_with_platform_verifier()
-            .map_err(|e| SetupError::Tls(e.to_string()))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let builder = match &cfg.tls {
+            Some(tls) => HttpsConnectorBuilder::new().with_tls_config(tls.clone()),
+            None => HttpsConnectorBuilder::new()
+                .try_with_platform_verifier()
+                .map_err(|e| SetupError::Tls(e.to_string()))?,
+        };
+        let connector = builder.https_or_http().enable_http1().wrap_connector(http);
         let connector = TimedConnector {
             inner: connector,
             timeout: cfg.connect_timeout,
@@ -720,6 +724,7 @@ mod tests {
             request_timeout: Duration::from_secs(1),
             codelist_ttl: Duration::from_secs(1),
             max_connections: 4,
+            tls: None,
         })
     }
 
@@ -818,6 +823,7 @@ mod tests {
             request_timeout: Duration::from_secs(20),
             codelist_ttl: Duration::from_secs(1),
             max_connections: 4,
+            tls: None,
         })
         .unwrap();
         let who = Identity {

@@ -363,6 +363,7 @@ fn start_converter(rest_base: &str, cutover: Option<jiff::Timestamp>) -> Running
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(10),
         max_connections: 8,
+        tls: None,
         codelist_ttl: Duration::from_secs(300),
     })
     .unwrap();
@@ -374,7 +375,16 @@ fn start_converter(rest_base: &str, cutover: Option<jiff::Timestamp>) -> Running
     if let Some(at) = cutover {
         converter = converter.with_cutover(Cutover::new(at));
     }
-    let state = std::sync::Arc::new(SoapState::new(converter, MAX_BODY).unwrap());
+    let state = std::sync::Arc::new(
+        SoapState::new(
+            converter,
+            front::FrontConfig {
+                max_body: MAX_BODY,
+                ..front::FrontConfig::default()
+            },
+        )
+        .unwrap(),
+    );
     let routes = front::configure(state);
     Running::start(move |listener| {
         Ok(

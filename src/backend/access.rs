@@ -122,14 +122,31 @@ impl Caller {
     }
 }
 
+/// Over mutual TLS, only the listed CVRs' certificates may name a caller in the identity
+/// headers (the converter's); without TLS the headers are trusted (the embedded dev
+/// backend on loopback).
+fn trusted_to_set_identity(req: &HttpRequest) -> Result<(), ApiError> {
+    let Some(trusted) = req.app_data::<actix_web::web::Data<super::TrustedCallers>>() else {
+        return Ok(());
+    };
+    match req.conn_data::<crate::tls::PeerCert>() {
+        Some(crate::tls::PeerCert(Ok(id))) if trusted.0.iter().any(|c| *c == id.cvr) => Ok(()),
+        Some(crate::tls::PeerCert(Ok(id))) => Err(ApiError::with_detail(
+            Fejl::IdentitetIkkeBetroet,
+            format!("CVR {}", id.cvr),
+        )),
+        _ => Err(Fejl::IdentitetIkkeBetroet.into()),
+    }
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(
-            Catalog::load()
-                .map_err(|_| ApiError::from(Fejl::InternFejl))
+            trusted_to_set_identity(req)
+                .and_then(|()| Catalog::load().map_err(|_| ApiError::from(Fejl::InternFejl)))
                 .and_then(|c| Caller::from_headers(req, c)),
         )
     }

@@ -195,7 +195,23 @@ pub struct BackendConfig {
     /// Dev mode only: every answer leaves this much later (a stand-in for the network and
     /// load between a client and STAR's production REST service, for benchmarks).
     pub latency: Duration,
+    /// HTTPS with required client certificates; absent: plain HTTP (the embedded dev
+    /// backend on loopback).
+    pub tls: Option<BackendTls>,
 }
+
+/// The backend's TLS: what it presents and trusts, and whose certificates may set the
+/// identity headers.
+#[derive(Debug, Clone)]
+pub struct BackendTls {
+    pub reloadable: std::sync::Arc<crate::tls::Reloadable>,
+    /// CVRs of the certificates that may set `X-Organisation-*` (the converter's).
+    pub trusted_cvrs: Vec<String>,
+}
+
+/// Whose certificates may set the identity headers, when the backend runs TLS.
+#[derive(Debug, Clone)]
+pub struct TrustedCallers(pub Vec<String>);
 
 /// Answers for what actix's extractors refuse, in the catalogue's terms.
 fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
@@ -331,8 +347,18 @@ pub fn state(cfg: &BackendConfig) -> Result<AppState, BackendError> {
 pub fn server(listener: TcpListener, cfg: &BackendConfig) -> Result<Server, BackendError> {
     let routes = configure(state(cfg)?, cfg.dev);
     let latency = if cfg.dev { cfg.latency } else { Duration::ZERO };
+    let trusted = cfg
+        .tls
+        .as_ref()
+        .map(|t| web::Data::new(TrustedCallers(t.trusted_cvrs.clone())));
     let server = HttpServer::new(move || {
+        let trusted = trusted.clone();
         App::new()
+            .configure(move |c| {
+                if let Some(t) = trusted {
+                    c.app_data(t);
+                }
+            })
             .wrap(actix_web::middleware::Condition::new(
                 !latency.is_zero(),
                 actix_web::middleware::from_fn(move |req, next: Next<_>| async move {
@@ -345,8 +371,17 @@ pub fn server(listener: TcpListener, cfg: &BackendConfig) -> Result<Server, Back
             .configure(routes.clone())
             .default_service(web::to(not_found))
     })
-    .shutdown_timeout(10)
-    .listen(listener)?
+    .on_connect(crate::tls::on_connect)
+    .shutdown_timeout(10);
+    let server = match &cfg.tls {
+        Some(t) => server.listen_rustls_0_23(
+            listener,
+            t.reloadable
+                .server_config()
+                .map_err(|e| std::io::Error::other(e.to_string()))?,
+        )?,
+        None => server.listen(listener)?,
+    }
     .run();
     Ok(server)
 }

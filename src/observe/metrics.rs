@@ -320,17 +320,14 @@ impl Metrics {
 
     /// The organisation as label values, bounded (see the module doc): the trimmed values
     /// as sent, or `other`.
-    pub fn organisation<'a>(
-        &self,
-        ty: Option<&'a str>,
-        code: Option<&'a str>,
-    ) -> (&'a str, &'a str) {
-        let ty = ty.map(str::trim).filter(|t| {
-            t.parse::<u8>()
-                .ok()
-                .is_some_and(|k| self.catalog.is_none_or(|c| c.orgtype(k).is_some()))
-        });
-        let code = code.map(str::trim).filter(|c| {
+    pub fn organisation<'a>(&self, org: Option<(u8, &'a str)>) -> (&'a str, &'a str) {
+        // The type label is the normalised number's one spelling (`type_label`), whatever
+        // the caller wrote.
+        let ty = org
+            .map(|(t, _)| t)
+            .filter(|k| self.catalog.is_none_or(|c| c.orgtype(*k).is_some()))
+            .map(type_label);
+        let code = org.map(|(_, c)| c.trim()).filter(|c| {
             (1..=MAX_CODE_LEN).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric())
         });
         let (Some(ty), Some(code)) = (ty, code) else {
@@ -489,7 +486,8 @@ impl Metrics {
     /// Marks an organisation's cutover state (for organisations with their own cutover,
     /// known before they call).
     pub fn set_past_cutover(&self, ty: &str, code: &str, past: bool) {
-        let (organisation_type, organisation_code) = self.organisation(Some(ty), Some(code));
+        let org = ty.parse::<u8>().ok().map(|t| (t, code));
+        let (organisation_type, organisation_code) = self.organisation(org);
         self.past_cutover
             .get_or_create(&OrgLabels {
                 organisation_type: organisation_type.to_owned(),
@@ -515,7 +513,7 @@ mod tests {
     #[test]
     fn calls_are_counted_with_bounded_labels() {
         let m = Metrics::new();
-        let (ty, code) = m.organisation(Some("1"), Some("101"));
+        let (ty, code) = m.organisation(Some((1, "101")));
         let r = CallRecord {
             service: "PersonRegistrationService",
             operation: "CreateContactGroup",
@@ -528,14 +526,14 @@ mod tests {
             past_cutover: None,
         };
         m.record_call(&r);
-        let (ty, code) = m.organisation(Some("1"), Some("0101701111"));
+        let (ty, code) = m.organisation(Some((1, "0101701111")));
         m.record_call(&CallRecord {
             organisation_type: ty,
             organisation_code: code,
             fault_code: Some(123456),
             ..r.clone()
         });
-        let (ty, code) = m.organisation(Some("77"), Some("101"));
+        let (ty, code) = m.organisation(Some((77, "101")));
         m.record_call(&CallRecord {
             organisation_type: ty,
             organisation_code: code,
@@ -552,9 +550,18 @@ mod tests {
     fn organisations_past_the_cap_fold_into_other() {
         let m = Metrics::new();
         for i in 0..MAX_ORGANISATIONS {
-            m.organisation(Some("1"), Some(&i.to_string()));
+            m.organisation(Some((1, &i.to_string())));
         }
-        assert_eq!(m.organisation(Some("1"), Some("5")).1, "5");
-        assert_eq!(m.organisation(Some("1"), Some("new")).1, "other");
+        assert_eq!(m.organisation(Some((1, "5"))).1, "5");
+        assert_eq!(m.organisation(Some((1, "new"))).1, "other");
+        assert_eq!(m.organisation(Some((9, "5"))), ("other", "other"));
+        assert_eq!(m.organisation(None), ("other", "other"));
     }
+}
+
+/// The label of an organisation type: its number in canonical form.
+fn type_label(t: u8) -> &'static str {
+    static LABELS: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| (0..=255u16).map(|t| t.to_string()).collect());
+    LABELS.get(t as usize).map_or("other", String::as_str)
 }

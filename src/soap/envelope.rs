@@ -27,12 +27,58 @@ pub struct Limits {
     pub max_elements: usize,
 }
 
-/// RequestUserMetadata, as sent.
+/// RequestUserMetadata, as sent; the organisation type normalised once, here (an integer
+/// 0-255 in canonical form: `5`, never `05` or `+5`, which are refused).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Metadata {
-    pub organisation_type: Option<String>,
+    pub organisation_type: Option<u8>,
     pub organisation_code: Option<String>,
     pub user: Option<String>,
+}
+
+impl Metadata {
+    /// The claim the door decides on.
+    pub fn claim(&self) -> crate::door::Claim {
+        crate::door::Claim {
+            organisation_type: self.organisation_type,
+            organisation_code: self.organisation_code.clone(),
+            user: self.user.clone(),
+        }
+    }
+}
+
+/// A field of RequestUserMetadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MetaField {
+    Type,
+    Code,
+    User,
+}
+
+impl MetaField {
+    fn name(self) -> &'static str {
+        match self {
+            MetaField::Type => "OrganisationType",
+            MetaField::Code => "OrganisationCode",
+            MetaField::User => "UserIdentifier",
+        }
+    }
+    fn bit(self) -> u8 {
+        match self {
+            MetaField::Type => 1,
+            MetaField::Code => 2,
+            MetaField::User => 4,
+        }
+    }
+}
+
+/// `OrganisationType`'s text as a number: digits only, no leading zero, at most 255.
+pub fn organisation_type(text: &str) -> Option<u8> {
+    let canonical = !text.is_empty()
+        && text.len() <= 3
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    canonical.then(|| text.parse().ok()).flatten()
 }
 
 /// A decoded request: which operation, and the texts the mapping needs.
@@ -52,7 +98,7 @@ enum Frame {
     Header,
     Body,
     Metadata,
-    MetadataField(u8),
+    MetadataField(MetaField),
     MessageId,
     /// The operation's request element, or an element below it; `usize` is the length of
     /// `path` to restore when it ends.
@@ -104,7 +150,21 @@ pub fn decode_envelope<'p>(
     let mut metadata: Option<Metadata> = None;
     let mut message_id = None;
     let mut seen_body = false;
+    let mut seen_header = false;
+    let mut seen_root = false;
+    // The RequestUserMetadata fields already read (MetaField::bit).
+    let mut fields_seen = 0u8;
     let env_ns = version.envelope_ns();
+    let nil = |reader: &NsReader<&[u8]>, e: &quick_xml::events::BytesStart<'_>| {
+        // Most elements have no attributes: their raw attribute text is empty.
+        !e.attributes_raw().is_empty()
+            && e.attributes().flatten().any(|a| {
+                a.key.local_name().as_ref() == "nil"
+                    && reader.resolver().resolve_attribute(a.key).0
+                        == ResolveResult::Bound(quick_xml::name::Namespace(XSI))
+                    && matches!(&*a.value, "true" | "1")
+            })
+    };
 
     loop {
         // Namespaces are resolved for start tags only: nothing else here needs one.
@@ -143,7 +203,15 @@ pub fn decode_envelope<'p>(
                 };
                 let local = local.into_inner();
                 let frame = match frames.last() {
+                    None if seen_root => {
+                        return Err(refuse(
+                            version,
+                            Fejl::IkkeSoap,
+                            "dokumentet har mere end ét rodelement",
+                        ));
+                    }
                     None => {
+                        seen_root = true;
                         if local != "Envelope" || ns != env_ns {
                             let other = if ns == SoapVersion::V11.envelope_ns()
                                 || ns == SoapVersion::V12.envelope_ns()
@@ -156,22 +224,75 @@ pub fn decode_envelope<'p>(
                         }
                         Frame::Envelope
                     }
-                    Some(Frame::Envelope) if ns == env_ns && local == "Header" => Frame::Header,
+                    Some(Frame::Envelope) if ns == env_ns && local == "Header" => {
+                        if seen_header || seen_body {
+                            return Err(refuse(
+                                version,
+                                Fejl::IkkeSoap,
+                                "Envelope må have højst én Header, og den skal stå før Body",
+                            ));
+                        }
+                        seen_header = true;
+                        Frame::Header
+                    }
                     Some(Frame::Envelope) if ns == env_ns && local == "Body" => {
+                        if seen_body {
+                            return Err(refuse(
+                                version,
+                                Fejl::IkkeSoap,
+                                "Envelope har mere end én Body",
+                            ));
+                        }
                         seen_body = true;
                         Frame::Body
                     }
                     Some(Frame::Header) if ns == DFDG && local == "RequestUserMetadata" => {
+                        if metadata.is_some() {
+                            return Err(refuse(
+                                version,
+                                Fejl::MetadataMangler,
+                                "RequestUserMetadata forekommer mere end én gang",
+                            ));
+                        }
+                        if nil(&reader, &e) {
+                            return Err(refuse(
+                                version,
+                                Fejl::MetadataMangler,
+                                "RequestUserMetadata kan ikke være xsi:nil",
+                            ));
+                        }
                         metadata = Some(Metadata::default());
                         Frame::Metadata
                     }
                     Some(Frame::Header) if ns == WSA && local == "MessageID" => Frame::MessageId,
-                    Some(Frame::Metadata) if ns == DFDG => match local {
-                        "OrganisationType" => Frame::MetadataField(0),
-                        "OrganisationCode" => Frame::MetadataField(1),
-                        "UserIdentifier" => Frame::MetadataField(2),
-                        _ => Frame::Skip,
-                    },
+                    Some(Frame::Metadata) if ns == DFDG => {
+                        let field = match local {
+                            "OrganisationType" => MetaField::Type,
+                            "OrganisationCode" => MetaField::Code,
+                            "UserIdentifier" => MetaField::User,
+                            _ => {
+                                frames.push(Frame::Skip);
+                                continue;
+                            }
+                        };
+                        if fields_seen & field.bit() != 0 {
+                            return Err(refuse(
+                                version,
+                                Fejl::MetadataMangler,
+                                format!("{} forekommer mere end én gang", field.name()),
+                            ));
+                        }
+                        fields_seen |= field.bit();
+                        // An identity field cannot be blanked with xsi:nil.
+                        if nil(&reader, &e) {
+                            return Err(refuse(
+                                version,
+                                Fejl::MetadataMangler,
+                                format!("{} kan ikke være xsi:nil", field.name()),
+                            ));
+                        }
+                        Frame::MetadataField(field)
+                    }
                     Some(Frame::Body) if op.is_none() => {
                         let found = (ns == service.namespace)
                             .then(|| service.by_request_element(local))
@@ -205,15 +326,9 @@ pub fn decode_envelope<'p>(
                         } else {
                             "\u{0}"
                         });
-                        // Most elements have no attributes: their raw attribute text is empty.
-                        let nil = !e.attributes_raw().is_empty()
-                            && e.attributes().flatten().any(|a| {
-                                a.key.local_name().as_ref() == "nil"
-                                    && reader.resolver().resolve_attribute(a.key).0
-                                        == ResolveResult::Bound(quick_xml::name::Namespace(XSI))
-                                    && matches!(&*a.value, "true" | "1")
-                            });
-                        if nil && let Some(i) = op.and_then(|o| o.input(&path)) {
+                        if nil(&reader, &e)
+                            && let Some(i) = op.and_then(|o| o.input(&path))
+                        {
                             values[i] = None;
                             frames.push(Frame::Skip);
                             path.truncate(restore);
@@ -231,15 +346,24 @@ pub fn decode_envelope<'p>(
                     return Err(refuse(version, Fejl::UgyldigXml, "ubalanceret slutmærke"));
                 };
                 match frame {
-                    Frame::MetadataField(i) => {
+                    Frame::MetadataField(field) => {
                         if let Some(m) = metadata.as_mut() {
-                            let v = Some(text_buf.trim())
-                                .filter(|s| !s.is_empty())
-                                .map(str::to_owned);
-                            match i {
-                                0 => m.organisation_type = v,
-                                1 => m.organisation_code = v,
-                                _ => m.user = v,
+                            let v = Some(text_buf.trim()).filter(|s| !s.is_empty());
+                            match field {
+                                MetaField::Type => {
+                                    m.organisation_type = match v {
+                                        None => None,
+                                        Some(t) => Some(organisation_type(t).ok_or_else(|| {
+                                            refuse(
+                                                version,
+                                                Fejl::MetadataMangler,
+                                                "OrganisationType skal være et heltal 0-255 uden foranstillede nuller",
+                                            )
+                                        })?),
+                                    }
+                                }
+                                MetaField::Code => m.organisation_code = v.map(str::to_owned),
+                                MetaField::User => m.user = v.map(str::to_owned),
                             }
                         }
                     }
@@ -404,12 +528,8 @@ mod tests {
         assert_eq!(value(&env, "ContactGroup/ContactGroupEndTime"), None);
         let m = env.metadata.unwrap();
         assert_eq!(
-            (
-                m.organisation_type.as_deref(),
-                m.organisation_code.as_deref(),
-                m.user
-            ),
-            (Some("1"), Some("101"), None)
+            (m.organisation_type, m.organisation_code.as_deref(), m.user),
+            (Some(1), Some("101"), None)
         );
         assert_eq!(env.message_id.as_deref(), Some("urn:uuid:1"));
     }
@@ -487,5 +607,56 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.fejl, Fejl::UgyldigXml);
+    }
+
+    #[test]
+    fn the_envelope_is_strict() {
+        let meta = "<m:RequestUserMetadata xmlns:m=\"urn:dk:star:dfdg:common:1\"><m:OrganisationType> 1 </m:OrganisationType>\n        <m:OrganisationCode>101</m:OrganisationCode></m:RequestUserMetadata>";
+        let header = |inner: &str| CREATE.replace(meta, inner);
+        let cases: Vec<(String, Fejl)> = vec![
+            // A second root after the first Envelope.
+            (format!("{CREATE}{CREATE}"), Fejl::IkkeSoap),
+            (format!("{CREATE}<x/>"), Fejl::IkkeSoap),
+            // Two Headers, a Header after Body, two Bodies.
+            (CREATE.replace("<e:Body>", "<e:Header/><e:Body>"), Fejl::IkkeSoap),
+            (CREATE.replace("</e:Envelope>", "<e:Header/></e:Envelope>"), Fejl::IkkeSoap),
+            (CREATE.replace("</e:Envelope>", "<e:Body/></e:Envelope>"), Fejl::IkkeSoap),
+            // Two RequestUserMetadata, a field twice, a nil field or block.
+            (header(&format!("{meta}{meta}")), Fejl::MetadataMangler),
+            (
+                header(&meta.replace("<m:OrganisationCode>101", "<m:OrganisationCode>5</m:OrganisationCode><m:OrganisationCode>101")),
+                Fejl::MetadataMangler,
+            ),
+            (
+                header(&meta.replace("<m:OrganisationCode>101</m:OrganisationCode>", "<m:OrganisationCode>101</m:OrganisationCode><m:OrganisationType>5</m:OrganisationType>")),
+                Fejl::MetadataMangler,
+            ),
+            (
+                header(&meta.replace("<m:OrganisationCode>101</m:OrganisationCode>", "<m:OrganisationCode xsi:nil=\"true\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"/>")),
+                Fejl::MetadataMangler,
+            ),
+            // Non-canonical organisation types.
+            (header(&meta.replace("> 1 <", ">05<")), Fejl::MetadataMangler),
+            (header(&meta.replace("> 1 <", ">+5<")), Fejl::MetadataMangler),
+            (header(&meta.replace("> 1 <", ">256<")), Fejl::MetadataMangler),
+            (header(&meta.replace("> 1 <", ">٥<")), Fejl::MetadataMangler),
+        ];
+        for (xml, fejl) in cases {
+            let e = decode(&xml, SoapVersion::V11, None).unwrap_err();
+            assert_eq!(e.fejl, fejl, "{:?} for {xml}", e.detail);
+        }
+        // Whitespace around a canonical type is fine; 0 and 255 are integers 0-255.
+        for (t, n) in [(" 5 ", 5), ("0", 0), ("255", 255)] {
+            let env = decode(
+                &header(&meta.replace("> 1 <", &format!(">{t}<"))),
+                SoapVersion::V11,
+                None,
+            )
+            .unwrap();
+            assert_eq!(env.metadata.unwrap().organisation_type, Some(n));
+        }
+        assert_eq!(organisation_type("005"), None);
+        assert_eq!(organisation_type(""), None);
+        assert_eq!(organisation_type("12"), Some(12));
     }
 }

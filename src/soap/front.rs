@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -12,15 +13,40 @@ use super::wsdl::{WsdlTemplate, client_base};
 use crate::catalog::Fejl;
 use crate::converter::Converter;
 use crate::mapping::wsdl::Wsdl;
+use crate::tls::PeerCert;
+
+/// How the front reads requests.
+#[derive(Debug, Clone)]
+pub struct FrontConfig {
+    /// Largest body accepted (900503 above).
+    pub max_body: usize,
+    /// How long a body may take to arrive (408 with 900513 after).
+    pub body_timeout: Duration,
+    /// The WSDLs' fixed address (`public_url`); unset, the client's (no-store).
+    pub public_url: Option<String>,
+    /// The listener's own scheme: `https` with TLS.
+    pub scheme: &'static str,
+}
+
+impl Default for FrontConfig {
+    fn default() -> Self {
+        FrontConfig {
+            max_body: 1024 * 1024,
+            body_timeout: Duration::from_secs(10),
+            public_url: None,
+            scheme: "http",
+        }
+    }
+}
 
 pub struct SoapState {
     pub converter: Converter,
     wsdl: HashMap<String, WsdlTemplate>,
-    max_body: usize,
+    front: FrontConfig,
 }
 
 impl SoapState {
-    pub fn new(converter: Converter, max_body: usize) -> Result<SoapState, String> {
+    pub fn new(converter: Converter, front: FrontConfig) -> Result<SoapState, String> {
         let mut wsdl = HashMap::new();
         for s in &converter.plan.services {
             let parsed = Wsdl::parse(s.wsdl_text).map_err(|e| format!("{}: {e}", s.wsdl_file))?;
@@ -32,7 +58,7 @@ impl SoapState {
         Ok(SoapState {
             converter,
             wsdl,
-            max_body,
+            front,
         })
     }
 }
@@ -61,10 +87,31 @@ async fn post(
     };
     let traceparent = header(&req, "traceparent");
     let c = &state.converter;
-    let outcome = match payload.to_bytes_limited(state.max_body).await {
-        Ok(Ok(body)) => {
+    // What the connection presents (its TLS certificate, or a trusted proxy's header),
+    // read before the body; the door decides on it once the claim is read.
+    let presented = c.door.presented(
+        req.peer_addr().map(|a| a.ip()),
+        req.conn_data::<PeerCert>(),
+        |name| header(&req, name),
+    );
+    let max_body = state.front.max_body;
+    let body = tokio::time::timeout(state.front.body_timeout, payload.to_bytes_limited(max_body));
+    let outcome = match body.await {
+        Err(_) => c.refuse(
+            service,
+            version,
+            408,
+            Fejl::ForespoergselForLangsom,
+            Some(format!(
+                "indholdet kom ikke inden for {} ms",
+                state.front.body_timeout.as_millis()
+            )),
+            traceparent,
+        ),
+        Ok(Ok(Ok(body))) => {
             c.convert(
                 service,
+                &presented,
                 content_type,
                 header(&req, "soapaction"),
                 body,
@@ -72,7 +119,7 @@ async fn post(
             )
             .await
         }
-        Ok(Err(_)) => c.refuse(
+        Ok(Ok(Err(_))) => c.refuse(
             service,
             version,
             400,
@@ -80,22 +127,28 @@ async fn post(
             Some("forespørgslen blev afbrudt".into()),
             traceparent,
         ),
-        Err(_) => c.refuse(
+        Ok(Err(_)) => c.refuse(
             service,
             version,
             413,
             Fejl::DokumentOverGraense,
-            Some(format!("mere end {} bytes", state.max_body)),
+            Some(format!("mere end {max_body} bytes")),
             traceparent,
         ),
     };
-    HttpResponse::build(
+    let timed_out = outcome.status == 408;
+    let mut res = HttpResponse::build(
         actix_web::http::StatusCode::from_u16(outcome.status)
             .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
     )
     .content_type(outcome.content_type)
     .insert_header(("X-Request-Id", outcome.request_id))
-    .body(outcome.body)
+    .take();
+    if timed_out {
+        // The rest of the body is not read: the connection cannot be reused.
+        res.force_close();
+    }
+    res.body(outcome.body)
 }
 
 async fn get(req: HttpRequest, state: web::Data<Arc<SoapState>>) -> HttpResponse {
@@ -114,19 +167,32 @@ async fn get(req: HttpRequest, state: web::Data<Arc<SoapState>>) -> HttpResponse
                 req.path()
             ));
     }
-    // The request's own Host (not actix's ConnectionInfo, which already applies forwarded
-    // headers without checking them); the converter itself speaks plain HTTP.
-    let local = req.app_config().host().to_owned();
-    let host = header(&req, "host").unwrap_or(&local);
-    let base = client_base(
-        "http",
-        host,
-        header(&req, "x-forwarded-proto"),
-        header(&req, "x-forwarded-host"),
-    );
-    HttpResponse::Ok()
-        .content_type("text/xml; charset=utf-8")
-        .body(template.render(&base).to_string())
+    let mut res = HttpResponse::Ok();
+    res.content_type("text/xml; charset=utf-8");
+    let base = match &state.front.public_url {
+        // Fixed by config: the same for every client, cacheable.
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            // The request's own Host (not actix's ConnectionInfo, which applies forwarded
+            // headers without checking them); X-Forwarded-* only from a trusted proxy.
+            let local = req.app_config().host().to_owned();
+            let host = header(&req, "host").unwrap_or(&local);
+            let trusted = state
+                .converter
+                .door
+                .trusts_forwarding(req.peer_addr().map(|a| a.ip()));
+            let forwarded = |name| if trusted { header(&req, name) } else { None };
+            // Derived from the request: a cache must not hand it to another client.
+            res.insert_header(("Cache-Control", "no-store"));
+            client_base(
+                state.front.scheme,
+                host,
+                forwarded("x-forwarded-proto"),
+                forwarded("x-forwarded-host"),
+            )
+        }
+    };
+    res.body(template.render(&base).to_string())
 }
 
 async fn index(state: web::Data<Arc<SoapState>>) -> HttpResponse {
@@ -160,16 +226,26 @@ async fn healthz() -> HttpResponse {
 }
 
 /// Ready when the mappings are loaded (they are, or the process would not run) and the
-/// REST service answers.
+/// REST service answers. Says how callers are identified, and loudly when they are not.
 async fn readyz(state: web::Data<Arc<SoapState>>) -> HttpResponse {
+    let door = &state.converter.door;
+    let identity = if door.verifies() {
+        format!(
+            "identity: {} ({} connection agreements)\n",
+            door.mode().as_str(),
+            door.agreement_count()
+        )
+    } else {
+        "identity: header: WARNING identities are NOT verified (RequestUserMetadata is trusted as sent)\n".to_owned()
+    };
     if state.converter.upstream.probe().await {
         HttpResponse::Ok()
             .content_type("text/plain; charset=utf-8")
-            .body("ready: mappings loaded, REST answers\n")
+            .body(format!("ready: mappings loaded, REST answers\n{identity}"))
     } else {
         HttpResponse::ServiceUnavailable()
             .content_type("text/plain; charset=utf-8")
-            .body("not ready: REST does not answer\n")
+            .body(format!("not ready: REST does not answer\n{identity}"))
     }
 }
 

@@ -91,6 +91,7 @@ pub fn start_with_latency(clock: Clock, dev: bool, latency: std::time::Duration)
         dev,
         clock,
         latency,
+        tls: None,
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

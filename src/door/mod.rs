@@ -1,0 +1,341 @@
+//! The door: who is calling. **The one place identity is decided** ([`Door::decide`]):
+//! the certificate the connection presented (TLS, or a trusted proxy's forwarded header),
+//! the connection agreements, and the claim of the request's `RequestUserMetadata`.
+//!
+//! Three modes (`identity` in the config):
+//!
+//! - `certificate`: the converter terminates TLS and requires a client certificate; the
+//!   certificate's CVR (and id) must have an agreement covering the claimed organisation.
+//! - `proxy`: a TLS-terminating proxy at a trusted address forwards the client certificate
+//!   in a header (nginx's `$ssl_client_escaped_cert`); the same agreements decide. From any
+//!   other address the header is ignored.
+//! - `header`: `RequestUserMetadata` is trusted as sent (dev mode's default; outside dev
+//!   mode only when asked for explicitly, and then said at start and by `/readyz`).
+//!
+//! A refused claim is a Client fault (900511, 900512) before anything is called upstream;
+//! its text names the organisation refused, never those the certificate may act for.
+
+pub mod agreements;
+pub mod cert;
+pub mod devcerts;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use serde::{Deserialize, Serialize};
+
+use self::agreements::{AgreementError, Agreements};
+use self::cert::{CertIdentity, identify};
+use crate::catalog::Fejl;
+use crate::tls::{PeerCert, Reloadable};
+use crate::upstream::Identity;
+
+/// How the caller is identified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Certificate,
+    Proxy,
+    Header,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Certificate => "certificate",
+            Mode::Proxy => "proxy",
+            Mode::Header => "header",
+        }
+    }
+}
+
+/// The claim of a request: RequestUserMetadata, its type already normalised by the
+/// envelope reader.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claim {
+    pub organisation_type: Option<u8>,
+    pub organisation_code: Option<String>,
+    pub user: Option<String>,
+}
+
+/// What the connection (or its trusted proxy) presented, decided from the transport before
+/// the envelope is read.
+#[derive(Debug, Clone)]
+pub enum Presented {
+    /// A verified certificate naming this holder.
+    Certificate(CertIdentity),
+    /// `header` mode: nothing is verified.
+    Unverified,
+    /// A certificate was needed and none usable came; the reason is for the log only.
+    Missing(String),
+    /// A certificate that verified but names no CVR.
+    Unnamed(String),
+}
+
+/// A refusal of the door, as the catalogue code and the fault string's detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub fejl: Fejl,
+    pub detail: Option<String>,
+}
+
+fn refusal(fejl: Fejl, detail: impl Into<String>) -> Refusal {
+    Refusal {
+        fejl,
+        detail: Some(detail.into()),
+    }
+}
+
+/// The door's settings, from `Config`.
+#[derive(Debug, Clone)]
+pub struct DoorConfig {
+    pub mode: Mode,
+    pub agreements: Option<PathBuf>,
+    pub trusted_proxies: Vec<IpNet>,
+    /// The header a trusted proxy puts the URL-escaped PEM certificate in (lower case).
+    pub client_cert_header: Option<String>,
+    /// CAs and CRLs to verify forwarded certificates with (proxy mode).
+    pub trust: Option<Arc<Reloadable>>,
+}
+
+pub struct Door {
+    mode: Mode,
+    agreements_path: Option<PathBuf>,
+    agreements: RwLock<Arc<Agreements>>,
+    proxies: Vec<IpNet>,
+    cert_header: Option<String>,
+    trust: Option<Arc<Reloadable>>,
+    /// Forwarded certificates already verified and read, by the header's value: the proxy
+    /// sends the same PEM on every request of a client. Emptied on reload.
+    forwarded: moka::sync::Cache<String, Result<CertIdentity, String>>,
+}
+
+impl std::fmt::Debug for Door {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Door")
+            .field("mode", &self.mode)
+            .field("agreements", &self.agreements_path)
+            .field("proxies", &self.proxies)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Door {
+    pub fn new(cfg: DoorConfig) -> Result<Door, AgreementError> {
+        let agreements = match &cfg.agreements {
+            Some(p) => Agreements::load(p)?,
+            None => Agreements::default(),
+        };
+        Ok(Door {
+            mode: cfg.mode,
+            agreements_path: cfg.agreements,
+            agreements: RwLock::new(Arc::new(agreements)),
+            proxies: cfg.trusted_proxies,
+            cert_header: cfg.client_cert_header.map(|h| h.to_ascii_lowercase()),
+            trust: cfg.trust,
+            forwarded: moka::sync::Cache::builder()
+                .max_capacity(1024)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
+        })
+    }
+
+    /// `header` mode, for tests and the benches: the claim is trusted.
+    pub fn header_mode() -> Door {
+        Door {
+            mode: Mode::Header,
+            agreements_path: None,
+            agreements: RwLock::new(Arc::new(Agreements::default())),
+            proxies: Vec::new(),
+            cert_header: None,
+            trust: None,
+            forwarded: moka::sync::Cache::new(1),
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Whether identities are verified (every mode but `header`).
+    pub fn verifies(&self) -> bool {
+        self.mode != Mode::Header
+    }
+
+    fn agreements(&self) -> Arc<Agreements> {
+        self.agreements
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// How many agreements are loaded.
+    pub fn agreement_count(&self) -> usize {
+        self.agreements().len()
+    }
+
+    /// Reads the agreements file again (SIGHUP). On error the old agreements stay.
+    pub fn reload(&self) -> Result<usize, AgreementError> {
+        self.forwarded.invalidate_all();
+        let Some(path) = &self.agreements_path else {
+            return Ok(0);
+        };
+        let fresh = Agreements::load(path)?;
+        let n = fresh.len();
+        *self.agreements.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
+        Ok(n)
+    }
+
+    /// Whether a connection from `peer` may set forwarding headers (the certificate header,
+    /// `X-Forwarded-Host`, `X-Forwarded-Proto`).
+    pub fn trusts_forwarding(&self, peer: Option<IpAddr>) -> bool {
+        peer.is_some_and(|ip| {
+            let ip = match ip {
+                IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+                v4 => v4,
+            };
+            self.proxies.iter().any(|n| n.contains(&ip))
+        })
+    }
+
+    /// What the connection presents. `tls` is the TLS peer's certificate (if the listener
+    /// is TLS); `header` reads a request header.
+    pub fn presented<'h>(
+        &self,
+        peer: Option<IpAddr>,
+        tls: Option<&PeerCert>,
+        header: impl Fn(&str) -> Option<&'h str>,
+    ) -> Presented {
+        match self.mode {
+            Mode::Header => Presented::Unverified,
+            Mode::Certificate => match tls {
+                Some(PeerCert(Ok(id))) => Presented::Certificate(id.clone()),
+                Some(PeerCert(Err(e))) => Presented::Unnamed(e.to_string()),
+                None => Presented::Missing("no client certificate on the connection".into()),
+            },
+            Mode::Proxy => {
+                if !self.trusts_forwarding(peer) {
+                    return Presented::Missing(
+                        "the connection is not from a trusted proxy; its certificate header is ignored"
+                            .into(),
+                    );
+                }
+                let Some(name) = &self.cert_header else {
+                    return Presented::Missing("no client_cert_header is configured".into());
+                };
+                match header(name).map(str::trim).filter(|v| !v.is_empty()) {
+                    None => Presented::Missing(format!("the proxy sent no {name} header")),
+                    Some(v) => match self.forwarded_cert(v) {
+                        Ok(id) => Presented::Certificate(id),
+                        Err(e) => Presented::Missing(e),
+                    },
+                }
+            }
+        }
+    }
+
+    /// A forwarded certificate: URL-escaped PEM (or plain PEM), verified against the
+    /// client CAs and CRLs when they are configured, then read.
+    fn forwarded_cert(&self, value: &str) -> Result<CertIdentity, String> {
+        if let Some(hit) = self.forwarded.get(value) {
+            return hit;
+        }
+        let result = (|| {
+            let pem = percent_encoding::percent_decode_str(value)
+                .decode_utf8()
+                .map_err(|_| "the forwarded certificate is not UTF-8".to_owned())?;
+            let der = CertificateDer::from_pem_slice(pem.as_bytes())
+                .map_err(|e| format!("the forwarded certificate is not PEM: {e}"))?;
+            if let Some(trust) = self.trust.as_ref().filter(|t| t.has_trust()) {
+                trust
+                    .verify(&der)
+                    .map_err(|e| format!("the forwarded certificate does not verify: {e}"))?;
+            }
+            identify(&der).map_err(|e| e.to_string())
+        })();
+        self.forwarded.insert(value.to_owned(), result.clone());
+        result
+    }
+
+    /// **The decision**: the identity a call is made with, or why not. Nothing is called
+    /// upstream before this has said yes.
+    pub fn decide(&self, presented: &Presented, claim: &Claim) -> Result<Identity, Refusal> {
+        // The identity travels to REST as header values: visible ASCII and spaces only.
+        let plain = |v: &String| v.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+        let texts = [&claim.organisation_code, &claim.user];
+        if texts.into_iter().flatten().any(|v| !plain(v)) {
+            return Err(refusal(
+                Fejl::MetadataMangler,
+                "OrganisationCode og UserIdentifier må kun indeholde synlige ASCII-tegn",
+            ));
+        }
+        let (Some(ty), Some(code)) = (claim.organisation_type, claim.organisation_code.as_ref())
+        else {
+            return Err(refusal(
+                Fejl::MetadataMangler,
+                "OrganisationType og OrganisationCode skal udfyldes",
+            ));
+        };
+        let identity = || Identity {
+            organisation_type: ty.to_string(),
+            organisation_code: code.clone(),
+            user: claim.user.clone(),
+        };
+        let refused = || refusal(Fejl::AftaleDaekkerIkke, format!("organisation {ty}:{code}"));
+        match presented {
+            Presented::Unverified if self.mode == Mode::Header => Ok(identity()),
+            Presented::Unverified => Err(refusal(
+                Fejl::CertifikatMangler,
+                "ingen gyldig klientcertifikat",
+            )),
+            Presented::Missing(why) => {
+                tracing::warn!(reason = %why, "call without a usable client certificate");
+                Err(match self.mode {
+                    Mode::Proxy => refusal(
+                        Fejl::CertifikatMangler,
+                        "proxyen videresendte intet gyldigt klientcertifikat",
+                    ),
+                    _ => refusal(Fejl::CertifikatMangler, "intet gyldigt klientcertifikat"),
+                })
+            }
+            Presented::Unnamed(why) => {
+                tracing::warn!(reason = %why, organisation = %format_args!("{ty}:{code}"), "certificate names no CVR; claim refused");
+                Err(refused())
+            }
+            Presented::Certificate(cert) => {
+                let agreements = self.agreements();
+                match agreements.covering(cert, ty, code) {
+                    Some(a) => {
+                        tracing::debug!(agreement = %a.name, cvr = %cert.cvr, "claim covered");
+                        Ok(identity())
+                    }
+                    None => {
+                        tracing::warn!(
+                            cvr = %cert.cvr,
+                            certificate = %cert.id,
+                            has_agreement = agreements.knows(cert),
+                            organisation = %format_args!("{ty}:{code}"),
+                            "claim outside the certificate's agreements; refused (900511)"
+                        );
+                        Err(refused())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether (type, code) may be a metric label or usage key: in `header` mode every
+    /// normalised organisation (the metrics cap them); otherwise only organisations some
+    /// agreement covers, so nothing a caller sends adds series.
+    pub fn may_label(&self, ty: u8, code: &str) -> bool {
+        match self.mode {
+            Mode::Header => true,
+            _ => self.agreements().covers_anyone(ty, code),
+        }
+    }
+}

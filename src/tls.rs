@@ -1,0 +1,402 @@
+//! TLS for both programs: the server side (rustls through actix-web), with a client
+//! certificate required and verified against configured CA bundles and CRLs, all of it
+//! reloadable without dropping a connection; the client side of the hop to REST (the
+//! converter's own function certificate); and the peer's certificate, read once per
+//! connection into the connection's extensions.
+//!
+//! Reloading: the `ServerConfig` handed to actix is built once; its certificate resolver,
+//! client verifier, session store and ticketer are all one [`Reloadable`], which swaps what
+//! it delegates to. A reload that fails keeps the old set. A reload also drops the session
+//! cache and the ticket keys, so a session resumed after it was verified against the new
+//! CAs and CRLs, not resumed from before.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::CryptoProvider;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{
+    ClientHello, ProducesTickets, ResolvesServerCert, ServerSessionMemoryCache,
+    StoresServerSessions, WebPkiClientVerifier,
+};
+use rustls::sign::CertifiedKey;
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
+
+use crate::door::cert::{CertError, CertIdentity, identify};
+
+/// The crypto provider every TLS config here is built with (aws-lc-rs, as the REST client
+/// already used): named explicitly, so that no process-wide default has to be chosen.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("{0}")]
+    Config(String),
+}
+
+fn file_err(path: &Path, message: impl fmt::Display) -> TlsError {
+    TlsError::File {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// Every certificate in a PEM file (a bundle or a chain); none is an error.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| file_err(path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_err(path, e))?;
+    if certs.is_empty() {
+        return Err(file_err(path, "no PEM certificate in the file"));
+    }
+    Ok(certs)
+}
+
+/// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| file_err(path, e))
+}
+
+/// The CRLs of a file: PEM (`X509 CRL` blocks) or one DER CRL.
+pub fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
+    if bytes.starts_with(b"-----BEGIN") {
+        let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| file_err(path, e))?;
+        if crls.is_empty() {
+            return Err(file_err(path, "no PEM X509 CRL in the file"));
+        }
+        Ok(crls)
+    } else {
+        Ok(vec![CertificateRevocationListDer::from(bytes)])
+    }
+}
+
+/// The certificate and key a server presents.
+pub fn certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
+    let chain = load_certs(cert)?;
+    let key_der = load_key(key)?;
+    CertifiedKey::from_der(chain, key_der, &provider())
+        .map(Arc::new)
+        .map_err(|e| file_err(key, format!("does not fit {}: {e}", cert.display())))
+}
+
+/// Who may present a client certificate: CA bundles and CRLs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientTrust {
+    pub ca: Vec<PathBuf>,
+    pub crl: Vec<PathBuf>,
+}
+
+impl ClientTrust {
+    /// The verifier: a chain to one of the CAs, within its validity, for client
+    /// authentication, and (with CRLs) the end-entity certificate not revoked. With CRLs
+    /// configured, a certificate whose issuer has no CRL among them has an unknown
+    /// revocation status, and that fails the handshake (fail closed).
+    pub fn verifier(&self) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+        let mut roots = RootCertStore::empty();
+        for path in &self.ca {
+            for cert in load_certs(path)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| file_err(path, format!("not a CA certificate: {e}")))?;
+            }
+        }
+        let mut crls = Vec::new();
+        for path in &self.crl {
+            crls.extend(load_crls(path)?);
+        }
+        let with_crls = !crls.is_empty();
+        let mut b = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .with_crls(crls);
+        if with_crls {
+            // Intermediates are not checked (OCES publishes the issuing CA's CRL); the
+            // end-entity certificate must be covered by a CRL given.
+            b = b.only_check_end_entity_revocation();
+        }
+        b.build()
+            .map_err(|e| TlsError::Config(format!("client CA / CRL: {e}")))
+    }
+}
+
+/// The files a TLS listener is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub trust: ClientTrust,
+}
+
+struct Current {
+    key: Option<Arc<CertifiedKey>>,
+    verifier: Option<Arc<dyn ClientCertVerifier>>,
+    sessions: Arc<ServerSessionMemoryCache>,
+    tickets: Arc<dyn ProducesTickets>,
+}
+
+/// What a TLS listener presents and trusts, swapped as a whole by [`Reloadable::reload`].
+pub struct Reloadable {
+    cert: Option<(PathBuf, PathBuf)>,
+    trust: ClientTrust,
+    current: RwLock<Arc<Current>>,
+}
+
+impl fmt::Debug for Reloadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reloadable")
+            .field("cert", &self.cert)
+            .field("trust", &self.trust)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sessions kept for resumption per listener (a full handshake after).
+const SESSION_CACHE: usize = 4096;
+
+impl Reloadable {
+    /// `cert`: the server's certificate and key (absent: only the client trust, for the
+    /// proxy mode's forwarded certificates). `trust` without CAs verifies nobody.
+    pub fn new(
+        cert: Option<(PathBuf, PathBuf)>,
+        trust: ClientTrust,
+    ) -> Result<Arc<Self>, TlsError> {
+        let r = Reloadable {
+            cert,
+            trust,
+            current: RwLock::new(Arc::new(Current {
+                key: None,
+                verifier: None,
+                sessions: ServerSessionMemoryCache::new(1),
+                tickets: rustls::crypto::aws_lc_rs::Ticketer::new()
+                    .map_err(|e| TlsError::Config(e.to_string()))?,
+            })),
+        };
+        r.reload()?;
+        Ok(Arc::new(r))
+    }
+
+    fn load(&self) -> Result<Current, TlsError> {
+        let key = match &self.cert {
+            Some((c, k)) => Some(certified_key(c, k)?),
+            None => None,
+        };
+        let verifier = if self.trust.ca.is_empty() {
+            None
+        } else {
+            Some(self.trust.verifier()?)
+        };
+        Ok(Current {
+            key,
+            verifier,
+            sessions: ServerSessionMemoryCache::new(SESSION_CACHE),
+            tickets: rustls::crypto::aws_lc_rs::Ticketer::new()
+                .map_err(|e| TlsError::Config(e.to_string()))?,
+        })
+    }
+
+    /// Reads every file again; on any error the old set stays and the error is returned.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let fresh = Arc::new(self.load()?);
+        let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
+        *cur = fresh;
+        Ok(())
+    }
+
+    fn now(&self) -> Arc<Current> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Verifies a certificate that arrived another way (a trusted proxy's header) as the
+    /// handshake would have: chain, validity, usage, CRLs.
+    pub fn verify(&self, end_entity: &CertificateDer<'_>) -> Result<(), String> {
+        let Some(v) = self.now().verifier.clone() else {
+            return Err("no client CA is configured".into());
+        };
+        v.verify_client_cert(end_entity, &[], UnixTime::now())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn has_trust(&self) -> bool {
+        self.now().verifier.is_some()
+    }
+
+    /// The listener's rustls config: client certificate required, HTTP/1.1, sessions
+    /// resumable (stateful cache and TLS 1.3 tickets).
+    pub fn server_config(self: &Arc<Self>) -> Result<ServerConfig, TlsError> {
+        if self.cert.is_none() || self.trust.ca.is_empty() {
+            return Err(TlsError::Config(
+                "a TLS listener needs a certificate, its key and at least one client CA".into(),
+            ));
+        }
+        let mut cfg = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_client_cert_verifier(self.clone())
+            .with_cert_resolver(self.clone());
+        cfg.session_storage = self.clone();
+        cfg.ticketer = self.clone();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(cfg)
+    }
+}
+
+impl ResolvesServerCert for Reloadable {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.now().key.clone()
+    }
+}
+
+impl ClientCertVerifier for Reloadable {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    /// No CA names are sent in the CertificateRequest: they change on reload and rustls
+    /// asks for a borrowed list. Clients with one function certificate send it anyway.
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        match self.now().verifier.clone() {
+            Some(v) => v.verify_client_cert(end_entity, intermediates, now),
+            None => Err(rustls::Error::General("no client CA configured".into())),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        match self.now().verifier.clone() {
+            Some(v) => v.verify_tls12_signature(message, cert, dss),
+            None => Err(rustls::Error::General("no client CA configured".into())),
+        }
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        match self.now().verifier.clone() {
+            Some(v) => v.verify_tls13_signature(message, cert, dss),
+            None => Err(rustls::Error::General("no client CA configured".into())),
+        }
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+impl StoresServerSessions for Reloadable {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        self.now().sessions.put(key, value)
+    }
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.now().sessions.get(key)
+    }
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.now().sessions.take(key)
+    }
+    fn can_cache(&self) -> bool {
+        true
+    }
+}
+
+impl ProducesTickets for Reloadable {
+    fn enabled(&self) -> bool {
+        true
+    }
+    fn lifetime(&self) -> u32 {
+        self.now().tickets.lifetime()
+    }
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        self.now().tickets.encrypt(plain)
+    }
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        self.now().tickets.decrypt(cipher)
+    }
+}
+
+/// The client certificate of a TLS connection, read once when it is accepted; in the
+/// connection's extensions (`req.conn_data::<PeerCert>()`).
+#[derive(Debug, Clone)]
+pub struct PeerCert(pub Result<CertIdentity, CertError>);
+
+/// For `HttpServer::on_connect`: stores the peer's certificate holder. rustls lists the
+/// peer's own certificate first (`peer_certificates()[0]`); the rest is its chain.
+pub fn on_connect(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
+    use actix_tls::accept::rustls_0_23::TlsStream;
+    if let Some(tls) = conn.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() {
+        let (_, session) = tls.get_ref();
+        if let Some(first) = session.peer_certificates().and_then(|c| c.first()) {
+            ext.insert(PeerCert(identify(first)));
+        }
+    }
+}
+
+/// The client side: the converter's own certificate for the hop to REST (and legacy), and
+/// the CAs it trusts there (absent: the platform's).
+pub fn client_config(
+    identity: Option<(&Path, &Path)>,
+    ca: Option<&Path>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match ca {
+        Some(path) => {
+            let mut roots = RootCertStore::empty();
+            for c in load_certs(path)? {
+                roots
+                    .add(c)
+                    .map_err(|e| file_err(path, format!("not a CA certificate: {e}")))?;
+            }
+            builder.with_root_certificates(roots)
+        }
+        None => {
+            use rustls_platform_verifier::BuilderVerifierExt;
+            builder
+                .with_platform_verifier()
+                .map_err(|e| TlsError::Config(e.to_string()))?
+        }
+    };
+    match identity {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
+            .map_err(|e| file_err(key, format!("does not fit {}: {e}", cert.display()))),
+        None => Ok(builder.with_no_client_auth()),
+    }
+}
