@@ -174,6 +174,69 @@ mod tests {
         assert!(!oces3_id("CVR:29189846-FID:1"));
     }
 
+    const OCES2_MULTI: &[u8] = include_bytes!("../../tests/fixtures/oces2-multivalued-rdn.der");
+    const OCES3: &[u8] = include_bytes!("../../tests/fixtures/oces3.der");
+    const NO_CVR: &[u8] = include_bytes!("../../tests/fixtures/no-cvr.der");
+
+    #[test]
+    fn oces2_with_a_multi_valued_rdn() {
+        let id = identify(OCES2_MULTI).unwrap();
+        assert_eq!(
+            (id.cvr.as_str(), id.id.as_str(), id.layout),
+            ("29189846", "FID:1263281782", Layout::Oces2)
+        );
+        assert_eq!(id.common_name.as_deref(), Some("KSS Prod"));
+    }
+
+    #[test]
+    fn oces3_layout() {
+        let id = identify(OCES3).unwrap();
+        assert_eq!(
+            (id.cvr.as_str(), id.id.as_str(), id.layout),
+            (
+                "19552101",
+                "UI:DK-O:G:5e50b9bb-0e8a-4b7e-9f1c-3d2a1b0c9e8f",
+                Layout::Oces3
+            )
+        );
+    }
+
+    #[test]
+    fn a_certificate_without_a_cvr() {
+        assert_eq!(identify(NO_CVR), Err(CertError::NoCvr));
+    }
+
+    #[test]
+    fn the_dev_certificates_in_both_layouts() {
+        use crate::door::devcerts::{Ca, Subject};
+        let ca = Ca::new("test CA").unwrap();
+        let uuid = uuid::Uuid::new_v4();
+        let c = ca
+            .client(&Subject::Oces3 {
+                cvr: "11111111".into(),
+                uuid,
+                cn: "KSS".into(),
+                o: "Leverandør A".into(),
+            })
+            .unwrap();
+        let id = identify(&c.der).unwrap();
+        assert_eq!(id.cvr, "11111111");
+        assert_eq!(id.id, format!("UI:DK-O:G:{uuid}"));
+        let c = ca
+            .client(&Subject::Oces2 {
+                cvr: "22222222".into(),
+                fid: "42".into(),
+                cn: "A-kasse".into(),
+                o: "A-kasse 12".into(),
+            })
+            .unwrap();
+        let id = identify(&c.der).unwrap();
+        assert_eq!(
+            (id.cvr.as_str(), id.id.as_str(), id.layout),
+            ("22222222", "FID:42", Layout::Oces2)
+        );
+    }
+
     #[test]
     fn not_der_is_an_error() {
         assert!(matches!(identify(b"hello"), Err(CertError::Der(_))));

@@ -339,3 +339,200 @@ impl Door {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::door::devcerts::{Ca, Subject};
+
+    fn claim(t: u8, c: &str) -> Claim {
+        Claim {
+            organisation_type: Some(t),
+            organisation_code: Some(c.into()),
+            user: None,
+        }
+    }
+
+    fn jobcenter() -> Subject {
+        Subject::Oces3 {
+            cvr: "11111111".into(),
+            uuid: uuid::Uuid::new_v4(),
+            cn: "KSS".into(),
+            o: "Leverandør A".into(),
+        }
+    }
+
+    fn door(
+        mode: Mode,
+        dir: &std::path::Path,
+        trust: Option<Arc<Reloadable>>,
+        proxies: &str,
+    ) -> Door {
+        let path = dir.join("agreements.toml");
+        std::fs::write(
+            &path,
+            "[[agreement]]\nname = \"A\"\ncvr = \"11111111\"\nacts_for = [ { type = 1, code = \"101\" } ]\n",
+        )
+        .unwrap();
+        Door::new(DoorConfig {
+            mode,
+            agreements: Some(path),
+            trusted_proxies: vec![proxies.parse().unwrap()],
+            client_cert_header: Some("X-Client-Cert".into()),
+            trust,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn every_decision() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = door(Mode::Certificate, dir.path(), None, "10.0.0.0/8");
+        let cert = CertIdentity {
+            cvr: "11111111".into(),
+            id: "UI:DK-O:G:x".into(),
+            layout: cert::Layout::Oces3,
+            common_name: None,
+        };
+        let p = Presented::Certificate(cert.clone());
+        let who = d.decide(&p, &claim(1, "101")).unwrap();
+        assert_eq!(
+            (
+                who.organisation_type.as_str(),
+                who.organisation_code.as_str()
+            ),
+            ("1", "101")
+        );
+        // Outside the agreement: 900511 naming the claim, not what the certificate may do.
+        let r = d.decide(&p, &claim(5, "55570117")).unwrap_err();
+        assert_eq!(r.fejl, Fejl::AftaleDaekkerIkke);
+        let detail = r.detail.unwrap();
+        assert!(
+            detail.contains("5:55570117") && !detail.contains("101"),
+            "{detail}"
+        );
+        // Another CVR, no certificate, a certificate naming no CVR.
+        let other = Presented::Certificate(CertIdentity {
+            cvr: "99999999".into(),
+            ..cert
+        });
+        assert_eq!(
+            d.decide(&other, &claim(1, "101")).unwrap_err().fejl,
+            Fejl::AftaleDaekkerIkke
+        );
+        assert_eq!(
+            d.decide(&Presented::Missing("x".into()), &claim(1, "101"))
+                .unwrap_err()
+                .fejl,
+            Fejl::CertifikatMangler
+        );
+        assert_eq!(
+            d.decide(&Presented::Unnamed("x".into()), &claim(1, "101"))
+                .unwrap_err()
+                .fejl,
+            Fejl::AftaleDaekkerIkke
+        );
+        // Unverified is only good enough in header mode.
+        assert_eq!(
+            d.decide(&Presented::Unverified, &claim(1, "101"))
+                .unwrap_err()
+                .fejl,
+            Fejl::CertifikatMangler
+        );
+        assert!(
+            Door::header_mode()
+                .decide(&Presented::Unverified, &claim(5, "x"))
+                .is_ok()
+        );
+        // Incomplete or non-ASCII claims.
+        let mut c = claim(1, "101");
+        c.organisation_code = None;
+        assert_eq!(d.decide(&p, &c).unwrap_err().fejl, Fejl::MetadataMangler);
+        assert_eq!(
+            d.decide(&p, &claim(1, "1\u{e6}1")).unwrap_err().fejl,
+            Fejl::MetadataMangler
+        );
+        // Labels: only organisations an agreement covers.
+        assert!(d.may_label(1, "101") && !d.may_label(1, "102"));
+        assert!(Door::header_mode().may_label(1, "102"));
+    }
+
+    #[test]
+    fn forwarded_certificates_from_trusted_proxies_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new("CA").unwrap();
+        let ca_path = dir.path().join("ca.pem");
+        std::fs::write(&ca_path, &ca.cert_pem).unwrap();
+        let trust = Reloadable::new(
+            None,
+            crate::tls::ClientTrust {
+                ca: vec![ca_path],
+                crl: vec![],
+            },
+        )
+        .unwrap();
+        let d = door(Mode::Proxy, dir.path(), Some(trust), "127.0.0.1/32");
+        let c = ca.client(&jobcenter()).unwrap();
+        let escaped =
+            percent_encoding::utf8_percent_encode(&c.cert_pem, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let far: IpAddr = "192.0.2.1".parse().unwrap();
+        let header = |v: &'static str| move |n: &str| (n == "x-client-cert").then_some(v);
+        let v: &'static str = Box::leak(escaped.into_boxed_str());
+        assert!(
+            matches!(d.presented(Some(local), None, header(v)), Presented::Certificate(id) if id.cvr == "11111111")
+        );
+        // The IPv4-mapped IPv6 form of a trusted address is trusted.
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert!(matches!(
+            d.presented(Some(mapped), None, header(v)),
+            Presented::Certificate(_)
+        ));
+        // From elsewhere the header is ignored; no header; garbage; another CA's certificate.
+        assert!(matches!(
+            d.presented(Some(far), None, header(v)),
+            Presented::Missing(_)
+        ));
+        assert!(matches!(
+            d.presented(Some(local), None, |_| None),
+            Presented::Missing(_)
+        ));
+        assert!(matches!(
+            d.presented(Some(local), None, header("not%20a%20cert")),
+            Presented::Missing(_)
+        ));
+        let stranger = Ca::new("other").unwrap().client(&jobcenter()).unwrap();
+        let s: &'static str = Box::leak(
+            percent_encoding::utf8_percent_encode(
+                &stranger.cert_pem,
+                percent_encoding::NON_ALPHANUMERIC,
+            )
+            .to_string()
+            .into_boxed_str(),
+        );
+        assert!(
+            matches!(d.presented(Some(local), None, header(s)), Presented::Missing(e) if e.contains("verify"))
+        );
+        assert!(
+            d.trusts_forwarding(Some(local))
+                && !d.trusts_forwarding(Some(far))
+                && !d.trusts_forwarding(None)
+        );
+    }
+
+    #[test]
+    fn a_failed_reload_keeps_the_old_agreements() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = door(Mode::Certificate, dir.path(), None, "10.0.0.0/8");
+        assert_eq!(d.agreement_count(), 1);
+        std::fs::write(
+            dir.path().join("agreements.toml"),
+            "[[agreement]]\nname = 1\n",
+        )
+        .unwrap();
+        assert!(d.reload().is_err());
+        assert_eq!(d.agreement_count(), 1);
+        assert!(d.may_label(1, "101"));
+    }
+}
