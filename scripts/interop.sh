@@ -57,13 +57,36 @@
 #  14. check_converter_logs
 #                        no CPR number in the converter's log either (check_dashboard's calls
 #                        included).
+#  15. https_door        the HTTPS door, with the certificates of `vos-converter dev-certs` (and a
+#                        second set whose CA nobody trusts), every process of its own on loopback:
+#                        (1) `serve --tls-cert --client-ca --client-crl --agreements`: zeep with
+#                        jobcenter-101.pem (OCES3) creates a contact group as 1:101 and reads it
+#                        back from REST, reads as 3:101, and its claim of STAR 5:55570117 is fault
+#                        900511 over both ports; no client certificate, or one of the other CA, or
+#                        no ca.pem to verify the server: the handshake fails
+#                        (scripts/interop/zeep_tls.py); npm soap (ClientSSLSecurity) with
+#                        akasse-12.pem (OCES2) reads as 2:12 and is refused as 2:34 and 1:101
+#                        (900511) (scripts/interop/npm_soap_tls.js);
+#                        (2) Debian's nginx (ssl_verify_client on, $ssl_client_escaped_cert in
+#                        X-Client-Cert, X-Forwarded-Host/-Proto) in front of `serve --trusted-proxy
+#                        127.0.0.1/32` (identity proxy): the same zeep calls through it, the WSDLs
+#                        name https://localhost:NGINXPORT, nginx answers 400 without a certificate
+#                        or with the other CA's; bypassing nginx from 127.0.0.2 with a forged
+#                        X-Client-Cert is 900512 and its X-Forwarded-* are ignored, from 127.0.0.1
+#                        without the header 900512;
+#                        (3) `backend --tls-cert --client-ca --trusted-client-cvr 55570117`, seeded
+#                        over mutual TLS with converter.pem; jobcenter-101.pem's identity headers
+#                        are problem+json fejlkode 900205, no client certificate fails the
+#                        handshake; `serve --rest-url` without a door refuses to start; `serve
+#                        --rest-url https://localhost:PORT --rest-client-cert converter.pem` with
+#                        the TLS door: the zeep calls end to end through both TLS hops.
 #
 # Later interop sections are new functions called from main() through `timed`; they can use
 # $BASE_URL, $CONVERTER_URL, $INTEROP, $LOG_DIR, $VENV and the helpers below.
 #
 # Runs as root on a possibly new Debian machine (CI) as well as on a developer's machine.
 # Downloads nothing but registry packages (Debian packages when python3-venv, curl, xmllint,
-# Node.js or chromium is missing, PyPI for schemathesis, zeep, xmlschema and promql-parser, the
+# Node.js, chromium or nginx is missing, PyPI for schemathesis, zeep, xmlschema and promql-parser, the
 # npm registry for soap and playwright-core; never a browser build).
 # Exit status: 0 when every section passed.
 #
@@ -71,6 +94,10 @@
 #   INTEROP_MAX_EXAMPLES   examples per operation in the main pass (default 50)
 #   INTEROP_SEED           the hypothesis seed of both passes (default 20251127)
 #   INTEROP_SKIP_BUILD=1   use the existing target/release binary as it is
+#   INTEROP_ONLY=https-door
+#                          only the tools, the build and the HTTPS door section (its own
+#                          processes; none of the main backend's or converter's)
+#   NGINX                  the nginx binary of the HTTPS door section (default /usr/sbin/nginx)
 #   INTEROP_RUST_LOG       the RUST_LOG of the backend and of the converter
 #                          (default info,vos_converter=debug)
 set -euo pipefail
@@ -129,10 +156,11 @@ source "$ROOT/scripts/lib.sh"
 # The one EXIT trap: stops the converter and the backend, removes their temporary folders.
 cleanup() {
     local rc=$?
+    door_stop_all
     stop_process "$CONVERTER_PID" converter
     stop_process "$BACKEND_PID" backend
     local dir
-    for dir in "$CONVERTER_DIR" "$TMP_DIR"; do
+    for dir in "$CONVERTER_DIR" "$TMP_DIR" "$DOOR_DIR"; do
         if [[ -n "$dir" && -d "$dir" ]]; then
             rm -rf "$dir"
         fi
@@ -981,6 +1009,389 @@ check_converter_logs() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# The HTTPS door: client certificates and connection agreements, nginx in front, mutual TLS
+# to REST
+
+# Every process https_door starts, as "PID:NAME", stopped in reverse order by door_stop_all
+# (at the section's end, and by cleanup when the script ends early).
+DOOR_PIDS=()
+DOOR_DIR=""
+DOOR_URL=""
+
+# door_env ARGS... -- env ARGS... without any VOS_* variable of the caller's environment (flags
+# only: nothing may move a process of this section elsewhere).
+door_env() {
+    local unset=() v
+    for v in $(compgen -e); do
+        [[ "$v" == VOS_* ]] && unset+=(-u "$v")
+    done
+    env "${unset[@]}" "$@"
+}
+
+door_stop_all() {
+    local i
+    for ((i = ${#DOOR_PIDS[@]} - 1; i >= 0; i--)); do
+        stop_process "${DOOR_PIDS[i]%%:*}" "${DOOR_PIDS[i]#*:}"
+    done
+    DOOR_PIDS=()
+}
+
+# door_start NAME LOG CMD... -- CMD in the background (output in LOG.stdout and LOG.stderr),
+# no VOS_* setting of the caller's environment; waits up to 30 s for its "listening on URL"
+# line. DOOR_URL is that URL. Status 1 (and says why) when it exits first or says nothing.
+door_start() {
+    local name="$1" log="$2"
+    shift 2
+    door_env RUST_LOG="${INTEROP_RUST_LOG:-info,vos_converter=debug}" NO_COLOR=1 \
+        "$@" >"$log.stdout" 2>"$log.stderr" &
+    local pid=$! line=""
+    DOOR_PIDS+=("$pid:$name")
+    DOOR_URL=""
+    for _ in $(seq 1 150); do
+        line="$(grep -m1 -oE 'listening on https?://127\.0\.0\.1:[0-9]+' "$log.stdout" || true)"
+        if [[ -n "$line" ]]; then
+            DOOR_URL="${line#listening on }"
+            info "$name: pid $pid at $DOOR_URL (logs in ${log#"$ROOT"/}.*)"
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            cat "$log.stdout" "$log.stderr" >&2 || true
+            info "the $name exited before it listened"
+            return 1
+        fi
+        sleep 0.2
+    done
+    info "the $name did not say where it listens within 30 s"
+    return 1
+}
+
+# door_seed CERTS URL -- the backend's person register fed with mappings/dev-seed.toml as
+# STAR (SetPersonRegister, dev mode), over mutual TLS with the converter's certificate.
+door_seed() {
+    local certs="$1" url="$2" body status n=0
+    while IFS= read -r body; do
+        status="$(curl -sS -o "$DOOR_DIR/seed-response.json" -w '%{http_code}' -X PUT \
+            --cacert "$certs/ca.pem" --cert "$certs/converter.pem" --key "$certs/converter-key.pem" \
+            -H 'X-Organisation-Type: 5' -H 'X-Organisation-Code: 55570117' -H 'X-User-Id: interop-seed' \
+            -H 'Content-Type: application/json' --data-binary "$body" "$url$API/personregister")" || return 1
+        if [[ "$status" != 204 ]]; then
+            cat "$DOOR_DIR/seed-response.json" >&2
+            info "SetPersonRegister over mutual TLS answered $status, expected 204"
+            return 1
+        fi
+        n=$((n + 1))
+    done < <("$VENV/bin/python" -c '
+import json, sys, tomllib
+for p in tomllib.load(open(sys.argv[1], "rb"))["person"]:
+    print(json.dumps(p))' "$ROOT/mappings/dev-seed.toml")
+    ((n > 0)) || return 1
+    info "seeded $n persons of mappings/dev-seed.toml over mutual TLS (converter.pem, CVR 55570117)"
+}
+
+# Debian's nginx, when missing. The package's scripts would start the system's nginx on port
+# 80: for the install only, a policy-rc.d forbids that (when the machine has none).
+NGINX="${NGINX:-/usr/sbin/nginx}"
+ensure_nginx() {
+    if [[ ! -x "$NGINX" ]]; then
+        local policy=/usr/sbin/policy-rc.d added="" rc=0
+        if [[ "$(id -u)" == 0 && ! -e "$policy" ]]; then
+            printf '#!/bin/sh\n# scripts/interop.sh: no service starts while it installs nginx\nexit 101\n' >"$policy"
+            chmod 755 "$policy"
+            added=1
+        fi
+        apt_install nginx || rc=$?
+        [[ -n "$added" ]] && rm -f "$policy"
+        ((rc == 0)) || return 1
+    fi
+    [[ -x "$NGINX" ]] || return 1
+    info "$("$NGINX" -v 2>&1)"
+}
+
+# free_port -- a TCP port free on 127.0.0.1 just now (for nginx, which cannot pick one).
+free_port() {
+    "$VENV/bin/python" -c '
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# door_nginx CERTS PORT UPSTREAM DIR -- nginx on 127.0.0.1:PORT, TLS with a required client
+# certificate of CERTS/ca.pem, in front of UPSTREAM; config, pid, logs and temp files in DIR.
+# Runs in the foreground of its own process (daemon off), so it is stopped by its pid.
+door_nginx() {
+    local certs="$1" port="$2" upstream="$3" dir="$4"
+    mkdir -p "$dir"
+    # Its worker runs as nobody when started as root: the temp folders must be reachable.
+    chmod 755 "$dir"
+    cat >"$dir/nginx.conf" <<EOF
+# Written by scripts/interop.sh (https_door).
+daemon off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log info;
+events { worker_connections 64; }
+http {
+    access_log $dir/access.log;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    server {
+        listen 127.0.0.1:$port ssl;
+        server_name localhost;
+        ssl_certificate $certs/server.pem;
+        ssl_certificate_key $certs/server-key.pem;
+        ssl_client_certificate $certs/ca.pem;
+        ssl_verify_client on;
+        location / {
+            proxy_pass $upstream;
+            proxy_set_header X-Client-Cert \$ssl_client_escaped_cert;
+            proxy_set_header X-Forwarded-Host \$host:\$server_port;
+            proxy_set_header X-Forwarded-Proto https;
+        }
+    }
+}
+EOF
+    "$NGINX" -t -q -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" 2>"$dir/config-test.txt" || {
+        cat "$dir/config-test.txt" >&2
+        info "nginx -t refused the generated config"
+        return 1
+    }
+    "$NGINX" -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/nginx.stdout" 2>"$dir/nginx.stderr" &
+    local pid=$!
+    DOOR_PIDS+=("$pid:nginx")
+    for _ in $(seq 1 50); do
+        # Any HTTP answer (nginx's 400 to a client without a certificate) means it listens.
+        if curl -s -o /dev/null --cacert "$certs/ca.pem" "https://localhost:$port/"; then
+            info "nginx: pid $pid at https://localhost:$port -> $upstream (config and logs in ${dir#"$ROOT"/})"
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            cat "$dir/nginx.stderr" "$dir/error.log" >&2 || true
+            info "nginx exited before it listened"
+            return 1
+        fi
+        sleep 0.2
+    done
+    info "nginx did not answer on port $port within 10 s"
+    return 1
+}
+
+# door_zeep NAME ARGS... -- zeep_tls.py; a failure is recorded as NAME.
+door_zeep() {
+    local name="$1" rc=0
+    shift
+    "$VENV/bin/python" "$ROOT/scripts/interop/zeep_tls.py" "$@" || rc=$?
+    if ((rc != 0)); then
+        info "zeep over the HTTPS door failed with exit status $rc (exchanges in ${5#"$ROOT"/})"
+        FAILED_SECTIONS+=("$name")
+    fi
+}
+
+# 1. `serve` terminating TLS itself: zeep with jobcenter-101.pem, npm soap with akasse-12.pem.
+door_certificate_mode() {
+    local certs="$1" foreign="$2" logs="$3" cutover="$4" port rc=0
+    door_start "converter (HTTPS, identity certificate)" "$logs/converter-tls" \
+        "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DOOR_DIR/data-tls" \
+        --tls-cert "$certs/server.pem" --tls-key "$certs/server-key.pem" --client-ca "$certs/ca.pem" \
+        --client-crl "$certs/crl.pem" --agreements "$certs/agreements.toml" \
+        --cutover-override "1:101=$cutover" || {
+        FAILED_SECTIONS+=("https-door-tls")
+        return 0
+    }
+    port="${DOOR_URL##*:}"
+    sed -n 's/^ *\(identity:.*\)/\1/p' "$logs/converter-tls.stdout" | while read -r l; do info "$l"; done
+    info "zeep $ZEEP_VERSION: https://localhost:$port, jobcenter-101.pem (OCES3)"
+    door_zeep https-door-tls certificate "https://localhost:$port" "$certs" "$foreign" \
+        "$logs/zeep-tls-exchanges.log"
+    info "npm soap: https://127.0.0.1:$port, akasse-12.pem (OCES2)"
+    if ! setup_npm_soap; then
+        info "could not install the npm soap client"
+        FAILED_SECTIONS+=("https-door-npm")
+        return 0
+    fi
+    NODE_PATH="$NODE_DIR/node_modules" node "$ROOT/scripts/interop/npm_soap_tls.js" \
+        "https://127.0.0.1:$port" "$certs" "$logs/npm-soap-tls-exchanges.log" || rc=$?
+    if ((rc != 0)); then
+        info "npm soap over the HTTPS door failed with exit status $rc (exchanges in ${logs#"$ROOT"/}/npm-soap-tls-exchanges.log)"
+        FAILED_SECTIONS+=("https-door-npm")
+    fi
+}
+
+# 2. nginx terminating TLS, `serve` in proxy mode behind it on loopback.
+door_proxy_mode() {
+    local certs="$1" foreign="$2" logs="$3" cutover="$4" port direct
+    if ! ensure_nginx; then
+        info "no nginx at $NGINX"
+        FAILED_SECTIONS+=("https-door-nginx")
+        return 0
+    fi
+    door_start "converter (plain HTTP, identity proxy)" "$logs/converter-proxy" \
+        "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DOOR_DIR/data-proxy" \
+        --trusted-proxy 127.0.0.1/32 --client-cert-header X-Client-Cert --client-ca "$certs/ca.pem" \
+        --agreements "$certs/agreements.toml" --cutover-override "1:101=$cutover" || {
+        FAILED_SECTIONS+=("https-door-nginx")
+        return 0
+    }
+    direct="$DOOR_URL"
+    sed -n 's/^ *\(identity:.*\)/\1/p' "$logs/converter-proxy.stdout" | while read -r l; do info "$l"; done
+    port="$(free_port)"
+    door_nginx "$certs" "$port" "$direct" "$DOOR_DIR/nginx" || {
+        FAILED_SECTIONS+=("https-door-nginx")
+        return 0
+    }
+    info "zeep $ZEEP_VERSION: https://localhost:$port (nginx), jobcenter-101.pem; the converter at $direct"
+    door_zeep https-door-nginx proxy "https://localhost:$port" "$certs" "$foreign" \
+        "$logs/zeep-nginx-exchanges.log" "$direct"
+    cp "$DOOR_DIR/nginx/access.log" "$logs/nginx-access.log" 2>/dev/null || true
+    cp "$DOOR_DIR/nginx/error.log" "$logs/nginx-error.log" 2>/dev/null || true
+}
+
+# 3. The reference backend over mutual TLS, trusting the converter's CVR only; `serve` calls it
+# with its own certificate and terminates TLS itself.
+door_mtls_backend() {
+    local certs="$1" foreign="$2" logs="$3" cutover="$4" backend rest port status rc=0
+    local tls=(--cacert "$certs/ca.pem")
+    local star=(-H 'X-Organisation-Type: 5' -H 'X-Organisation-Code: 55570117' -H 'X-User-Id: interop')
+    local out="$DOOR_DIR/backend-response.json"
+    door_start "backend (mutual TLS)" "$logs/backend-mtls" \
+        "$BIN" backend --listen 127.0.0.1:0 --db "$DOOR_DIR/backend-mtls.db" --dev \
+        --tls-cert "$certs/server.pem" --tls-key "$certs/server-key.pem" --client-ca "$certs/ca.pem" \
+        --trusted-client-cvr 55570117 || {
+        FAILED_SECTIONS+=("https-door-mtls")
+        return 0
+    }
+    backend="$DOOR_URL"
+    rest="https://localhost:${backend##*:}"
+    if ! door_seed "$certs" "$rest"; then
+        info "seeding the backend over mutual TLS failed"
+        FAILED_SECTIONS+=("https-door-mtls")
+        return 0
+    fi
+
+    # Who may set the identity headers: the converter's CVR, not a jobcenter's, nobody without
+    # a certificate.
+    local failed=0 url="$rest$API/kodelister/kontaktgruppetyper"
+    status="$(curl -sS -o "$out" -w '%{http_code}' "${tls[@]}" --cert "$certs/converter.pem" \
+        --key "$certs/converter-key.pem" "${star[@]}" "$url")" || status="curl failed"
+    if [[ "$status" == 200 ]]; then
+        info "backend, converter.pem (CVR 55570117, trusted): GET $API/kodelister/kontaktgruppetyper -> 200"
+    else
+        info "backend, converter.pem (CVR 55570117, trusted): GET $API/kodelister/kontaktgruppetyper -> $status, expected 200"
+        failed=1
+    fi
+    local ctype fejlkode
+    ctype="$(curl -sS -o "$out" -w '%{http_code} %{content_type}' "${tls[@]}" --cert "$certs/jobcenter-101.pem" \
+        --key "$certs/jobcenter-101-key.pem" "${star[@]}" "$url")" || ctype="curl failed"
+    fejlkode="$("$VENV/bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("fejlkode"))' \
+        "$out" 2>/dev/null || true)"
+    if [[ "$ctype" == *application/problem+json* && "$fejlkode" == 900205 ]]; then
+        info "backend, jobcenter-101.pem (CVR 11111111, not trusted) with identity headers -> ${ctype%% *}, fejlkode 900205"
+    else
+        cat "$out" >&2 2>/dev/null || true
+        info "backend, jobcenter-101.pem (CVR 11111111, not trusted) -> $ctype, fejlkode ${fejlkode:-none}; expected problem+json with fejlkode 900205"
+        failed=1
+    fi
+    rc=0
+    curl -sS -o /dev/null "${tls[@]}" "${star[@]}" "$url" 2>"$DOOR_DIR/curl-no-cert.txt" || rc=$?
+    if ((rc != 0)); then
+        info "backend without a client certificate: curl exit $rc ($(head -1 "$DOOR_DIR/curl-no-cert.txt"))"
+    else
+        info "backend without a client certificate: answered, expected the handshake to fail"
+        failed=1
+    fi
+
+    # Outside dev mode `serve` does not start with unverified identities unless told to.
+    rc=0
+    door_env timeout 10 "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DOOR_DIR/data-refused" --rest-url "$rest" \
+        >"$logs/converter-no-door.stdout" 2>"$logs/converter-no-door.stderr" || rc=$?
+    if ((rc != 0 && rc != 124)) && grep -q 'identity' "$logs/converter-no-door.stderr"; then
+        info "serve --rest-url without TLS, proxy or --identity header: refused to start (exit $rc)"
+    else
+        cat "$logs/converter-no-door.stderr" >&2 || true
+        info "serve --rest-url without TLS, proxy or --identity header: exit $rc, expected a refusal naming identity"
+        failed=1
+    fi
+
+    door_start "converter (HTTPS, mutual TLS to REST)" "$logs/converter-mtls" \
+        "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DOOR_DIR/data-mtls" --rest-url "$rest" \
+        --rest-client-cert "$certs/converter.pem" --rest-client-key "$certs/converter-key.pem" \
+        --rest-ca "$certs/ca.pem" \
+        --tls-cert "$certs/server.pem" --tls-key "$certs/server-key.pem" --client-ca "$certs/ca.pem" \
+        --agreements "$certs/agreements.toml" --cutover-override "1:101=$cutover" || {
+        FAILED_SECTIONS+=("https-door-mtls")
+        return 0
+    }
+    port="${DOOR_URL##*:}"
+    sed -n 's/^ *\(REST upstream:.*\)/\1/p' "$logs/converter-mtls.stdout" | while read -r l; do info "$l"; done
+    if ! grep -q "REST upstream: $rest (mutual TLS)" "$logs/converter-mtls.stdout"; then
+        info "the converter does not say it calls $rest with mutual TLS"
+        failed=1
+    fi
+    local before after
+    before="$(grep -c 'request' "$logs/backend-mtls.stderr" || true)"
+    info "zeep $ZEEP_VERSION: https://localhost:$port -> $rest, jobcenter-101.pem"
+    door_zeep https-door-mtls backend "https://localhost:$port" "$certs" "$foreign" \
+        "$logs/zeep-mtls-exchanges.log"
+    after="$(grep -c 'request' "$logs/backend-mtls.stderr" || true)"
+    if ((after > before)); then
+        info "the backend logged $((after - before)) more request lines during the zeep calls"
+    else
+        info "the backend logged no request during the zeep calls: did they reach it?"
+        failed=1
+    fi
+    ((failed == 0)) || FAILED_SECTIONS+=("https-door-mtls")
+}
+
+https_door() {
+    section "HTTPS door: client certificates (zeep, npm soap), nginx in front, mutual TLS to REST"
+    local logs="$LOG_DIR/https-door" certs foreign cutover
+    rm -rf "$logs"
+    mkdir -p "$logs"
+    if ! setup_python_soap; then
+        FAILED_SECTIONS+=("https-door")
+        return 0
+    fi
+    DOOR_DIR="$(mktemp -d "${TMPDIR:-/tmp}/vos-interop-door.XXXXXX")"
+    certs="$DOOR_DIR/certs"
+    foreign="$DOOR_DIR/foreign"
+    # Two sets: the one everything here trusts, and one of another CA nothing trusts.
+    if ! "$BIN" dev-certs "$certs" >"$logs/dev-certs.txt" || ! "$BIN" dev-certs "$foreign" >/dev/null; then
+        info "vos-converter dev-certs failed"
+        FAILED_SECTIONS+=("https-door")
+        return 0
+    fi
+    info "dev-certs: $(cd "$certs" && ls | tr '\n' ' ')"
+    if "$BIN" check --agreements "$certs/agreements.toml" >"$logs/check.txt" 2>&1; then
+        info "vos-converter check: $(head -1 "$logs/check.txt")"
+    else
+        cat "$logs/check.txt" >&2
+        info "vos-converter check --agreements refused the agreements dev-certs wrote"
+        FAILED_SECTIONS+=("https-door")
+    fi
+    # Jobcenter 1:101 before its own cutover: its reads reach REST.
+    cutover="$(TZ=Europe/Copenhagen date -d '+60 days' +%F)"
+
+    local t0=$SECONDS
+    info "-- 1. serve --tls-cert --client-ca --agreements (identity certificate)"
+    door_certificate_mode "$certs" "$foreign" "$logs" "$cutover"
+    door_stop_all
+    info "($((SECONDS - t0)) s)"
+    t0=$SECONDS
+    info "-- 2. nginx (ssl_verify_client on) in front of serve --trusted-proxy 127.0.0.1/32 (identity proxy)"
+    door_proxy_mode "$certs" "$foreign" "$logs" "$cutover"
+    door_stop_all
+    info "($((SECONDS - t0)) s)"
+    t0=$SECONDS
+    info "-- 3. backend over mutual TLS (--trusted-client-cvr 55570117), serve --rest-url https://..."
+    door_mtls_backend "$certs" "$foreign" "$logs" "$cutover"
+    door_stop_all
+    info "($((SECONDS - t0)) s)"
+}
+
+# ---------------------------------------------------------------------------------------------
 
 # timed FUNCTION -- runs a section and keeps its duration for the summary.
 timed() {
@@ -992,27 +1403,36 @@ timed() {
 main() {
     local start=$SECONDS
     cd "$ROOT"
+    case "${INTEROP_ONLY:-}" in
+    "" | https-door) ;;
+    *) fail "INTEROP_ONLY=$INTEROP_ONLY: the one section that runs alone is https-door" ;;
+    esac
     timed setup_python
     timed build_release
-    timed start_backend
-    timed seed_backend
-    timed run_schemathesis
-    timed run_schemathesis_noident
-    timed check_logs
-    timed start_converter
-    timed validate_wsdl
-    timed run_zeep
-    timed run_zeep_reads
-    timed run_npm_soap
-    timed check_dashboard
-    timed check_converter_logs
+    if [[ "${INTEROP_ONLY:-}" == https-door ]]; then
+        mkdir -p "$LOG_DIR"
+    else
+        timed start_backend
+        timed seed_backend
+        timed run_schemathesis
+        timed run_schemathesis_noident
+        timed check_logs
+        timed start_converter
+        timed validate_wsdl
+        timed run_zeep
+        timed run_zeep_reads
+        timed run_npm_soap
+        timed check_dashboard
+        timed check_converter_logs
+    fi
+    timed https_door
 
     section "result"
     local t
     for t in "${SECTION_TIMES[@]}"; do
         info "$t"
     done
-    if ! kill -0 "$BACKEND_PID" 2>/dev/null; then
+    if [[ -n "$BACKEND_PID" ]] && ! kill -0 "$BACKEND_PID" 2>/dev/null; then
         FAILED_SECTIONS+=("backend-died")
     fi
     if [[ -n "$CONVERTER_PID" ]] && ! kill -0 "$CONVERTER_PID" 2>/dev/null; then

@@ -938,7 +938,7 @@ async fn an_unreachable_rest_service_is_a_server_fault() {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let url = format!("http://127.0.0.1:{port}");
-    let mut s = Serve::start(&["--rest-url", &url]);
+    let mut s = Serve::start(&["--rest-url", &url, "--identity", "header"]);
     assert_eq!(s.rest, url);
     for v in [Soap::V11, Soap::V12] {
         let r = s
@@ -969,7 +969,14 @@ async fn a_rest_service_that_never_answers_is_a_timeout_fault() {
             held.push(conn);
         }
     });
-    let mut s = Serve::start(&["--rest-url", &url, "--upstream-timeout-ms", "500"]);
+    let mut s = Serve::start(&[
+        "--rest-url",
+        &url,
+        "--identity",
+        "header",
+        "--upstream-timeout-ms",
+        "500",
+    ]);
     for v in [Soap::V11, Soap::V12] {
         let r = s
             .call(
@@ -1032,7 +1039,8 @@ async fn wsdl_locations(s: &Serve, headers: &[(&str, &str)]) -> (Vec<String>, Ve
 
 #[tokio::test]
 async fn the_wsdl_names_the_address_the_client_used() {
-    let mut s = Serve::start(&[]);
+    // The test client (127.0.0.1) is a trusted proxy here.
+    let mut s = Serve::start(&["--trusted-proxy", "127.0.0.1/32", "--identity", "header"]);
     let direct = s.endpoint();
     assert_eq!(
         wsdl_locations(&s, &[]).await,
@@ -1051,8 +1059,41 @@ async fn the_wsdl_names_the_address_the_client_used() {
     // And without them again: nothing of the forwarded address is kept.
     assert_eq!(
         wsdl_locations(&s, &[]).await,
-        (vec![direct.clone()], vec![direct])
+        (vec![direct.clone()], vec![direct.clone()])
     );
+    // The address comes from the request: no cache may keep it.
+    let res = s.client.get(format!("{direct}?wsdl")).send().await.unwrap();
+    assert_eq!(
+        res.headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store")
+    );
+    s.finish(&[]);
+
+    // From a client that is not a trusted proxy, forwarded headers change nothing.
+    let mut s = Serve::start(&[]);
+    let direct = s.endpoint();
+    assert_eq!(
+        wsdl_locations(&s, &forwarded).await,
+        (vec![direct.clone()], vec![direct.clone()])
+    );
+    s.finish(&[]);
+
+    // With public_url the address is fixed, and cacheable.
+    let mut s = Serve::start(&["--public-url", "https://soap.example:8443"]);
+    let fixed = "https://soap.example:8443/PersonRegistrationService/9".to_owned();
+    assert_eq!(
+        wsdl_locations(&s, &forwarded).await,
+        (vec![fixed.clone()], vec![fixed])
+    );
+    let res = s
+        .client
+        .get(format!("{}?wsdl", s.endpoint()))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("cache-control").is_none());
     s.finish(&[]);
 }
 
@@ -1061,7 +1102,7 @@ async fn the_wsdl_names_the_address_the_client_used() {
 /// used (its Host header, on plain http).
 #[tokio::test]
 async fn the_wsdl_ignores_forwarded_values_no_proxy_would_send() {
-    let mut s = Serve::start(&[]);
+    let mut s = Serve::start(&["--trusted-proxy", "127.0.0.1/32", "--identity", "header"]);
     let direct = s.endpoint();
     let cases: [&[(&str, &str)]; 3] = [
         &[("X-Forwarded-Proto", "gopher")],

@@ -995,7 +995,11 @@ async fn healthz_answers_and_readyz_follows_the_rest_service() {
     // A REST URL nobody listens on: alive, not ready.
     let dir = tempfile::tempdir().unwrap();
     let nobody = format!("http://127.0.0.1:{}", closed_port());
-    let s = Serve::start_in(dir.path(), &["--rest-url", &nobody], "info");
+    let s = Serve::start_in(
+        dir.path(),
+        &["--rest-url", &nobody, "--identity", "header"],
+        "info",
+    );
     let (status, body) = s.get("/healthz").await;
     assert_eq!(status, StatusCode::OK, "/healthz, REST down: {body}");
     let (status, body) = s.get("/readyz").await;
@@ -1009,7 +1013,11 @@ async fn healthz_answers_and_readyz_follows_the_rest_service() {
     // A REST service that goes away: ready while it answers, then not.
     let mut fake = Fake::start();
     let dir = tempfile::tempdir().unwrap();
-    let s = Serve::start_in(dir.path(), &["--rest-url", &fake.base], "info");
+    let s = Serve::start_in(
+        dir.path(),
+        &["--rest-url", &fake.base, "--identity", "header"],
+        "info",
+    );
     let (status, body) = s.get("/readyz").await;
     assert_eq!(status, StatusCode::OK, "/readyz, REST answers 404: {body}");
     fake.stop();
@@ -1071,6 +1079,8 @@ async fn every_soap_answer_has_a_request_id_that_is_the_trace_sent_upstream() {
         &[
             "--rest-url",
             &fake.base,
+            "--identity",
+            "header",
             "--cutover",
             "2099-01-01",
             "--max-body-bytes",

@@ -742,17 +742,31 @@ async fn assert_empty_reads(s: &Serve, org: Org, cpr: &str) {
 async fn after_the_cutover_the_collections_are_empty_and_rest_is_not_called() {
     // Nothing listens at the REST URL: a read that called REST would fault 900520.
     let nowhere = closed_url();
-    let mut default_cutover = Serve::start(&["--rest-url", &nowhere]);
+    let mut default_cutover = Serve::start(&["--rest-url", &nowhere, "--identity", "header"]);
     assert_empty_reads(&default_cutover, JOBCENTER_101, CPR_101).await;
     default_cutover.finish(&[]);
 
-    let mut past = Serve::start(&["--rest-url", &nowhere, "--cutover", "2020-01-01"]);
+    let mut past = Serve::start(&[
+        "--rest-url",
+        &nowhere,
+        "--identity",
+        "header",
+        "--cutover",
+        "2020-01-01",
+    ]);
     assert_empty_reads(&past, JOBCENTER_101, CPR_101).await;
     assert_empty_reads(&past, STAR, CPR_147).await;
     past.finish(&[]);
 
     // The same converter before its cutover does call REST, and cannot reach it.
-    let mut before = Serve::start(&["--rest-url", &nowhere, "--cutover", "2099-01-01"]);
+    let mut before = Serve::start(&[
+        "--rest-url",
+        &nowhere,
+        "--identity",
+        "header",
+        "--cutover",
+        "2099-01-01",
+    ]);
     for v in [Soap::V11, Soap::V12] {
         let r = before.status(v, JOBCENTER_101, CPR_101).await;
         r.expect_fault(v, Side::Server, 900520);
@@ -1029,7 +1043,14 @@ async fn after_the_cutover_the_legacy_collections_are_emptied_without_rest() {
     let legacy_flag = format!("PersonStatusService={}", stub.url);
     // Nothing listens at the REST URL: a REST call would fault 900520.
     let nowhere = closed_url();
-    let mut s = Serve::start(&["--rest-url", &nowhere, "--legacy-url", &legacy_flag]);
+    let mut s = Serve::start(&[
+        "--rest-url",
+        &nowhere,
+        "--identity",
+        "header",
+        "--legacy-url",
+        &legacy_flag,
+    ]);
     let r = s.status(Soap::V11, JOBCENTER_101, CPR_101).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.content_type, LEGACY_CT);
@@ -1061,7 +1082,14 @@ async fn after_the_cutover_the_legacy_collections_are_emptied_without_rest() {
     let phs_stub =
         LegacyStub::start(answer(200, phs_ct, &history(stale_kg, "<!-- none -->"))).await;
     let phs_flag = format!("PersonHistoryService={}", phs_stub.url);
-    let mut s = Serve::start(&["--rest-url", &nowhere, "--legacy-url", &phs_flag]);
+    let mut s = Serve::start(&[
+        "--rest-url",
+        &nowhere,
+        "--identity",
+        "header",
+        "--legacy-url",
+        &phs_flag,
+    ]);
     let r = s
         .history(Soap::V12, JOBCENTER_101, CPR_101, Some("2020-01-01"), None)
         .await;

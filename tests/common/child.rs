@@ -36,7 +36,7 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The `VOS_*` variables `serve` reads: none of the test's environment reaches the child.
-const SERVE_ENV: [&str; 15] = [
+const SERVE_ENV: [&str; 30] = [
     "VOS_CONFIG",
     "VOS_LISTEN",
     "VOS_REST_URL",
@@ -52,6 +52,21 @@ const SERVE_ENV: [&str; 15] = [
     "VOS_MAX_DEPTH",
     "VOS_MAX_ELEMENTS",
     "VOS_LOG_FORMAT",
+    "VOS_REST_MAX_CONNECTIONS",
+    "VOS_BODY_TIMEOUT_MS",
+    "VOS_MAX_CONNECTIONS",
+    "VOS_IDENTITY",
+    "VOS_TLS_CERT",
+    "VOS_TLS_KEY",
+    "VOS_CLIENT_CA",
+    "VOS_CLIENT_CRL",
+    "VOS_AGREEMENTS",
+    "VOS_TRUSTED_PROXIES",
+    "VOS_CLIENT_CERT_HEADER",
+    "VOS_PUBLIC_URL",
+    "VOS_REST_CLIENT_CERT",
+    "VOS_REST_CLIENT_KEY",
+    "VOS_REST_CA",
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -226,6 +241,26 @@ impl Serve {
     /// "REST upstream:" is printed (after "listening on" and the endpoints): the server is
     /// bound and the embedded backend seeded.
     pub fn start_in(data_dir: &Path, extra: &[&str], rust_log: &str) -> Serve {
+        Serve::launch(data_dir, extra, rust_log, "http", client())
+    }
+
+    /// As [`Serve::start_with`] for an HTTPS listener (`extra` names `--tls-cert` and the
+    /// rest): the SOAP address is `https://127.0.0.1:PORT`, and `client` (one that presents
+    /// a client certificate and trusts the server's CA) becomes the guard's client.
+    pub fn start_https(extra: &[&str], rust_log: &str, client: Client) -> Serve {
+        let dir = tempfile::tempdir().unwrap();
+        let mut serve = Serve::launch(dir.path(), extra, rust_log, "https", client);
+        serve._dir = Some(dir);
+        serve
+    }
+
+    fn launch(
+        data_dir: &Path,
+        extra: &[&str],
+        rust_log: &str,
+        scheme: &str,
+        client: Client,
+    ) -> Serve {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vos-converter"));
         cmd.arg("serve")
             .arg("--listen")
@@ -252,11 +287,11 @@ impl Serve {
             child,
             soap,
             rest,
-            client: client(),
+            client,
             _dir: None,
         };
         assert!(
-            serve.soap.starts_with("http://127.0.0.1:"),
+            serve.soap.starts_with(&format!("{scheme}://127.0.0.1:")),
             "SOAP address {:?}",
             serve.soap
         );

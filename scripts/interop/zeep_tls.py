@@ -1,0 +1,464 @@
+"""The HTTPS door through zeep (PyPI): client certificates, connection agreements, and the
+refusals of the door, over a TLS listener of the converter or through a TLS-terminating proxy.
+
+    zeep_tls.py MODE BASE_URL CERT_DIR FOREIGN_DIR EXCHANGE_LOG [DIRECT_URL]
+
+Run by scripts/interop.sh (section https_door) in the .interop venv. CERT_DIR is a set of
+`vos-converter dev-certs`, the one the converter (or nginx) trusts; FOREIGN_DIR is a second
+set, whose CA nobody here trusts. zeep loads the WSDLs the converter SERVES
+(BASE_URL/<Service>/<version>?wsdl) through a requests Session that presents a client
+certificate (cert=(pem, key)) and verifies the server with ca.pem (verify=), given to
+zeep as Transport(session=...).
+
+MODE
+  certificate    BASE_URL is `serve --tls-cert ... --client-ca ... --agreements ...` itself
+                 (identity certificate). A connection without a client certificate, or with
+                 one of another CA, fails the TLS handshake.
+  proxy          BASE_URL is nginx (ssl_verify_client on) in front of `serve --trusted-proxy
+                 127.0.0.1/32 --client-cert-header X-Client-Cert` (identity proxy), which
+                 listens at DIRECT_URL (plain HTTP). The served WSDLs name BASE_URL
+                 (X-Forwarded-Host/-Proto of the trusted proxy honoured). nginx refuses a
+                 client without a certificate, or with one of another CA, with HTTP 400.
+                 Bypassing nginx from 127.0.0.2 (not a trusted proxy) with a forged
+                 X-Client-Cert header (a real, valid certificate) is 900512, and its
+                 X-Forwarded-* headers do not move the WSDL's address; from the trusted
+                 address without the header it is 900512 too.
+  backend        as certificate, with the converter calling the reference backend over
+                 mutual TLS (--rest-url https://..., its own certificate).
+
+The calls (mappings/dev-seed.toml's fictitious persons; the converter is started with an own
+cutover ahead for Jobcenter 1:101, so its reads reach REST):
+  jobcenter-101.pem (OCES3, CVR 11111111, acts for 1:101 and 3:101):
+    1:101  PersonRegistrationService CreateContactGroup for 0101701111 (SOAP 1.1): an id;
+    1:101  PersonStatusService GetVariablePersonStatus 0101701111 (SOAP 1.2): the created
+           contact group read back from REST;
+    3:101  GetVariablePersonStatus 0101701111 (SOAP 1.1): answered;
+    5:55570117 (STAR: not in its agreement) CreateContactGroup over both ports: Client/Sender
+           fault ErrorCode 900511, and no registration made.
+
+Each exchange (HTTP status, request and response envelopes) is appended to EXCHANGE_LOG.
+Exit status 0 when every check holds; each check prints one line.
+"""
+
+import argparse
+import datetime as dt
+import re
+import sys
+import time
+import traceback
+import urllib.parse
+from zoneinfo import ZoneInfo
+
+import requests
+import zeep
+from lxml import etree
+from requests.adapters import HTTPAdapter
+from zeep.transports import Transport
+
+COMMON = "urn:dk:star:dfdg:common:1"
+CPH = ZoneInfo("Europe/Copenhagen")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+PRS = ("PersonRegistrationService", 9)
+PSS = ("PersonStatusService", 20)
+
+JOBCENTER_101 = {"OrganisationType": 1, "OrganisationCode": "101", "UserIdentifier": "zeep-tls-jc"}
+KOMMUNE_101 = {"OrganisationType": 3, "OrganisationCode": "101", "UserIdentifier": "zeep-tls-ko"}
+STAR = {"OrganisationType": 5, "OrganisationCode": "55570117", "UserIdentifier": "zeep-tls-star"}
+PERSON_101 = "0101701111"  # municipality 101, not enrolled
+
+ERR_NOT_IN_AGREEMENT = 900511
+ERR_NO_CERTIFICATE = 900512
+
+failures = []
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise CheckFailed(msg)
+
+
+def step(name, fn, *args):
+    """Runs one check, prints ok or FAIL; returns fn's result (None on failure)."""
+    try:
+        detail = fn(*args)
+    except CheckFailed as e:
+        print(f"  FAIL  {name}: {e}")
+        failures.append(f"{name}: {e}")
+        return None
+    except Exception as e:  # a client-side error is a failure too: report it whole
+        print(f"  FAIL  {name}: {type(e).__name__}: {e}")
+        traceback.print_exc(limit=3)
+        failures.append(f"{name}: {type(e).__name__}: {e}")
+        return None
+    print(f"  ok    {name}" + (f": {detail}" if isinstance(detail, str) else ""))
+    return detail if detail is not None else True
+
+
+def short(e):
+    """An exception's message, on one line and not too long."""
+    text = " ".join(str(e).split())
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+# Sessions and zeep plumbing
+
+
+class SourceAddressAdapter(HTTPAdapter):
+    """Connects from a chosen local address (127.0.0.2: a loopback address that is not the
+    trusted proxy)."""
+
+    def __init__(self, source, **kwargs):
+        self.source = source
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def session(certs, name=None, ca=True, source=None, headers=None):
+    """A requests Session: the client certificate certs/name.pem (none without a name), the
+    server verified with certs/ca.pem."""
+    s = requests.Session()
+    if ca:
+        s.verify = f"{certs}/ca.pem"
+    if name:
+        s.cert = (f"{certs}/{name}.pem", f"{certs}/{name}-key.pem")
+    if source:
+        adapter = SourceAddressAdapter(source)
+        s.mount("http://", adapter)
+        s.mount("https://", adapter)
+    if headers:
+        s.headers.update(headers)
+    return s
+
+
+class RecordingTransport(Transport):
+    """Keeps the HTTP status of the last response and appends every exchange to a log."""
+
+    def __init__(self, log_path, **kwargs):
+        super().__init__(**kwargs)
+        self.log_path = log_path
+        self.last_status = None
+        self.label = ""
+
+    def post_xml(self, address, envelope, headers):
+        response = super().post_xml(address, envelope, headers)
+        self.last_status = response.status_code
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(f"\n===== {self.label}\n--- POST {address}\n")
+            for k, v in headers.items():
+                f.write(f"{k}: {v}\n")
+            f.write(etree.tostring(envelope, pretty_print=True, encoding="unicode"))
+            f.write(f"--- HTTP {response.status_code} {response.headers.get('Content-Type')}\n")
+            f.write(response.content.decode("utf-8", "replace") + "\n")
+        return response
+
+
+def transport(log_path, s):
+    return RecordingTransport(log_path, session=s, timeout=30, operation_timeout=30)
+
+
+def endpoint(base, service):
+    return f"{base}/{service[0]}/{service[1]}"
+
+
+class Caller:
+    """One port of one service, called through a transport (and so a session)."""
+
+    def __init__(self, client, service, suffix, transport_, address=None):
+        self.client = client
+        self.port = f"{service[0]}{suffix}"
+        self.soap12 = suffix == "Soap12"
+        if address is None:
+            self.proxy = client.bind(service[0], self.port)
+        else:
+            binding = client.wsdl.services[service[0]].ports[self.port].binding.name
+            self.proxy = client.create_service(binding, address)
+        self.transport = transport_
+        self.header_type = client.get_element(f"{{{COMMON}}}RequestUserMetadata")
+        self.fault_type = client.get_element(f"{{{COMMON}}}ServiceFault")
+
+    def call(self, operation, identity, label, **kwargs):
+        self.transport.label = f"{self.port} {label}"
+        header = self.header_type(**identity)
+        result = getattr(self.proxy, operation)(_soapheaders=[header], **kwargs)
+        check(self.transport.last_status == 200, f"HTTP {self.transport.last_status}, expected 200")
+        return result
+
+    def expect_fault(self, operation, identity, label, code, **kwargs):
+        """A zeep Fault whose dfdg:ServiceFault's first Error has ErrorCode code; Client (SOAP
+        1.1, HTTP 500) or Sender (SOAP 1.2, HTTP 400). Returns the errors [(code, text)]."""
+        self.transport.label = f"{self.port} {label}"
+        header = self.header_type(**identity)
+        try:
+            result = getattr(self.proxy, operation)(_soapheaders=[header], **kwargs)
+        except zeep.exceptions.Fault as fault:
+            errors = self.fault_errors(fault)
+            check(errors, f"the fault has no dfdg:ServiceFault/dfdg:Error in its detail: "
+                          f"message {fault.message!r}")
+            check(errors[0][0] == code, f"ErrorCode {errors[0][0]} ({errors[0][1]!r}), expected {code}")
+            check(fault.message.startswith(errors[0][1]),
+                  f"fault string {fault.message!r} does not start with the ErrorText {errors[0][1]!r}")
+            side = "Sender" if self.soap12 else "Client"
+            check((fault.code or "").split(":")[-1] == side, f"fault code {fault.code!r}, expected {side}")
+            status = 400 if self.soap12 else 500
+            check(self.transport.last_status == status,
+                  f"HTTP {self.transport.last_status} for the fault, expected {status}")
+            return errors, fault.message
+        raise CheckFailed(f"expected a Fault with ErrorCode {code}, got the answer {result!r}")
+
+    def fault_errors(self, fault):
+        """[(ErrorCode, ErrorText)] of the fault's dfdg:ServiceFault, read from the detail and
+        decoded with the WSDL's ServiceFault type; the two must agree."""
+        if fault.detail is None:
+            return []
+        faults = fault.detail.findall(f".//{{{COMMON}}}ServiceFault")
+        check(len(faults) == 1, f"{len(faults)} dfdg:ServiceFault elements in the detail")
+        by_xpath = []
+        for error in faults[0].findall(f"{{{COMMON}}}Error"):
+            code = (error.findtext(f"{{{COMMON}}}ErrorCode") or "").strip()
+            check(code.isdigit(), f"ErrorCode {code!r} is not a number")
+            by_xpath.append((int(code), error.findtext(f"{{{COMMON}}}ErrorText")))
+        decoded = self.fault_type.parse(faults[0], self.client.wsdl.types)
+        by_type = [(e.ErrorCode, e.ErrorText) for e in decoded.Error]
+        check(by_type == by_xpath, f"zeep's ServiceFault type reads {by_type}, the detail says {by_xpath}")
+        return by_xpath
+
+
+def items_of(collection, item):
+    """The items of a deserialised collection: zeep gives None for <Collection/>."""
+    if collection is None:
+        return []
+    return list(getattr(collection, item) or [])
+
+
+def day(d):
+    return dt.datetime.combine(d, dt.time(0)).replace(tzinfo=CPH)
+
+
+def at(d, hour, minute=0):
+    return dt.datetime.combine(d, dt.time(hour, minute)).replace(tzinfo=CPH)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks
+
+
+def load_clients(base, s, log_path, expected_base):
+    """zeep clients of PRS and PSS from the served WSDLs, over session s; both ports of each
+    name expected_base."""
+    t = transport(log_path, s)
+    clients = {}
+    for service in (PRS, PSS):
+        client = zeep.Client(f"{endpoint(base, service)}?wsdl", transport=t)
+        for suffix in ("Soap11", "Soap12"):
+            port = f"{service[0]}{suffix}"
+            address = client.wsdl.services[service[0]].ports[port].binding_options["address"]
+            check(address == endpoint(expected_base, service),
+                  f"{port}: the served WSDL gives the address {address}, expected {endpoint(expected_base, service)}")
+        clients[service] = client
+    return clients, t
+
+
+def allowed_and_refused(clients, t, label):
+    """The jobcenter certificate's calls: two claims of its agreement, one outside it."""
+    prs11 = Caller(clients[PRS], PRS, "Soap11", t)
+    prs12 = Caller(clients[PRS], PRS, "Soap12", t)
+    pss11 = Caller(clients[PSS], PSS, "Soap11", t)
+    pss12 = Caller(clients[PSS], PSS, "Soap12", t)
+    today = dt.datetime.now(CPH).date()
+    start = today - dt.timedelta(days=20)
+    state = {}
+
+    def create():
+        r = prs11.call("CreateContactGroup", JOBCENTER_101, "CreateContactGroup Jobcenter 101",
+                       PersonCivilRegistrationIdentifier=PERSON_101,
+                       ContactGroup={"ContactGroupTypeIdentifier": 1,
+                                     "ContactGroupStartTime": day(start),
+                                     "ContactGroupEventTime": at(start, 9, 30)})
+        check(isinstance(r, str) and UUID_RE.match(r), f"ContactGroupIdentifier {r!r} is not a lower-case UUID")
+        state["cg"] = r
+        return f"ContactGroupIdentifier {r}"
+
+    def read_back():
+        check("cg" in state, "needs the contact group created above")
+        r = pss12.call("GetVariablePersonStatus", JOBCENTER_101, "GetVariablePersonStatus Jobcenter 101",
+                       PersonCivilRegistrationIdentifier=PERSON_101)
+        check(r.PersonCivilRegistrationIdentifier == PERSON_101,
+              f"PersonCivilRegistrationIdentifier {r.PersonCivilRegistrationIdentifier!r}")
+        ids = [c.ContactGroupIdentifier for c in items_of(r.ContactGroupCollection, "ContactGroup")]
+        check(state["cg"] in ids, f"the created contact group {state['cg']} is not in {ids}")
+        return f"{len(ids)} current contact group(s), the created one among them"
+
+    def kommune():
+        r = pss11.call("GetVariablePersonStatus", KOMMUNE_101, "GetVariablePersonStatus Kommune 101",
+                       PersonCivilRegistrationIdentifier=PERSON_101)
+        check(r.PersonCivilRegistrationIdentifier == PERSON_101,
+              f"PersonCivilRegistrationIdentifier {r.PersonCivilRegistrationIdentifier!r}")
+        return "answered"
+
+    def refused(caller):
+        def run():
+            other = today - dt.timedelta(days=10)
+            errors, message = caller.expect_fault(
+                "CreateContactGroup", STAR, "CreateContactGroup claiming STAR", ERR_NOT_IN_AGREEMENT,
+                PersonCivilRegistrationIdentifier=PERSON_101,
+                ContactGroup={"ContactGroupTypeIdentifier": 2, "ContactGroupStartTime": day(other),
+                              "ContactGroupEventTime": at(other, 9)})
+            # The fault names the refused claim, never what the certificate may act for.
+            check("101" not in message, f"the fault string names the agreement's organisations: {message!r}")
+            return f"Fault {errors[0][0]} {message!r}"
+        return run
+
+    def nothing_registered():
+        check("cg" in state, "needs the contact group created above")
+        r = pss11.call("GetVariablePersonStatus", JOBCENTER_101, "GetVariablePersonStatus after the refusals",
+                       PersonCivilRegistrationIdentifier=PERSON_101)
+        types = sorted(c.ContactGroupTypeIdentifier for c in items_of(r.ContactGroupCollection, "ContactGroup"))
+        check(2 not in types, f"a type 2 contact group exists after the refused creates: types {types}")
+        return f"contact group types {types}: no type 2"
+
+    step(f"{label}: jobcenter-101.pem as 1:101, PRS CreateContactGroup (SOAP 1.1)", create)
+    step(f"{label}: jobcenter-101.pem as 1:101, PSS GetVariablePersonStatus reads it back (SOAP 1.2)", read_back)
+    step(f"{label}: jobcenter-101.pem as 3:101, PSS GetVariablePersonStatus (SOAP 1.1)", kommune)
+    step(f"{label}: jobcenter-101.pem claiming 5:55570117 -> {ERR_NOT_IN_AGREEMENT} (SOAP 1.1)", refused(prs11))
+    step(f"{label}: jobcenter-101.pem claiming 5:55570117 -> {ERR_NOT_IN_AGREEMENT} (SOAP 1.2)", refused(prs12))
+    step(f"{label}: the refused creates registered nothing", nothing_registered)
+
+
+def handshake_refused(base, s, what):
+    """certificate mode: the TLS handshake (or the first read after it, in TLS 1.3) fails."""
+    url = f"{endpoint(base, PSS)}?wsdl"
+    try:
+        r = s.get(url, timeout=10)
+    except requests.exceptions.SSLError as e:
+        return f"SSLError: {short(e)}"
+    except requests.exceptions.ConnectionError as e:
+        # TLS 1.3: the server's refusal arrives as an alert after the client's Finished; some
+        # OpenSSL builds surface it as a reset connection.
+        check(any(w in str(e) for w in ("SSL", "TLS", "certificate", "reset")),
+              f"{what}: not a TLS failure: {short(e)}")
+        return f"ConnectionError: {short(e)}"
+    raise CheckFailed(f"{what}: GET {url} answered HTTP {r.status_code}; expected the handshake to fail")
+
+
+def zeep_refused(base, s, what):
+    """zeep itself cannot load the WSDL over a refused connection."""
+    try:
+        zeep.Client(f"{endpoint(base, PRS)}?wsdl", transport=Transport(session=s, timeout=10))
+    except (requests.exceptions.SSLError, requests.exceptions.ConnectionError) as e:
+        return f"{type(e).__name__}: {short(e)}"
+    raise CheckFailed(f"{what}: zeep loaded the WSDL")
+
+
+def nginx_refused(base, s, what, text):
+    """proxy mode: nginx completes the handshake and answers 400 itself."""
+    url = f"{endpoint(base, PSS)}?wsdl"
+    r = s.get(url, timeout=10)
+    check(r.status_code == 400, f"{what}: GET {url} answered HTTP {r.status_code}, expected nginx's 400")
+    check(text in r.text, f"{what}: nginx's answer does not say {text!r}: {short(r.text)}")
+    check("definitions" not in r.text, f"{what}: the answer is a WSDL")
+    return f"HTTP 400 {text!r}"
+
+
+def bypass(args, certs, log_path):
+    """Straight to the converter's plain listener, not through nginx."""
+    direct = args.direct_url.rstrip("/")
+    pem = open(f"{certs}/jobcenter-101.pem", encoding="ascii").read()
+    forged = {"X-Client-Cert": urllib.parse.quote(pem, safe=""),
+              "X-Forwarded-Host": "soap.attacker.example", "X-Forwarded-Proto": "https"}
+    untrusted = session(certs, ca=False, source="127.0.0.2", headers=forged)
+    trusted = session(certs, ca=False)
+
+    def wsdl_untouched():
+        load_clients(direct, untrusted, log_path, direct)
+        return f"from 127.0.0.2 with X-Forwarded-Host/-Proto: the WSDL still names {direct}"
+
+    def forged_cert():
+        clients, t = load_clients(direct, untrusted, log_path, direct)
+        c = Caller(clients[PRS], PRS, "Soap11", t)
+        today = dt.datetime.now(CPH).date()
+        errors, message = c.expect_fault(
+            "CreateContactGroup", JOBCENTER_101, "CreateContactGroup from 127.0.0.2, forged X-Client-Cert",
+            ERR_NO_CERTIFICATE, PersonCivilRegistrationIdentifier=PERSON_101,
+            ContactGroup={"ContactGroupTypeIdentifier": 4, "ContactGroupStartTime": day(today),
+                          "ContactGroupEventTime": at(today, 8)})
+        return f"Fault {errors[0][0]} {message!r}"
+
+    def no_header():
+        clients, t = load_clients(direct, trusted, log_path, direct)
+        c = Caller(clients[PSS], PSS, "Soap12", t)
+        errors, message = c.expect_fault(
+            "GetVariablePersonStatus", JOBCENTER_101, "GetVariablePersonStatus from 127.0.0.1, no X-Client-Cert",
+            ERR_NO_CERTIFICATE, PersonCivilRegistrationIdentifier=PERSON_101)
+        return f"Fault {errors[0][0]} {message!r}"
+
+    step("bypassing nginx, from 127.0.0.2: X-Forwarded-* ignored", wsdl_untouched)
+    step(f"bypassing nginx, from 127.0.0.2: forged X-Client-Cert (a valid certificate) -> "
+         f"{ERR_NO_CERTIFICATE}", forged_cert)
+    step(f"bypassing nginx, from 127.0.0.1 (the trusted proxy's address) without X-Client-Cert -> "
+         f"{ERR_NO_CERTIFICATE}", no_header)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("mode", choices=("certificate", "proxy", "backend"))
+    p.add_argument("base_url")
+    p.add_argument("cert_dir")
+    p.add_argument("foreign_dir")
+    p.add_argument("exchange_log")
+    p.add_argument("direct_url", nargs="?")
+    args = p.parse_args()
+    if args.mode == "proxy" and not args.direct_url:
+        p.error("proxy mode needs DIRECT_URL")
+    base = args.base_url.rstrip("/")
+    certs, foreign, log_path = args.cert_dir, args.foreign_dir, args.exchange_log
+    open(log_path, "w").close()
+    t0 = time.monotonic()
+    print(f"  zeep {zeep.__version__}, requests {requests.__version__}, {args.mode} mode, {base}")
+    label = {"certificate": "TLS", "proxy": "nginx", "backend": "TLS + mTLS REST"}[args.mode]
+
+    loaded = {}
+
+    def load():
+        loaded["clients"] = load_clients(base, session(certs, "jobcenter-101"), log_path, base)
+        return "both ports of each"
+
+    if step(f"{label}: zeep loads the PRS and PSS WSDLs with jobcenter-101.pem; they name {base}", load):
+        allowed_and_refused(*loaded["clients"], label)
+
+    no_cert = session(certs)  # verifies the server, presents nothing
+    other_ca = session(certs, "jobcenter-101")
+    other_ca.cert = (f"{foreign}/jobcenter-101.pem", f"{foreign}/jobcenter-101-key.pem")
+    if args.mode == "proxy":
+        step(f"{label}: no client certificate -> refused by nginx",
+             nginx_refused, base, no_cert, "no certificate", "No required SSL certificate was sent")
+        step(f"{label}: a client certificate of another CA -> refused by nginx",
+             nginx_refused, base, other_ca, "another CA", "The SSL certificate error")
+        bypass(args, certs, log_path)
+    else:
+        step(f"{label}: no client certificate -> the handshake fails", handshake_refused, base, no_cert,
+             "no certificate")
+        step(f"{label}: no client certificate -> zeep cannot load the WSDL", zeep_refused, base, no_cert,
+             "no certificate")
+        step(f"{label}: a client certificate of another CA -> the handshake fails", handshake_refused, base,
+             other_ca, "another CA")
+        step(f"{label}: the server is verified: without ca.pem the handshake fails", handshake_refused, base,
+             session(certs, "jobcenter-101", ca=False), "system roots only")
+
+    took = time.monotonic() - t0
+    if failures:
+        print(f"  zeep tls: {len(failures)} check(s) failed in {took:.1f} s (exchanges in {log_path})")
+        sys.exit(1)
+    print(f"  zeep tls: every check passed ({took:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()
