@@ -130,7 +130,7 @@ fn trusted_to_set_identity(req: &HttpRequest) -> Result<(), ApiError> {
         return Ok(());
     };
     match req.conn_data::<crate::tls::PeerCert>() {
-        Some(crate::tls::PeerCert(Ok(id))) if trusted.0.iter().any(|c| *c == id.cvr) => Ok(()),
+        Some(crate::tls::PeerCert(Ok(id))) if trusted.0.contains(&id.cvr) => Ok(()),
         Some(crate::tls::PeerCert(Ok(id))) => Err(ApiError::with_detail(
             Fejl::IdentitetIkkeBetroet,
             format!("CVR {}", id.cvr),

@@ -229,8 +229,11 @@ impl Ca {
     }
 }
 
-/// The dev set's clients: (file stem, subject, what it acts for).
-pub fn dev_clients() -> Vec<(&'static str, Subject, Vec<(u8, &'static str)>)> {
+/// One client of the dev set: its file stem, subject, and the organisations it acts for.
+pub type DevClient = (&'static str, Subject, Vec<(u8, &'static str)>);
+
+/// The dev set's clients.
+pub fn dev_clients() -> Vec<DevClient> {
     vec![
         (
             "jobcenter-101",

@@ -506,6 +506,13 @@ impl Metrics {
     }
 }
 
+/// The label of an organisation type: its number in canonical form.
+fn type_label(t: u8) -> &'static str {
+    static LABELS: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| (0..=255u16).map(|t| t.to_string()).collect());
+    LABELS.get(t as usize).map_or("other", String::as_str)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -557,11 +564,4 @@ mod tests {
         assert_eq!(m.organisation(Some((9, "5"))), ("other", "other"));
         assert_eq!(m.organisation(None), ("other", "other"));
     }
-}
-
-/// The label of an organisation type: its number in canonical form.
-fn type_label(t: u8) -> &'static str {
-    static LABELS: std::sync::LazyLock<Vec<String>> =
-        std::sync::LazyLock::new(|| (0..=255u16).map(|t| t.to_string()).collect());
-    LABELS.get(t as usize).map_or("other", String::as_str)
 }
