@@ -232,6 +232,14 @@ impl Reloadable {
             .map_err(|e| e.to_string())
     }
 
+    /// The verifier of the current set, for the handshake.
+    fn delegate(&self) -> Result<Arc<dyn ClientCertVerifier>, rustls::Error> {
+        self.now()
+            .verifier
+            .clone()
+            .ok_or_else(|| rustls::Error::General("no client CA configured".into()))
+    }
+
     pub fn has_trust(&self) -> bool {
         self.now().verifier.is_some()
     }
@@ -283,10 +291,8 @@ impl ClientCertVerifier for Reloadable {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        match self.now().verifier.clone() {
-            Some(v) => v.verify_client_cert(end_entity, intermediates, now),
-            None => Err(rustls::Error::General("no client CA configured".into())),
-        }
+        self.delegate()?
+            .verify_client_cert(end_entity, intermediates, now)
     }
 
     fn verify_tls12_signature(
@@ -295,10 +301,7 @@ impl ClientCertVerifier for Reloadable {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        match self.now().verifier.clone() {
-            Some(v) => v.verify_tls12_signature(message, cert, dss),
-            None => Err(rustls::Error::General("no client CA configured".into())),
-        }
+        self.delegate()?.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -307,10 +310,7 @@ impl ClientCertVerifier for Reloadable {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        match self.now().verifier.clone() {
-            Some(v) => v.verify_tls13_signature(message, cert, dss),
-            None => Err(rustls::Error::General("no client CA configured".into())),
-        }
+        self.delegate()?.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
