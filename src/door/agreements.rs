@@ -80,7 +80,8 @@ pub struct Agreements {
     by_cvr: HashMap<String, Vec<Agreement>>,
     /// Every organisation some agreement covers: the bounded set metric labels and usage
     /// keys may take.
-    covered: HashSet<(u8, String)>,
+    /// By code, the types: looked up by `&str` without allocating.
+    covered: HashMap<String, Vec<u8>>,
     count: usize,
 }
 
@@ -173,7 +174,10 @@ impl Agreements {
                 }
             }
             for o in &a.acts_for {
-                out.covered.insert((o.organisation_type, o.code.clone()));
+                let types = out.covered.entry(o.code.clone()).or_default();
+                if !types.contains(&o.organisation_type) {
+                    types.push(o.organisation_type);
+                }
             }
             out.count += 1;
             out.by_cvr.entry(a.cvr.clone()).or_default().push(a);
@@ -201,8 +205,7 @@ impl Agreements {
 
     /// Whether any agreement covers (type, code): such organisations may be metric labels.
     pub fn covers_anyone(&self, ty: u8, code: &str) -> bool {
-        // A lookup without allocating: the set is small, and this runs once per call.
-        self.covered.iter().any(|(t, c)| *t == ty && c == code)
+        self.covered.get(code).is_some_and(|types| types.contains(&ty))
     }
 
     /// Whether the certificate has any agreement at all (for the log of a refusal).
