@@ -72,6 +72,12 @@ impl MetaField {
     }
 }
 
+/// The text without XML whitespace around it (space, tab, CR, LF: what xs:int and xs:token
+/// collapse), not Unicode's wider set: `5\u{a0}` is not `5`.
+fn xml_trim(s: &str) -> &str {
+    s.trim_matches([' ', '\t', '\r', '\n'])
+}
+
 /// `OrganisationType`'s text as a number: digits only, no leading zero, at most 255.
 pub fn organisation_type(text: &str) -> Option<u8> {
     let canonical = !text.is_empty()
@@ -348,7 +354,7 @@ pub fn decode_envelope<'p>(
                 match frame {
                     Frame::MetadataField(field) => {
                         if let Some(m) = metadata.as_mut() {
-                            let v = Some(text_buf.trim()).filter(|s| !s.is_empty());
+                            let v = Some(xml_trim(&text_buf)).filter(|s| !s.is_empty());
                             match field {
                                 MetaField::Type => {
                                     m.organisation_type = match v {
@@ -368,7 +374,7 @@ pub fn decode_envelope<'p>(
                         }
                     }
                     Frame::MessageId => {
-                        message_id = Some(text_buf.trim())
+                        message_id = Some(xml_trim(&text_buf))
                             .filter(|s| !s.is_empty())
                             .map(str::to_owned)
                     }

@@ -86,6 +86,11 @@ pub struct ChildGuard {
 }
 
 impl ChildGuard {
+    /// The child's process id (for signals such as SIGHUP).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts `cmd` with stdin closed and stdout and stderr piped and drained.
     pub fn spawn(cmd: &mut Command) -> ChildGuard {
         let mut child = cmd
