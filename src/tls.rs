@@ -400,3 +400,128 @@ pub fn client_config(
         None => Ok(builder.with_no_client_auth()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::door::devcerts::{Ca, Subject};
+
+    fn subject() -> Subject {
+        Subject::Oces3 {
+            cvr: "11111111".into(),
+            uuid: uuid::Uuid::new_v4(),
+            cn: "KSS".into(),
+            o: "A".into(),
+        }
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn several_ca_bundles_crls_and_fail_closed_revocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (Ca::new("A").unwrap(), Ca::new("B").unwrap());
+        let ca_a = write(dir.path(), "a.pem", &a.cert_pem);
+        let ca_b = write(dir.path(), "b.pem", &b.cert_pem);
+        let from_a = a.client(&subject()).unwrap();
+        let revoked = a.client(&subject()).unwrap();
+        let from_b = b.client(&subject()).unwrap();
+        let der = |i: &crate::door::devcerts::Issued| CertificateDer::from(i.der.clone());
+
+        // Two bundles: certificates of both CAs verify; a third CA's do not.
+        let both = Reloadable::new(
+            None,
+            ClientTrust {
+                ca: vec![ca_a.clone(), ca_b.clone()],
+                crl: vec![],
+            },
+        )
+        .unwrap();
+        assert!(both.verify(&der(&from_a)).is_ok());
+        assert!(both.verify(&der(&from_b)).is_ok());
+        let stranger = Ca::new("C").unwrap().client(&subject()).unwrap();
+        assert!(both.verify(&der(&stranger)).is_err());
+
+        // A's CRL revokes one of A's; B has no CRL given, so B's certificates have an
+        // unknown revocation status and are refused (fail closed).
+        let crl = write(dir.path(), "a.crl", &a.crl(&[&revoked]).unwrap());
+        let with_crl = Reloadable::new(
+            None,
+            ClientTrust {
+                ca: vec![ca_a, ca_b],
+                crl: vec![crl],
+            },
+        )
+        .unwrap();
+        assert!(with_crl.verify(&der(&from_a)).is_ok());
+        let e = with_crl.verify(&der(&revoked)).unwrap_err();
+        assert!(e.to_lowercase().contains("revoked"), "{e}");
+        assert!(with_crl.verify(&der(&from_b)).is_err());
+
+        // Expired, and not yet valid.
+        let old = a.client_valid(&subject(), -30, 10).unwrap();
+        assert!(both.verify(&der(&old)).is_err());
+        let future = a.client_valid(&subject(), 10, 10).unwrap();
+        assert!(both.verify(&der(&future)).is_err());
+    }
+
+    #[test]
+    fn a_reload_that_fails_keeps_the_old_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new("A").unwrap();
+        let ca_path = write(dir.path(), "ca.pem", &ca.cert_pem);
+        let server = ca.server(&["localhost"]).unwrap();
+        let cert = write(dir.path(), "s.pem", &server.cert_pem);
+        let key = write(dir.path(), "s-key.pem", &server.key_pem);
+        let r = Reloadable::new(
+            Some((cert.clone(), key.clone())),
+            ClientTrust {
+                ca: vec![ca_path.clone()],
+                crl: vec![],
+            },
+        )
+        .unwrap();
+        assert!(r.server_config().is_ok());
+        let client = ca.client(&subject()).unwrap();
+        assert!(r.verify(&CertificateDer::from(client.der.clone())).is_ok());
+        // A key that does not fit the certificate, then a CA file that is not PEM.
+        let other = ca.server(&["localhost"]).unwrap();
+        std::fs::write(&key, &other.key_pem).unwrap();
+        assert!(r.reload().unwrap_err().to_string().contains("does not fit"));
+        std::fs::write(&key, &server.key_pem).unwrap();
+        std::fs::write(&ca_path, "garbage").unwrap();
+        assert!(r.reload().is_err());
+        // The old set still verifies.
+        assert!(r.verify(&CertificateDer::from(client.der.clone())).is_ok());
+        // And a good reload takes a new CA.
+        let ca2 = Ca::new("A2").unwrap();
+        std::fs::write(&ca_path, &ca2.cert_pem).unwrap();
+        r.reload().unwrap();
+        assert!(r.verify(&CertificateDer::from(client.der)).is_err());
+    }
+
+    #[test]
+    fn files_that_are_not_what_they_should_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = write(dir.path(), "empty.pem", "");
+        assert!(
+            load_certs(&empty)
+                .unwrap_err()
+                .to_string()
+                .contains("no PEM certificate")
+        );
+        assert!(load_key(&empty).is_err());
+        assert!(load_certs(&dir.path().join("missing.pem")).is_err());
+        let ca = Ca::new("A").unwrap();
+        let crl_pem = write(dir.path(), "c.pem", &ca.crl(&[]).unwrap());
+        assert_eq!(load_crls(&crl_pem).unwrap().len(), 1);
+        // A listener needs a certificate and a client CA.
+        let r = Reloadable::new(None, ClientTrust::default()).unwrap();
+        assert!(r.server_config().is_err());
+        assert!(!r.has_trust());
+    }
+}
