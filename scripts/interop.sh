@@ -73,7 +73,7 @@
 #                        name https://localhost:NGINXPORT, nginx answers 400 without a certificate
 #                        or with the other CA's; bypassing nginx from 127.0.0.2 with a forged
 #                        X-Client-Cert is 900512 and its X-Forwarded-* are ignored, from 127.0.0.1
-#                        without the header 900512;
+#                        without the header, or with the other CA's certificate in it, 900512;
 #                        (3) `backend --tls-cert --client-ca --trusted-client-cvr 55570117`, seeded
 #                        over mutual TLS with converter.pem; jobcenter-101.pem's identity headers
 #                        are problem+json fejlkode 900205, no client certificate fails the
@@ -1018,14 +1018,16 @@ DOOR_PIDS=()
 DOOR_DIR=""
 DOOR_URL=""
 
-# door_env ARGS... -- env ARGS... without any VOS_* variable of the caller's environment (flags
-# only: nothing may move a process of this section elsewhere).
-door_env() {
-    local unset=() v
+# DOOR_UNSET: env's -u for every VOS_* variable of the caller's environment (flags only:
+# nothing may move a process of this section elsewhere). Filled by door_unset_vos; used as
+# `env "${DOOR_UNSET[@]}" CMD... &`, so that $! is CMD's own pid (env execs it).
+DOOR_UNSET=()
+door_unset_vos() {
+    local v
+    DOOR_UNSET=()
     for v in $(compgen -e); do
-        [[ "$v" == VOS_* ]] && unset+=(-u "$v")
+        if [[ "$v" == VOS_* ]]; then DOOR_UNSET+=(-u "$v"); fi
     done
-    env "${unset[@]}" "$@"
 }
 
 door_stop_all() {
@@ -1042,7 +1044,8 @@ door_stop_all() {
 door_start() {
     local name="$1" log="$2"
     shift 2
-    door_env RUST_LOG="${INTEROP_RUST_LOG:-info,vos_converter=debug}" NO_COLOR=1 \
+    door_unset_vos
+    env "${DOOR_UNSET[@]}" RUST_LOG="${INTEROP_RUST_LOG:-info,vos_converter=debug}" NO_COLOR=1 \
         "$@" >"$log.stdout" 2>"$log.stderr" &
     local pid=$! line=""
     DOOR_PIDS+=("$pid:$name")
@@ -1122,8 +1125,6 @@ print(s.getsockname()[1])'
 door_nginx() {
     local certs="$1" port="$2" upstream="$3" dir="$4"
     mkdir -p "$dir"
-    # Its worker runs as nobody when started as root: the temp folders must be reachable.
-    chmod 755 "$dir"
     cat >"$dir/nginx.conf" <<EOF
 # Written by scripts/interop.sh (https_door).
 daemon off;
@@ -1138,6 +1139,10 @@ http {
     fastcgi_temp_path $dir/fastcgi;
     uwsgi_temp_path $dir/uwsgi;
     scgi_temp_path $dir/scgi;
+    # Started as root, the worker runs as nobody, which cannot reach these folders: bodies
+    # and answers stay in memory (SOAP messages and the WSDLs are small).
+    client_body_buffer_size 1m;
+    proxy_max_temp_file_size 0;
     server {
         listen 127.0.0.1:$port ssl;
         server_name localhost;
@@ -1165,7 +1170,7 @@ EOF
     for _ in $(seq 1 50); do
         # Any HTTP answer (nginx's 400 to a client without a certificate) means it listens.
         if curl -s -o /dev/null --cacert "$certs/ca.pem" "https://localhost:$port/"; then
-            info "nginx: pid $pid at https://localhost:$port -> $upstream (config and logs in ${dir#"$ROOT"/})"
+            info "nginx: pid $pid at https://localhost:$port -> $upstream (config in $dir)"
             return 0
         fi
         if ! kill -0 "$pid" 2>/dev/null; then
@@ -1192,8 +1197,8 @@ door_zeep() {
 
 # 1. `serve` terminating TLS itself: zeep with jobcenter-101.pem, npm soap with akasse-12.pem.
 door_certificate_mode() {
-    local certs="$1" foreign="$2" logs="$3" cutover="$4" port rc=0
-    door_start "converter (HTTPS, identity certificate)" "$logs/converter-tls" \
+    local certs="$1" foreign="$2" ldir="$3" cutover="$4" port rc=0
+    door_start "converter (HTTPS, identity certificate)" "$ldir/converter-tls" \
         "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DOOR_DIR/data-tls" \
         --tls-cert "$certs/server.pem" --tls-key "$certs/server-key.pem" --client-ca "$certs/ca.pem" \
         --client-crl "$certs/crl.pem" --agreements "$certs/agreements.toml" \
@@ -1202,10 +1207,10 @@ door_certificate_mode() {
         return 0
     }
     port="${DOOR_URL##*:}"
-    sed -n 's/^ *\(identity:.*\)/\1/p' "$logs/converter-tls.stdout" | while read -r l; do info "$l"; done
+    sed -n 's/^ *\(identity:.*\)/\1/p' "$ldir/converter-tls.stdout" | while read -r l; do info "$l"; done
     info "zeep $ZEEP_VERSION: https://localhost:$port, jobcenter-101.pem (OCES3)"
     door_zeep https-door-tls certificate "https://localhost:$port" "$certs" "$foreign" \
-        "$logs/zeep-tls-exchanges.log"
+        "$ldir/zeep-tls-exchanges.log"
     info "npm soap: https://127.0.0.1:$port, akasse-12.pem (OCES2)"
     if ! setup_npm_soap; then
         info "could not install the npm soap client"
@@ -1213,22 +1218,22 @@ door_certificate_mode() {
         return 0
     fi
     NODE_PATH="$NODE_DIR/node_modules" node "$ROOT/scripts/interop/npm_soap_tls.js" \
-        "https://127.0.0.1:$port" "$certs" "$logs/npm-soap-tls-exchanges.log" || rc=$?
+        "https://127.0.0.1:$port" "$certs" "$ldir/npm-soap-tls-exchanges.log" || rc=$?
     if ((rc != 0)); then
-        info "npm soap over the HTTPS door failed with exit status $rc (exchanges in ${logs#"$ROOT"/}/npm-soap-tls-exchanges.log)"
+        info "npm soap over the HTTPS door failed with exit status $rc (exchanges in ${ldir#"$ROOT"/}/npm-soap-tls-exchanges.log)"
         FAILED_SECTIONS+=("https-door-npm")
     fi
 }
 
 # 2. nginx terminating TLS, `serve` in proxy mode behind it on loopback.
 door_proxy_mode() {
-    local certs="$1" foreign="$2" logs="$3" cutover="$4" port direct
+    local certs="$1" foreign="$2" ldir="$3" cutover="$4" port direct
     if ! ensure_nginx; then
         info "no nginx at $NGINX"
         FAILED_SECTIONS+=("https-door-nginx")
         return 0
     fi
-    door_start "converter (plain HTTP, identity proxy)" "$logs/converter-proxy" \
+    door_start "converter (plain HTTP, identity proxy)" "$ldir/converter-proxy" \
         "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DOOR_DIR/data-proxy" \
         --trusted-proxy 127.0.0.1/32 --client-cert-header X-Client-Cert --client-ca "$certs/ca.pem" \
         --agreements "$certs/agreements.toml" --cutover-override "1:101=$cutover" || {
@@ -1236,7 +1241,7 @@ door_proxy_mode() {
         return 0
     }
     direct="$DOOR_URL"
-    sed -n 's/^ *\(identity:.*\)/\1/p' "$logs/converter-proxy.stdout" | while read -r l; do info "$l"; done
+    sed -n 's/^ *\(identity:.*\)/\1/p' "$ldir/converter-proxy.stdout" | while read -r l; do info "$l"; done
     port="$(free_port)"
     door_nginx "$certs" "$port" "$direct" "$DOOR_DIR/nginx" || {
         FAILED_SECTIONS+=("https-door-nginx")
@@ -1244,19 +1249,20 @@ door_proxy_mode() {
     }
     info "zeep $ZEEP_VERSION: https://localhost:$port (nginx), jobcenter-101.pem; the converter at $direct"
     door_zeep https-door-nginx proxy "https://localhost:$port" "$certs" "$foreign" \
-        "$logs/zeep-nginx-exchanges.log" "$direct"
-    cp "$DOOR_DIR/nginx/access.log" "$logs/nginx-access.log" 2>/dev/null || true
-    cp "$DOOR_DIR/nginx/error.log" "$logs/nginx-error.log" 2>/dev/null || true
+        "$ldir/zeep-nginx-exchanges.log" "$direct"
+    cp "$DOOR_DIR/nginx/nginx.conf" "$ldir/nginx.conf" 2>/dev/null || true
+    cp "$DOOR_DIR/nginx/access.log" "$ldir/nginx-access.log" 2>/dev/null || true
+    cp "$DOOR_DIR/nginx/error.log" "$ldir/nginx-error.log" 2>/dev/null || true
 }
 
 # 3. The reference backend over mutual TLS, trusting the converter's CVR only; `serve` calls it
 # with its own certificate and terminates TLS itself.
 door_mtls_backend() {
-    local certs="$1" foreign="$2" logs="$3" cutover="$4" backend rest port status rc=0
+    local certs="$1" foreign="$2" ldir="$3" cutover="$4" backend rest port status rc=0
     local tls=(--cacert "$certs/ca.pem")
     local star=(-H 'X-Organisation-Type: 5' -H 'X-Organisation-Code: 55570117' -H 'X-User-Id: interop')
     local out="$DOOR_DIR/backend-response.json"
-    door_start "backend (mutual TLS)" "$logs/backend-mtls" \
+    door_start "backend (mutual TLS)" "$ldir/backend-mtls" \
         "$BIN" backend --listen 127.0.0.1:0 --db "$DOOR_DIR/backend-mtls.db" --dev \
         --tls-cert "$certs/server.pem" --tls-key "$certs/server-key.pem" --client-ca "$certs/ca.pem" \
         --trusted-client-cvr 55570117 || {
@@ -1305,17 +1311,18 @@ door_mtls_backend() {
 
     # Outside dev mode `serve` does not start with unverified identities unless told to.
     rc=0
-    door_env timeout 10 "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DOOR_DIR/data-refused" --rest-url "$rest" \
-        >"$logs/converter-no-door.stdout" 2>"$logs/converter-no-door.stderr" || rc=$?
-    if ((rc != 0 && rc != 124)) && grep -q 'identity' "$logs/converter-no-door.stderr"; then
+    door_unset_vos
+    env "${DOOR_UNSET[@]}" timeout 10 "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DOOR_DIR/data-refused" --rest-url "$rest" \
+        >"$ldir/converter-no-door.stdout" 2>"$ldir/converter-no-door.stderr" || rc=$?
+    if ((rc != 0 && rc != 124)) && grep -q 'identity' "$ldir/converter-no-door.stderr"; then
         info "serve --rest-url without TLS, proxy or --identity header: refused to start (exit $rc)"
     else
-        cat "$logs/converter-no-door.stderr" >&2 || true
+        cat "$ldir/converter-no-door.stderr" >&2 || true
         info "serve --rest-url without TLS, proxy or --identity header: exit $rc, expected a refusal naming identity"
         failed=1
     fi
 
-    door_start "converter (HTTPS, mutual TLS to REST)" "$logs/converter-mtls" \
+    door_start "converter (HTTPS, mutual TLS to REST)" "$ldir/converter-mtls" \
         "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DOOR_DIR/data-mtls" --rest-url "$rest" \
         --rest-client-cert "$certs/converter.pem" --rest-client-key "$certs/converter-key.pem" \
         --rest-ca "$certs/ca.pem" \
@@ -1325,17 +1332,17 @@ door_mtls_backend() {
         return 0
     }
     port="${DOOR_URL##*:}"
-    sed -n 's/^ *\(REST upstream:.*\)/\1/p' "$logs/converter-mtls.stdout" | while read -r l; do info "$l"; done
-    if ! grep -q "REST upstream: $rest (mutual TLS)" "$logs/converter-mtls.stdout"; then
+    sed -n 's/^ *\(REST upstream:.*\)/\1/p' "$ldir/converter-mtls.stdout" | while read -r l; do info "$l"; done
+    if ! grep -q "REST upstream: $rest (mutual TLS)" "$ldir/converter-mtls.stdout"; then
         info "the converter does not say it calls $rest with mutual TLS"
         failed=1
     fi
     local before after
-    before="$(grep -c 'request' "$logs/backend-mtls.stderr" || true)"
+    before="$(grep -c 'request' "$ldir/backend-mtls.stderr" || true)"
     info "zeep $ZEEP_VERSION: https://localhost:$port -> $rest, jobcenter-101.pem"
     door_zeep https-door-mtls backend "https://localhost:$port" "$certs" "$foreign" \
-        "$logs/zeep-mtls-exchanges.log"
-    after="$(grep -c 'request' "$logs/backend-mtls.stderr" || true)"
+        "$ldir/zeep-mtls-exchanges.log"
+    after="$(grep -c 'request' "$ldir/backend-mtls.stderr" || true)"
     if ((after > before)); then
         info "the backend logged $((after - before)) more request lines during the zeep calls"
     else
@@ -1347,9 +1354,9 @@ door_mtls_backend() {
 
 https_door() {
     section "HTTPS door: client certificates (zeep, npm soap), nginx in front, mutual TLS to REST"
-    local logs="$LOG_DIR/https-door" certs foreign cutover
-    rm -rf "$logs"
-    mkdir -p "$logs"
+    local ldir="$LOG_DIR/https-door" certs foreign cutover
+    rm -rf "$ldir"
+    mkdir -p "$ldir"
     if ! setup_python_soap; then
         FAILED_SECTIONS+=("https-door")
         return 0
@@ -1358,16 +1365,16 @@ https_door() {
     certs="$DOOR_DIR/certs"
     foreign="$DOOR_DIR/foreign"
     # Two sets: the one everything here trusts, and one of another CA nothing trusts.
-    if ! "$BIN" dev-certs "$certs" >"$logs/dev-certs.txt" || ! "$BIN" dev-certs "$foreign" >/dev/null; then
+    if ! "$BIN" dev-certs "$certs" >"$ldir/dev-certs.txt" || ! "$BIN" dev-certs "$foreign" >/dev/null; then
         info "vos-converter dev-certs failed"
         FAILED_SECTIONS+=("https-door")
         return 0
     fi
-    info "dev-certs: $(cd "$certs" && ls | tr '\n' ' ')"
-    if "$BIN" check --agreements "$certs/agreements.toml" >"$logs/check.txt" 2>&1; then
-        info "vos-converter check: $(head -1 "$logs/check.txt")"
+    info "dev-certs: $(cd "$certs" && printf '%s ' *)"
+    if "$BIN" check --agreements "$certs/agreements.toml" >"$ldir/check.txt" 2>&1; then
+        info "vos-converter check: $(head -1 "$ldir/check.txt")"
     else
-        cat "$logs/check.txt" >&2
+        cat "$ldir/check.txt" >&2
         info "vos-converter check --agreements refused the agreements dev-certs wrote"
         FAILED_SECTIONS+=("https-door")
     fi
@@ -1376,17 +1383,17 @@ https_door() {
 
     local t0=$SECONDS
     info "-- 1. serve --tls-cert --client-ca --agreements (identity certificate)"
-    door_certificate_mode "$certs" "$foreign" "$logs" "$cutover"
+    door_certificate_mode "$certs" "$foreign" "$ldir" "$cutover"
     door_stop_all
     info "($((SECONDS - t0)) s)"
     t0=$SECONDS
     info "-- 2. nginx (ssl_verify_client on) in front of serve --trusted-proxy 127.0.0.1/32 (identity proxy)"
-    door_proxy_mode "$certs" "$foreign" "$logs" "$cutover"
+    door_proxy_mode "$certs" "$foreign" "$ldir" "$cutover"
     door_stop_all
     info "($((SECONDS - t0)) s)"
     t0=$SECONDS
     info "-- 3. backend over mutual TLS (--trusted-client-cvr 55570117), serve --rest-url https://..."
-    door_mtls_backend "$certs" "$foreign" "$logs" "$cutover"
+    door_mtls_backend "$certs" "$foreign" "$ldir" "$cutover"
     door_stop_all
     info "($((SECONDS - t0)) s)"
 }

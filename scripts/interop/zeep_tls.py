@@ -13,7 +13,9 @@ zeep as Transport(session=...).
 MODE
   certificate    BASE_URL is `serve --tls-cert ... --client-ca ... --agreements ...` itself
                  (identity certificate). A connection without a client certificate, or with
-                 one of another CA, fails the TLS handshake.
+                 one of another CA, fails the TLS handshake (the server's alert: certificate
+                 required; decrypt error for the other CA's, whose name is the same as the
+                 trusted one's, so the signature check is what fails).
   proxy          BASE_URL is nginx (ssl_verify_client on) in front of `serve --trusted-proxy
                  127.0.0.1/32 --client-cert-header X-Client-Cert` (identity proxy), which
                  listens at DIRECT_URL (plain HTTP). The served WSDLs name BASE_URL
@@ -22,7 +24,9 @@ MODE
                  Bypassing nginx from 127.0.0.2 (not a trusted proxy) with a forged
                  X-Client-Cert header (a real, valid certificate) is 900512, and its
                  X-Forwarded-* headers do not move the WSDL's address; from the trusted
-                 address without the header it is 900512 too.
+                 address without the header it is 900512 too, and so it is with the header
+                 naming a certificate of another CA (forwarded certificates are verified
+                 against --client-ca).
   backend        as certificate, with the converter calling the reference backend over
                  mutual TLS (--rest-url https://..., its own certificate).
 
@@ -124,8 +128,11 @@ class SourceAddressAdapter(HTTPAdapter):
 
 def session(certs, name=None, ca=True, source=None, headers=None):
     """A requests Session: the client certificate certs/name.pem (none without a name), the
-    server verified with certs/ca.pem."""
+    server verified with certs/ca.pem (without ca, with certifi's roots). The environment is
+    not consulted: REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE would replace verify= (requests lets
+    them win over Session.verify), and no proxy is wanted on loopback."""
     s = requests.Session()
+    s.trust_env = False
     if ca:
         s.verify = f"{certs}/ca.pem"
     if name:
@@ -333,19 +340,34 @@ def allowed_and_refused(clients, t, label):
     step(f"{label}: the refused creates registered nothing", nothing_registered)
 
 
-def handshake_refused(base, s, what):
-    """certificate mode: the TLS handshake (or the first read after it, in TLS 1.3) fails."""
+VERIFY_FAILED = "CERTIFICATE_VERIFY_FAILED"
+
+
+def tls_reason(e):
+    """The innermost OpenSSL reason of a requests exception, e.g. TLSV13_ALERT_CERTIFICATE_REQUIRED."""
+    m = re.findall(r"\[SSL: ([A-Z0-9_]+)\]", str(e))
+    if m:
+        return m[-1]
+    return "connection reset" if "reset" in str(e).lower() else short(e)
+
+
+def handshake_refused(base, s, what, by_server=True):
+    """certificate mode: the TLS handshake (or, in TLS 1.3, the first read after it) fails.
+    by_server: the server refused the client (an alert from it, or a reset); otherwise the
+    client refused the server's certificate."""
     url = f"{endpoint(base, PSS)}?wsdl"
     try:
         r = s.get(url, timeout=10)
-    except requests.exceptions.SSLError as e:
-        return f"SSLError: {short(e)}"
-    except requests.exceptions.ConnectionError as e:
-        # TLS 1.3: the server's refusal arrives as an alert after the client's Finished; some
-        # OpenSSL builds surface it as a reset connection.
-        check(any(w in str(e) for w in ("SSL", "TLS", "certificate", "reset")),
-              f"{what}: not a TLS failure: {short(e)}")
-        return f"ConnectionError: {short(e)}"
+    except (requests.exceptions.SSLError, requests.exceptions.ConnectionError) as e:
+        reason = tls_reason(e)
+        if by_server:
+            check(VERIFY_FAILED not in str(e),
+                  f"{what}: the client did not accept the server's certificate: {short(e)}")
+            check("ALERT" in reason or reason == "connection reset",
+                  f"{what}: not a refusal by the server: {short(e)}")
+        else:
+            check(reason == VERIFY_FAILED, f"{what}: {reason}, expected {VERIFY_FAILED}")
+        return f"{type(e).__name__} {reason}"
     raise CheckFailed(f"{what}: GET {url} answered HTTP {r.status_code}; expected the handshake to fail")
 
 
@@ -354,7 +376,8 @@ def zeep_refused(base, s, what):
     try:
         zeep.Client(f"{endpoint(base, PRS)}?wsdl", transport=Transport(session=s, timeout=10))
     except (requests.exceptions.SSLError, requests.exceptions.ConnectionError) as e:
-        return f"{type(e).__name__}: {short(e)}"
+        check(VERIFY_FAILED not in str(e), f"{what}: the client did not accept the server's certificate: {short(e)}")
+        return f"{type(e).__name__} {tls_reason(e)}"
     raise CheckFailed(f"{what}: zeep loaded the WSDL")
 
 
@@ -368,14 +391,32 @@ def nginx_refused(base, s, what, text):
     return f"HTTP 400 {text!r}"
 
 
-def bypass(args, certs, log_path):
+def escaped_pem(path):
+    """A PEM file as nginx's $ssl_client_escaped_cert gives it (URL-escaped)."""
+    return urllib.parse.quote(open(path, encoding="ascii").read(), safe="")
+
+
+def bypass(args, certs, foreign, log_path):
     """Straight to the converter's plain listener, not through nginx."""
     direct = args.direct_url.rstrip("/")
-    pem = open(f"{certs}/jobcenter-101.pem", encoding="ascii").read()
-    forged = {"X-Client-Cert": urllib.parse.quote(pem, safe=""),
+    forged = {"X-Client-Cert": escaped_pem(f"{certs}/jobcenter-101.pem"),
               "X-Forwarded-Host": "soap.attacker.example", "X-Forwarded-Proto": "https"}
     untrusted = session(certs, ca=False, source="127.0.0.2", headers=forged)
+    as_proxy = session(certs, ca=False, headers=forged)
     trusted = session(certs, ca=False)
+    other_ca = session(certs, ca=False, headers={"X-Client-Cert": escaped_pem(f"{foreign}/jobcenter-101.pem")})
+
+    def control():
+        # The same headers from the trusted address are honoured: what 127.0.0.2 gets below is
+        # the address's doing, not the headers'.
+        forwarded = "https://soap.attacker.example"
+        clients, t = load_clients(direct, as_proxy, log_path, forwarded)
+        c = Caller(clients[PSS], PSS, "Soap11", t, address=endpoint(direct, PSS))
+        r = c.call("GetVariablePersonStatus", JOBCENTER_101, "GetVariablePersonStatus from 127.0.0.1 with the headers",
+                   PersonCivilRegistrationIdentifier=PERSON_101)
+        check(r.PersonCivilRegistrationIdentifier == PERSON_101,
+              f"PersonCivilRegistrationIdentifier {r.PersonCivilRegistrationIdentifier!r}")
+        return f"the WSDL names {forwarded}, and 1:101 with the forwarded certificate is answered"
 
     def wsdl_untouched():
         load_clients(direct, untrusted, log_path, direct)
@@ -400,11 +441,23 @@ def bypass(args, certs, log_path):
             ERR_NO_CERTIFICATE, PersonCivilRegistrationIdentifier=PERSON_101)
         return f"Fault {errors[0][0]} {message!r}"
 
+    def forwarded_other_ca():
+        clients, t = load_clients(direct, other_ca, log_path, direct)
+        c = Caller(clients[PSS], PSS, "Soap11", t)
+        errors, message = c.expect_fault(
+            "GetVariablePersonStatus", JOBCENTER_101,
+            "GetVariablePersonStatus from 127.0.0.1, X-Client-Cert of another CA",
+            ERR_NO_CERTIFICATE, PersonCivilRegistrationIdentifier=PERSON_101)
+        return f"Fault {errors[0][0]} {message!r}"
+
+    step("bypassing nginx, from 127.0.0.1 (control): X-Client-Cert and X-Forwarded-* honoured", control)
     step("bypassing nginx, from 127.0.0.2: X-Forwarded-* ignored", wsdl_untouched)
     step(f"bypassing nginx, from 127.0.0.2: forged X-Client-Cert (a valid certificate) -> "
          f"{ERR_NO_CERTIFICATE}", forged_cert)
     step(f"bypassing nginx, from 127.0.0.1 (the trusted proxy's address) without X-Client-Cert -> "
          f"{ERR_NO_CERTIFICATE}", no_header)
+    step(f"bypassing nginx, from 127.0.0.1 with X-Client-Cert of another CA (checked against --client-ca) -> "
+         f"{ERR_NO_CERTIFICATE}", forwarded_other_ca)
 
 
 def main():
@@ -442,7 +495,7 @@ def main():
              nginx_refused, base, no_cert, "no certificate", "No required SSL certificate was sent")
         step(f"{label}: a client certificate of another CA -> refused by nginx",
              nginx_refused, base, other_ca, "another CA", "The SSL certificate error")
-        bypass(args, certs, log_path)
+        bypass(args, certs, foreign, log_path)
     else:
         step(f"{label}: no client certificate -> the handshake fails", handshake_refused, base, no_cert,
              "no certificate")
@@ -451,7 +504,7 @@ def main():
         step(f"{label}: a client certificate of another CA -> the handshake fails", handshake_refused, base,
              other_ca, "another CA")
         step(f"{label}: the server is verified: without ca.pem the handshake fails", handshake_refused, base,
-             session(certs, "jobcenter-101", ca=False), "system roots only")
+             session(certs, "jobcenter-101", ca=False), "certifi's roots only", False)
 
     took = time.monotonic() - t0
     if failures:

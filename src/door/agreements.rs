@@ -205,7 +205,9 @@ impl Agreements {
 
     /// Whether any agreement covers (type, code): such organisations may be metric labels.
     pub fn covers_anyone(&self, ty: u8, code: &str) -> bool {
-        self.covered.get(code).is_some_and(|types| types.contains(&ty))
+        self.covered
+            .get(code)
+            .is_some_and(|types| types.contains(&ty))
     }
 
     /// Whether the certificate has any agreement at all (for the log of a refusal).
