@@ -286,7 +286,10 @@ pub fn write_dev_set(dir: &Path) -> Result<Vec<PathBuf>, DevCertsError> {
         source,
     })?;
     let mut written = Vec::new();
-    let ca = Ca::new("vos-converter dev CA")?;
+    // A name of its own per set: a certificate of another set is then an unknown CA to
+    // TLS, not a signature that fails under the same name.
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let ca = Ca::new(&format!("vos-converter dev CA {}", &tag[..8]))?;
     written.push(write(dir.join("ca.pem"), &ca.cert_pem)?);
     written.push(write(dir.join("ca-key.pem"), &ca.key_pem())?);
     let server = ca.server(&["localhost", "127.0.0.1", "::1"])?;
