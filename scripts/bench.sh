@@ -9,13 +9,20 @@
 #                               on a noisy machine) and the per-request profile
 #   scripts/bench.sh micro      cargo bench (criterion, benches/convert.rs): the in-process
 #                               phases parse, map, write, fault
-#   scripts/bench.sh all        the three, in that order
+#   scripts/bench.sh tls        load with both hops mutual TLS (HTTPS door with client
+#                               certificates, REST over mutual TLS), keep-alive, against
+#                               direct REST over mutual TLS: the same pairs and ratios; and
+#                               reconnects (a new connection per request) with TLS session
+#                               resumption on and off (the load generator is
+#                               examples/tls_load.rs: wrk cannot present a client certificate)
+#   scripts/bench.sh all        load, callgrind and micro, in that order
 #
 # Setup (load and callgrind): the reference backend as its own process (`vos-converter
 # backend --dev`, fresh database in a temporary folder) and the converter as another
-# (`vos-converter serve --rest-url <backend> --cutover 2099-01-01`, so PSS reads really call
-# REST), so the converter's process CPU (utime+stime of /proc/PID/stat) and peak RSS (VmHWM of
-# /proc/PID/status) are the converter's alone. Four fictitious persons are put in the person
+# (`vos-converter serve --rest-url <backend> --cutover 2099-01-01 --identity header`, so PSS
+# reads really call REST and RequestUserMetadata is trusted as sent), so the converter's
+# process CPU (utime+stime of /proc/PID/stat) and peak RSS (VmHWM of /proc/PID/status) are
+# the converter's alone. Four fictitious persons are put in the person
 # register (STAR, SetPersonRegister) with two contact groups (one ended, so kunAktuelle leaves
 # one) and one person category each. Every request is STAR's (organisation type 5).
 #
@@ -36,19 +43,32 @@
 # the creates. Reads go first because every create adds a contact group and the backend's
 # contact group reads slow down as the table grows (docs/performance.md).
 #
+# TLS (tls): the same two processes with `vos-converter dev-certs` in the temporary folder:
+# the backend with --tls-cert server.pem --client-ca ca.pem --trusted-client-cvr 55570117,
+# the converter with the HTTPS door (--tls-cert, --client-ca, --agreements; identity
+# certificate) and --rest-client-cert converter.pem --rest-ca ca.pem. Every request, SOAP
+# and direct REST, presents star.pem, whose agreement covers organisation 5:55570117 (STAR),
+# so every claim is 5 / 55570117 in this mode (12345678 in the others). The pairs are the
+# load's, keep-alive (every connection opened before the clock starts); besides them, the
+# SOAP read and GET kontaktgrupper with a new connection per request
+# (<kind>_reconnect_resumed: rustls' in-memory ticket store, each handshake checked to be
+# resumed; <kind>_reconnect_full: Resumption::disabled(), every handshake full).
+#
 # Output: a table at the end, target/bench/summary.json (load), target/bench/callgrind.json
-# and target/bench/callgrind-*-top.txt (callgrind), target/bench/micro.json (micro), and the
-# raw per-run records in target/bench/load-raw.jsonl.
+# and target/bench/callgrind-*-top.txt (callgrind), target/bench/micro.json (micro),
+# target/bench/tls-summary.json (tls), and the raw per-run records in
+# target/bench/load-raw.jsonl and tls-raw.jsonl.
 #
 # Installs wrk and valgrind with apt-get when missing (CI runs as root); python3 too.
 # Downloads nothing else. Kills only the processes it started, by pid.
+# tls builds examples/tls_load.rs (release) beside the binary; it needs no wrk.
 #
 # Environment:
 #   BENCH_RUNS=5            load runs (medians over them; at least 5 for the issue's numbers)
-#   BENCH_DURATION=10       seconds per wrk measurement at concurrency 1 and 32
-#   BENCH_DURATION_256=5    seconds per wrk measurement at 256 connections
+#   BENCH_DURATION=10       seconds per wrk (tls: tls_load) measurement at concurrency 1 and 32
+#   BENCH_DURATION_256=5    seconds per measurement at 256 connections
 #   BENCH_WARMUP=5          seconds of warm-up per scenario (concurrency 32) before run 1
-#   BENCH_SKIP_BUILD=1      use target/release/vos-converter as it is
+#   BENCH_SKIP_BUILD=1      use target/release/vos-converter (tls: and examples/tls_load) as it is
 #   BENCH_RUST_LOG=info     RUST_LOG of the converter and the backend (the log goes to a file)
 #   BENCH_REST_LATENCY_MS=0 the backend answers every request this much later (its dev-mode
 #                           --dev-latency-ms): REST as far away as STAR's production service
@@ -62,6 +82,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HERE="$ROOT/scripts/bench"
 OUT="${BENCH_OUT:-$ROOT/target/bench}"
 BIN="$ROOT/target/release/vos-converter"
+LOAD_BIN="$ROOT/target/release/examples/tls_load"
 CG_TARGET="$ROOT/target/bench-callgrind"
 CG_BIN="$CG_TARGET/release/vos-converter"
 
@@ -74,7 +95,7 @@ REST_LATENCY_MS="${BENCH_REST_LATENCY_MS:-0}"
 CG_N="${BENCH_CALLGRIND_N:-200}"
 
 ORG_TYPE=5
-ORG_CODE=12345678
+ORG_CODE=12345678 # tls: 55570117, the organisation star.pem's agreement covers
 API=/personvisitering/v1
 # Fictitious persons for the reads: days 29-31, which the creates' numbers (days 01-28) never use.
 READ_CPRS=(2901801001 3003802002 3105803003 2908804004)
@@ -84,6 +105,14 @@ BACKEND_PID=""
 BACKEND_URL=""
 CONVERTER_PID=""
 CONVERTER_URL=""
+# tls: the dev certificates' folder, curl's TLS arguments (star.pem), the backend's and the
+# converter's TLS arguments (the plain modes: none, and the converter trusts
+# RequestUserMetadata as sent), the load generator.
+CERTS=""
+CURL_TLS=()
+BACKEND_TLS_ARGS=()
+CONVERTER_TLS_ARGS=(--identity header)
+LOADGEN=wrk
 CLK_TCK="$(getconf CLK_TCK)"
 NEXT_SLOT=0 # the next CPR number block of a create run (scripts/bench/wrk.lua), 0..83
 
@@ -96,6 +125,15 @@ cleanup() {
     stop_process "$CONVERTER_PID" converter 30
     stop_process "$BACKEND_PID" backend
     if [[ -n "$TMP_DIR" && -d "$TMP_DIR" ]]; then
+        # A failed run keeps the end of every log (the processes', wrk's, tls_load's).
+        if ((rc != 0)); then
+            mkdir -p "$OUT/failed-logs"
+            local f
+            for f in "$TMP_DIR"/*.stdout "$TMP_DIR"/*.stderr "$TMP_DIR"/*.log; do
+                [[ -f "$f" ]] && tail -n 2000 "$f" >"$OUT/failed-logs/${f##*/}"
+            done
+            info "the logs' last 2000 lines: ${OUT#"$ROOT"/}/failed-logs/"
+        fi
         rm -rf "$TMP_DIR"
     fi
     exit "$rc"
@@ -131,6 +169,18 @@ build_release() {
     [[ -x "$BIN" ]] || fail "no binary at $BIN"
 }
 
+# The binary and the TLS load generator (examples/tls_load.rs), release.
+build_release_tls() {
+    section "build: release binary and examples/tls_load"
+    if [[ "${BENCH_SKIP_BUILD:-}" == 1 && -x "$BIN" && -x "$LOAD_BIN" ]]; then
+        info "BENCH_SKIP_BUILD=1: using $BIN and $LOAD_BIN as they are"
+        return 0
+    fi
+    (cd "$ROOT" && cargo build --release --locked --bin vos-converter --example tls_load)
+    [[ -x "$BIN" ]] || fail "no binary at $BIN"
+    [[ -x "$LOAD_BIN" ]] || fail "no load generator at $LOAD_BIN"
+}
+
 # The release profile with debug symbols, in its own target folder (the normal build stays
 # as it is): function names in the callgrind profile.
 build_callgrind() {
@@ -147,11 +197,11 @@ build_callgrind() {
 # ---------------------------------------------------------------------------------------------
 # The processes
 
-# wait_listening PID STDOUT NAME -- the URL of the first "listening on http://..." line.
+# wait_listening PID STDOUT NAME -- the URL of the first "listening on http(s)://..." line.
 wait_listening() {
     local pid="$1" file="$2" name="$3" line=""
     for _ in $(seq 1 600); do
-        line="$(grep -m1 -o 'listening on http://127\.0\.0\.1:[0-9]*' "$file" 2>/dev/null || true)"
+        line="$(grep -m1 -o 'listening on https\?://127\.0\.0\.1:[0-9]*' "$file" 2>/dev/null || true)"
         [[ -n "$line" ]] && break
         if ! kill -0 "$pid" 2>/dev/null; then
             cat "$file" "${file%.stdout}.stderr" >&2 || true
@@ -168,7 +218,7 @@ start_backend() {
     mkdir -p "$TMP_DIR/backend"
     RUST_LOG="$RUST_LOG_LEVEL" NO_COLOR=1 "$bin" backend --listen 127.0.0.1:0 \
         --db "$TMP_DIR/backend/vos-backend.db" --dev --dev-latency-ms "$REST_LATENCY_MS" \
-        >"$TMP_DIR/backend.stdout" 2>"$TMP_DIR/backend.stderr" &
+        "${BACKEND_TLS_ARGS[@]}" >"$TMP_DIR/backend.stdout" 2>"$TMP_DIR/backend.stderr" &
     BACKEND_PID=$!
     BACKEND_URL="$(wait_listening "$BACKEND_PID" "$TMP_DIR/backend.stdout" backend)"
     info "backend pid $BACKEND_PID at $BACKEND_URL"
@@ -182,7 +232,7 @@ start_converter() {
     mkdir -p "$TMP_DIR/$tag"
     RUST_LOG="$RUST_LOG_LEVEL" NO_COLOR=1 "$@" "$bin" serve --listen 127.0.0.1:0 \
         --rest-url "$BACKEND_URL" --data-dir "$TMP_DIR/$tag" --cutover 2099-01-01 \
-        >"$TMP_DIR/$tag.stdout" 2>"$TMP_DIR/$tag.stderr" &
+        "${CONVERTER_TLS_ARGS[@]}" >"$TMP_DIR/$tag.stdout" 2>"$TMP_DIR/$tag.stderr" &
     CONVERTER_PID=$!
     CONVERTER_URL="$(wait_listening "$CONVERTER_PID" "$TMP_DIR/$tag.stdout" converter)"
     grep -q "REST upstream: $BACKEND_URL" "$TMP_DIR/$tag.stdout" ||
@@ -194,7 +244,7 @@ start_converter() {
 LAST_BODY=""
 rest() {
     local method="$1" path="$2" expected="$3" body="${4:-}" status
-    local args=(-sS -o "$TMP_DIR/rest.out" -w '%{http_code}' -X "$method"
+    local args=("${CURL_TLS[@]}" -sS -o "$TMP_DIR/rest.out" -w '%{http_code}' -X "$method"
         -H "X-Organisation-Type: $ORG_TYPE" -H "X-Organisation-Code: $ORG_CODE"
         -H "X-User-Id: bench-seed")
     [[ -n "$body" ]] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
@@ -224,7 +274,7 @@ seed_backend() {
 check_requests() {
     section "check: one request of each kind answers 2xx with data"
     local out="$TMP_DIR/check.out" status
-    status="$(curl -sS -o "$out" -w '%{http_code}' -H 'Content-Type: text/xml; charset=utf-8' \
+    status="$(curl "${CURL_TLS[@]}" -sS -o "$out" -w '%{http_code}' -H 'Content-Type: text/xml; charset=utf-8' \
         -H 'SOAPAction: "urn:dk:star:dfdg:PersonStatusService:20/GetVariablePersonStatus"' \
         --data-binary @- "$CONVERTER_URL/PersonStatusService/20" <<XML
 <?xml version="1.0" encoding="UTF-8"?>
@@ -246,14 +296,14 @@ XML
         local path="$API/kontaktgrupper?kunAktuelle=true"
         [[ "$kind" == rest_personkategorier ]] && path="$API/personkategorier?kunAktuelle=true"
         [[ "$kind" == rest_status ]] && path="$API/status"
-        status="$(curl -sS -o "$out" -w '%{http_code}' -H "X-Organisation-Type: $ORG_TYPE" \
+        status="$(curl "${CURL_TLS[@]}" -sS -o "$out" -w '%{http_code}' -H "X-Organisation-Type: $ORG_TYPE" \
             -H "X-Organisation-Code: $ORG_CODE" -H "X-Cpr: ${READ_CPRS[0]}" "$BACKEND_URL$path")"
         [[ "$status" == 200 ]] || fail "GET $path answered $status: $(cat "$out")"
         info "GET $path direct -> 200, $(wc -c <"$out") bytes"
     done
     # One create of each kind (CPR numbers of day 29, which the load's numbers never use);
     # the load's own creates are checked by wrk.lua, answer by answer.
-    status="$(curl -sS -o "$out" -w '%{http_code}' -H 'Content-Type: text/xml; charset=utf-8' \
+    status="$(curl "${CURL_TLS[@]}" -sS -o "$out" -w '%{http_code}' -H 'Content-Type: text/xml; charset=utf-8' \
         -H 'SOAPAction: "urn:dk:star:dfdg:PersonRegistrationService:9/CreateContactGroup"' \
         --data-binary @- "$CONVERTER_URL/PersonRegistrationService/9" <<XML
 <?xml version="1.0" encoding="UTF-8"?>
@@ -293,7 +343,7 @@ status_kib() { # FIELD PID -- VmHWM or VmRSS in KiB
 
 # The converter's own time (Prometheus histogram converter_own_seconds): "sum count".
 own_seconds() {
-    curl -sS "$CONVERTER_URL/metrics" | awk '
+    curl "${CURL_TLS[@]}" -sS "$CONVERTER_URL/metrics" | awk '
         /^vos_converter_converter_own_seconds_sum/ { s += $NF }
         /^vos_converter_converter_own_seconds_count/ { c += $NF }
         END { printf "%.9f %d\n", s, c }'
@@ -326,6 +376,72 @@ wrk_once() {
     printf '%s\n' "$json"
 }
 
+# tls_once KIND URL CONNECTIONS SECONDS SLOT -- one examples/tls_load measurement (star.pem,
+# organisation $ORG_TYPE/$ORG_CODE); prints its BENCHJSON. KIND is one of wrk.lua's, or
+# <read kind>_reconnect_resumed / _reconnect_full: a new connection per request, TLS session
+# resumption on / off (a reconnect that should have resumed and did not fails the run).
+tls_once() {
+    local kind="$1" url="$2" conns="$3" secs="$4" slot="$5" threads=1 base="$1"
+    local extra=()
+    ((conns >= 64)) && threads=2
+    case "$kind" in
+    *_reconnect_resumed)
+        base="${kind%_reconnect_resumed}"
+        extra=(--requests-per-connection 1 --resumption on)
+        ;;
+    *_reconnect_full)
+        base="${kind%_reconnect_full}"
+        extra=(--requests-per-connection 1 --resumption off)
+        ;;
+    esac
+    local log="$TMP_DIR/tls_load.log"
+    "$TMP_DIR/tls_load" --url "$url" --ca "$CERTS/ca.pem" --cert "$CERTS/star.pem" \
+        --key "$CERTS/star-key.pem" --org-type "$ORG_TYPE" --org-code "$ORG_CODE" \
+        --kind "$base" --connections "$conns" --threads "$threads" --duration "$secs" \
+        --timeout 30 --slot "$slot" "${extra[@]}" "${READ_CPRS[@]}" >"$log" 2>&1 || {
+        cat "$log" >&2
+        fail "tls_load $kind c$conns failed"
+    }
+    local json
+    json="$(sed -n 's/^BENCHJSON //p' "$log")"
+    [[ -n "$json" ]] || {
+        cat "$log" >&2
+        fail "tls_load $kind c$conns printed no summary"
+    }
+    if ! python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(1 if d["non2xx"] or d["errors"] or not d["requests"] else 0)' "$json"; then
+        cat "$log" >&2
+        fail "tls_load $kind c$conns: non-2xx answers or socket errors: $json"
+    fi
+    # Reconnects: a connection per request; with resumption some resumed (with many
+    # connections at once, rustls' store of 8 tickets per server can run dry: a full
+    # handshake, counted), without none. Keep-alive: connections opened while the clock
+    # ran are counted (and reported), not refused.
+    if ! python3 - "$json" "$kind" <<'PY'; then
+import json, sys
+d, kind = json.loads(sys.argv[1]), sys.argv[2]
+if "_reconnect_" not in kind:
+    if d["connections_opened"]:
+        print(f"  note: {kind}: {d['connections_opened']} connection(s) opened while the clock ran", file=sys.stderr)
+    sys.exit(0)
+if d["connections_opened"] < d["requests"]:
+    sys.exit(1)
+sys.exit(1 if (not d["handshakes_resumed"] if kind.endswith("_resumed") else d["handshakes_resumed"]) else 0)
+PY
+        cat "$log" >&2
+        fail "tls_load $kind c$conns: connections or handshakes not as asked: $json"
+    fi
+    printf '%s\n' "$json"
+}
+
+# load_once KIND URL CONNECTIONS SECONDS SLOT -- wrk (load) or tls_load (tls).
+load_once() {
+    if [[ "$LOADGEN" == tls_load ]]; then
+        tls_once "$@"
+    else
+        wrk_once "$@"
+    fi
+}
+
 RAW=""
 # measure RUN KIND CONNECTIONS SECONDS -- one measurement with the converter's and the
 # backend's CPU, the converter's peak RSS and own time around it; appended to $RAW.
@@ -346,7 +462,7 @@ measure() {
     own0="$(own_seconds)"
     c0="$(cpu_ticks "$CONVERTER_PID")"
     b0="$(cpu_ticks "$BACKEND_PID")"
-    json="$(wrk_once "$kind" "$url" "$conns" "$secs" "$slot")"
+    json="$(load_once "$kind" "$url" "$conns" "$secs" "$slot")"
     c1="$(cpu_ticks "$CONVERTER_PID")"
     b1="$(cpu_ticks "$BACKEND_PID")"
     own1="$(own_seconds)"
@@ -368,7 +484,11 @@ d = json.loads(sys.argv[1]); ticks, tck = int(sys.argv[2]), int(sys.argv[3])
 kind, conns, run, hwm = sys.argv[4], sys.argv[5], sys.argv[6], int(sys.argv[7])
 rps = d["requests"] / (d["duration_us"] / 1e6)
 cpu = "" if not kind.startswith("soap") else f"  converter CPU {ticks / tck / d['requests'] * 1e6:7.1f} us/req  peak RSS {hwm / 1024:5.1f} MiB"
-print(f"  run {run} {kind:22s} c{conns:<4s} {d['requests']:7d} req {rps:8.0f} req/s  p50 {d['p50_us'] / 1000:7.3f} ms  p99 {d['p99_us'] / 1000:7.3f} ms{cpu}")
+hs = ""
+if "_reconnect_" in kind:
+    hs = (f"  handshakes {d['handshakes_resumed']} resumed / {d['handshakes_full']} full,"
+          f" TLS p50 {d['tls_handshake_p50_us'] / 1000:.3f} ms")
+print(f"  run {run} {kind:22s} c{conns:<4s} {d['requests']:7d} req {rps:8.0f} req/s  p50 {d['p50_us'] / 1000:7.3f} ms  p99 {d['p99_us'] / 1000:7.3f} ms{cpu}{hs}")
 PY
 }
 
@@ -448,12 +568,73 @@ run_load() {
     python3 "$HERE/summarize.py" load "$RAW" "$env_json" "$OUT/summary.json"
 }
 
+SETUP="vos-converter backend --dev (own process, fresh SQLite) + vos-converter serve --rest-url <backend> --cutover 2099-01-01 --identity header (own process)"
+# The TLS mode: dev certificates, both processes with mutual TLS, the load of run_load (the
+# keep-alive pairs) plus reconnects with and without session resumption, by tls_load.
+run_tls() {
+    ensure_tools
+    build_release_tls
+    mkdir -p "$OUT"
+    TMP_DIR="$(mktemp -d "${TMPDIR:-/tmp}/vos-bench.XXXXXX")"
+    RAW="$OUT/tls-raw.jsonl"
+    : >"$RAW"
+    section "start: dev certificates, backend and converter with mutual TLS (release build)"
+    cp "$BIN" "$TMP_DIR/vos-converter"
+    cp "$LOAD_BIN" "$TMP_DIR/tls_load"
+    info "binary: ${BIN#"$ROOT"/} built $(date -r "$BIN" '+%F %T'), sha256 $(sha256sum "$BIN" | cut -c1-16)"
+    info "load generator: ${LOAD_BIN#"$ROOT"/} built $(date -r "$LOAD_BIN" '+%F %T')"
+    CERTS="$TMP_DIR/certs"
+    "$TMP_DIR/vos-converter" dev-certs "$CERTS" >"$TMP_DIR/dev-certs.stdout" ||
+        fail "vos-converter dev-certs failed: $(cat "$TMP_DIR/dev-certs.stdout")"
+    LOADGEN=tls_load
+    ORG_CODE=55570117 # STAR's CVR: star.pem's agreement covers 5:55570117
+    CURL_TLS=(--cacert "$CERTS/ca.pem" --cert "$CERTS/star.pem" --key "$CERTS/star-key.pem")
+    BACKEND_TLS_ARGS=(--tls-cert "$CERTS/server.pem" --tls-key "$CERTS/server-key.pem"
+        --client-ca "$CERTS/ca.pem" --trusted-client-cvr 55570117)
+    CONVERTER_TLS_ARGS=(--tls-cert "$CERTS/server.pem" --tls-key "$CERTS/server-key.pem"
+        --client-ca "$CERTS/ca.pem" --agreements "$CERTS/agreements.toml"
+        --rest-client-cert "$CERTS/converter.pem" --rest-client-key "$CERTS/converter-key.pem"
+        --rest-ca "$CERTS/ca.pem")
+    SETUP="vos-converter backend --dev --tls-cert server.pem --client-ca ca.pem --trusted-client-cvr 55570117 (own process) + vos-converter serve --rest-url https://<backend> --cutover 2099-01-01 --tls-cert server.pem --client-ca ca.pem --agreements agreements.toml --rest-client-cert converter.pem --rest-ca ca.pem (own process); every client presents star.pem, organisation 5:55570117"
+    start_backend "$TMP_DIR/vos-converter"
+    [[ "$BACKEND_URL" == https://* ]] || fail "the backend does not listen with TLS: $BACKEND_URL"
+    CONVERTER_BIN="$TMP_DIR/vos-converter" start_converter
+    [[ "$CONVERTER_URL" == https://* ]] || fail "the converter does not listen with TLS: $CONVERTER_URL"
+    grep -q "identity: certificate" "$TMP_DIR/converter.stdout" ||
+        fail "the converter does not say it identifies callers by certificate"
+    grep -q "REST upstream: $BACKEND_URL (mutual TLS)" "$TMP_DIR/converter.stdout" ||
+        fail "the converter does not say it calls REST with mutual TLS"
+    local startup_hwm
+    startup_hwm="$(status_kib VmHWM "$CONVERTER_PID")"
+    info "converter RSS after start: $(status_kib VmRSS "$CONVERTER_PID") KiB (peak $startup_hwm KiB)"
+    seed_backend
+    check_requests
+    local env_json="$OUT/tls-env.json"
+    write_env "$env_json" "$startup_hwm"
+
+    # As run_load (reads first, then creates), with the reconnects among the reads.
+    local reads=(soap_read rest_kontaktgrupper rest_status rest_personkategorier
+        soap_read_reconnect_resumed soap_read_reconnect_full
+        rest_kontaktgrupper_reconnect_resumed rest_kontaktgrupper_reconnect_full)
+    local reads_reversed=(rest_kontaktgrupper_reconnect_full rest_kontaktgrupper_reconnect_resumed
+        soap_read_reconnect_full soap_read_reconnect_resumed
+        rest_personkategorier rest_status rest_kontaktgrupper soap_read)
+    local creates=(soap_create rest_create)
+    local creates_reversed=(rest_create soap_create)
+    phase reads "${reads[@]}" -- "${reads_reversed[@]}"
+    at_256 soap_read
+    phase creates "${creates[@]}" -- "${creates_reversed[@]}"
+    at_256 soap_create
+    section "summary"
+    python3 "$HERE/summarize.py" tls "$RAW" "$env_json" "$OUT/tls-summary.json"
+}
+
 write_env() { # FILE STARTUP_HWM_KIB -- the machine and the setup, for the summary
     local file="$1" hwm="$2"
     python3 - "$file" "$hwm" "$RUNS" "$DURATION" "$DURATION_256" "$WARMUP" "$RUST_LOG_LEVEL" \
-        "$BACKEND_URL" "$CONVERTER_URL" "$ROOT" "$REST_LATENCY_MS" <<'PY'
+        "$BACKEND_URL" "$CONVERTER_URL" "$ROOT" "$REST_LATENCY_MS" "$SETUP" "$LOADGEN" <<'PY'
 import json, os, platform, subprocess, sys
-f, hwm, runs, dur, dur256, warm, log, backend, conv, root, latency = sys.argv[1:]
+f, hwm, runs, dur, dur256, warm, log, backend, conv, root, latency, setup, loadgen = sys.argv[1:]
 def run(*cmd):
     try:
         return subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=30).stdout.strip()
@@ -476,12 +657,13 @@ json.dump({
     "rustc": run("rustc", "--version"),
     "git_head": run("git", "rev-parse", "--short", "HEAD"),
     "git_dirty": bool(run("git", "status", "--porcelain", "--untracked-files=no")),
-    "wrk": (run("wrk", "-v") or "").splitlines()[0] if run("wrk", "-v") else "",
+    "loadgen": "wrk" if loadgen == "wrk" else "examples/tls_load.rs (hyper-util client, rustls, aws-lc-rs)",
+    "wrk": ((run("wrk", "-v") or "").splitlines() or [""])[0] if loadgen == "wrk" else "",
     "runs": int(runs), "duration_s": int(dur), "duration_256_s": int(dur256), "warmup_s": int(warm),
     "rust_log": log,
     "rest_latency_ms": int(latency),
     "converter_startup_hwm_kib": int(hwm),
-    "setup": "vos-converter backend --dev (own process, fresh SQLite) + vos-converter serve --rest-url <backend> --cutover 2099-01-01 (own process)",
+    "setup": setup,
 }, open(f, "w"), indent=2)
 PY
 }
@@ -559,6 +741,7 @@ main() {
     load) run_load ;;
     callgrind) run_callgrind ;;
     micro) run_micro ;;
+    tls) run_tls ;;
     all)
         run_load
         stop_process "$CONVERTER_PID" converter 30
@@ -569,7 +752,7 @@ main() {
         run_micro
         ;;
     *)
-        echo "usage: scripts/bench.sh [load|callgrind|micro|all]" >&2
+        echo "usage: scripts/bench.sh [load|callgrind|micro|tls|all]" >&2
         exit 2
         ;;
     esac

@@ -574,6 +574,9 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
     let server = HttpServer::new(move || App::new().configure(routes.clone()))
         .workers(workers)
         .max_connections(per_worker)
+        // An answer's small TLS records must not wait for the client's delayed ACK (~40 ms
+        // on a new connection after the session tickets; docs/performance.md, TLS).
+        .tcp_nodelay(true)
         .on_connect(crate::tls::on_connect)
         .shutdown_timeout(10);
     let server = match &listener_tls {

@@ -2,12 +2,14 @@
 """Turns scripts/bench.sh's raw measurements into the table it prints and the JSON it keeps.
 
     summarize.py load RAW.jsonl ENV.json OUT.json
+    summarize.py tls RAW.jsonl ENV.json OUT.json
     summarize.py callgrind RAW.txt N OUTDIR
     summarize.py micro CRITERION.txt OUT.json
 
 Ratios are SOAP via the converter / REST called directly, computed within each run (the two
-measurements of a pair run back to back) and then the median over the runs. Standard
-library only.
+measurements of a pair run back to back) and then the median over the runs. tls: the same,
+plus the reconnects (a new connection per request, TLS session resumption on and off) against
+the keep-alive measurement of the same kind and run. Standard library only.
 """
 
 import json
@@ -192,17 +194,23 @@ def load(raw_path, env_path, out_path):
         ],
     }
     json.dump(summary, open(out_path, "w"), indent=2)
+    print_load(summary, env, scenarios, pairs, rss_256_mib, rss_all, targets, runs)
+    print(f"\nwritten: {out_path}")
+    return summary, by, runs
 
+
+def print_load(summary, env, scenarios, pairs, rss_256_mib, rss_all, targets, runs):
     # The table.
     print(f"\nmachine: {env.get('cpus')} CPUs ({env.get('cpu_model')}), load at start {' '.join(env.get('loadavg_at_start', []))}; "
           f"{len(runs)} runs of {env.get('duration_s')} s per measurement; RUST_LOG={env.get('rust_log')}; "
           f"REST answers {env.get('rest_latency_ms', 0)} ms late (backend --dev-latency-ms)")
-    print("\nscenario                         req/s    p50 ms   p99 ms  conv CPU us/req (user+sys)  conv own us  backend CPU us/req")
+    w = max([30] + [len(k) for k in scenarios])
+    print(f"\n{'scenario':{w}s}   req/s    p50 ms   p99 ms  conv CPU us/req (user+sys)  conv own us  backend CPU us/req")
     for key, s in scenarios.items():
         split = ""
         if s["converter_user_us_per_req_median"] is not None:
             split = f"({s['converter_user_us_per_req_median']:.0f}+{s['converter_sys_us_per_req_median']:.0f})"
-        print(f"{key:30s} {s['rps_median']:8.0f} {s['p50_ms_median']:8.3f} {s['p99_ms_median']:8.3f}"
+        print(f"{key:{w}s} {s['rps_median']:8.0f} {s['p50_ms_median']:8.3f} {s['p99_ms_median']:8.3f}"
               f"  {fmt(s['converter_cpu_us_per_req_median'], 1):>8s} {split:>17s}  {fmt(s['converter_own_mean_us_median'], 1):>11s}"
               f"  {s['backend_cpu_us_per_req_median']:18.1f}")
     print("\npair (SOAP via converter / REST direct)  p50 ratio  [min-max]       mean ratio  p99 ratio  p99 added ms  throughput ratio")
@@ -214,6 +222,95 @@ def load(raw_path, env_path, out_path):
     print("\ntargets:")
     for t in targets:
         print(f"  {'met    ' if t['met'] else 'NOT MET'}  {t['target']:62s} {t['pair']:28s} {t['value']:.3f}")
+
+
+RECONNECT_TARGETS = [
+    # kind, whose CPU pays for the handshake (the process that terminates its TLS)
+    ("soap_read", "converter"),
+    ("rest_kontaktgrupper", "backend"),
+]
+
+
+def tls(raw_path, env_path, out_path):
+    """The load summary of the TLS run, then the reconnects: per kind and concurrency, the
+    keep-alive measurement against a new connection per request with session resumption
+    (rustls' ticket store) and without (every handshake full), within each run."""
+    summary, by, runs = load(raw_path, env_path, out_path)
+
+    def cpu_us(r, who):
+        return r[f"{who}_cpu_ticks"] / r["clk_tck"] / r["requests"] * 1e6
+
+    reconnects = {}
+    for kind, who in RECONNECT_TARGETS:
+        for conns in (1, 32):
+            per_run = []
+            for run in runs:
+                ka = by.get((run, kind, conns))
+                res = by.get((run, f"{kind}_reconnect_resumed", conns))
+                full = by.get((run, f"{kind}_reconnect_full", conns))
+                if not (ka and res and full):
+                    continue
+                row = {"run": run}
+                for name, r in (("resumed", res), ("full", full)):
+                    row[f"{name}_p50_ms"] = r["p50_us"] / 1000
+                    row[f"{name}_p90_ms"] = r["p90_us"] / 1000
+                    row[f"{name}_p99_ms"] = r["p99_us"] / 1000
+                    row[f"{name}_mean_ms"] = r["mean_us"] / 1000
+                    row[f"{name}_rps"] = r["rps"]
+                    row[f"{name}_added_p50_ms"] = (r["p50_us"] - ka["p50_us"]) / 1000
+                    row[f"{name}_added_mean_ms"] = (r["mean_us"] - ka["mean_us"]) / 1000
+                    row[f"{name}_tls_handshake_p50_ms"] = r["tls_handshake_p50_us"] / 1000
+                    row[f"{name}_tls_handshake_p99_ms"] = r["tls_handshake_p99_us"] / 1000
+                    row[f"{name}_tls_handshake_mean_ms"] = r["tls_handshake_mean_us"] / 1000
+                    row[f"{name}_tcp_connect_p50_ms"] = r["tcp_connect_p50_us"] / 1000
+                    row[f"{name}_resumed_share"] = (r["handshakes_resumed"] / r["connections_opened"]
+                                                     if r["connections_opened"] else None)
+                    row[f"{name}_server_cpu_us_per_req"] = cpu_us(r, who)
+                    row[f"{name}_server_cpu_added_us"] = cpu_us(r, who) - cpu_us(ka, who)
+                    row[f"{name}_throughput_ratio"] = r["rps"] / ka["rps"]
+                row["keepalive_p50_ms"] = ka["p50_us"] / 1000
+                row["keepalive_server_cpu_us_per_req"] = cpu_us(ka, who)
+                row["full_over_resumed_tls_handshake_p50"] = (full["tls_handshake_p50_us"] / res["tls_handshake_p50_us"]
+                                                              if res["tls_handshake_p50_us"] else None)
+                row["full_minus_resumed_server_cpu_us"] = cpu_us(full, who) - cpu_us(res, who)
+                per_run.append(row)
+            if not per_run:
+                continue
+            keys = [k for k in per_run[0] if k != "run"]
+            reconnects[f"{kind}@c{conns}"] = {
+                "kind": kind,
+                "connections": conns,
+                "server": who,
+                "runs": len(per_run),
+                **{f"{k}_median": med([p[k] for p in per_run]) for k in keys},
+                "resumed_added_p50_ms_spread": spread([p["resumed_added_p50_ms"] for p in per_run]),
+                "full_added_p50_ms_spread": spread([p["full_added_p50_ms"] for p in per_run]),
+                "per_run": per_run,
+            }
+    summary["reconnects"] = reconnects
+    summary["notes"] = summary["notes"] + [
+        "both hops mutual TLS (rustls, aws-lc-rs, TLS 1.3); every client presents star.pem (organisation 5:55570117)",
+        "keep-alive: every connection opened before the clock starts (tls_load); reconnect: a new TCP connection and "
+        "TLS handshake per request, inside the request's latency",
+        "resumed: rustls' default in-memory client session store (TLS 1.3 tickets), the handshake kind read from rustls; "
+        "full: Resumption::disabled()",
+        "added: reconnect minus keep-alive of the same kind, connections and run; server CPU: the process that "
+        "terminates the client's TLS (converter for SOAP, backend for direct REST), per request",
+    ]
+    json.dump(summary, open(out_path, "w"), indent=2)
+
+    print("\nreconnects (a new connection per request) against keep-alive, medians of the per-run values:")
+    print(f"{'kind':26s} {'keep-alive':>10s} | {'resumed: p50':>12s} {'added':>7s} {'TLS hs':>7s} {'resumed':>7s} {'CPU+':>6s} | "
+          f"{'full: p50':>9s} {'added':>7s} {'TLS hs':>7s} {'CPU+':>6s} | {'hs full/res':>11s} {'CPU full-res':>12s}")
+    print(f"{'':26s} {'p50 ms':>10s} | {'ms':>12s} {'ms':>7s} {'p50 ms':>7s} {'share':>7s} {'us':>6s} | "
+          f"{'ms':>9s} {'ms':>7s} {'p50 ms':>7s} {'us':>6s} | {'':>11s} {'us/conn':>12s}")
+    for key, r in reconnects.items():
+        print(f"{key:26s} {r['keepalive_p50_ms_median']:10.3f} | {r['resumed_p50_ms_median']:12.3f} "
+              f"{r['resumed_added_p50_ms_median']:7.3f} {r['resumed_tls_handshake_p50_ms_median']:7.3f} "
+              f"{fmt(r['resumed_resumed_share_median'], 3):>7s} {r['resumed_server_cpu_added_us_median']:6.0f} | "
+              f"{r['full_p50_ms_median']:9.3f} {r['full_added_p50_ms_median']:7.3f} "
+              f"{r['full_tls_handshake_p50_ms_median']:7.3f} {r['full_server_cpu_added_us_median']:6.0f} | "
+              f"{fmt(r['full_over_resumed_tls_handshake_p50_median'], 2):>11s} {r['full_minus_resumed_server_cpu_us_median']:12.0f}")
     print(f"\nwritten: {out_path}")
 
 
@@ -323,6 +420,8 @@ if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "load":
         load(*sys.argv[2:5])
+    elif mode == "tls":
+        tls(*sys.argv[2:5])
     elif mode == "callgrind":
         callgrind(*sys.argv[2:5])
     elif mode == "micro":

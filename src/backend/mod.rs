@@ -371,6 +371,8 @@ pub fn server(listener: TcpListener, cfg: &BackendConfig) -> Result<Server, Back
             .configure(routes.clone())
             .default_service(web::to(not_found))
     })
+    // Small answers leave at once, not after the client's delayed ACK (docs/performance.md).
+    .tcp_nodelay(true)
     .on_connect(crate::tls::on_connect)
     .shutdown_timeout(10);
     let server = match &cfg.tls {
