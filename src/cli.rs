@@ -577,7 +577,7 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
         // An answer's small TLS records must not wait for the client's delayed ACK (~40 ms
         // on a new connection after the session tickets; docs/performance.md, TLS).
         .tcp_nodelay(true)
-        .on_connect(crate::tls::on_connect)
+        .on_connect(crate::tls::on_connect(listener_tls.clone()))
         .shutdown_timeout(10);
     let server = match &listener_tls {
         Some(t) => server.listen_rustls_0_23(listener, t.server_config()?)?,

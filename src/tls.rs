@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use rustls::client::danger::HandshakeSignatureValid;
@@ -151,6 +152,9 @@ pub struct Reloadable {
     cert: Option<(PathBuf, PathBuf)>,
     trust: ClientTrust,
     current: RwLock<Arc<Current>>,
+    /// Counts successful reloads: a connection verified under an older set has its
+    /// certificate verified again before its next call is served (`PeerCert::holder`).
+    generation: AtomicU64,
 }
 
 impl fmt::Debug for Reloadable {
@@ -182,6 +186,7 @@ impl Reloadable {
                 tickets: rustls::crypto::aws_lc_rs::Ticketer::new()
                     .map_err(|e| TlsError::Config(e.to_string()))?,
             })),
+            generation: AtomicU64::new(0),
         };
         r.reload()?;
         Ok(Arc::new(r))
@@ -211,7 +216,13 @@ impl Reloadable {
         let fresh = Arc::new(self.load()?);
         let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
         *cur = fresh;
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// The number of the current set (see `generation`).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     fn now(&self) -> Arc<Current> {
@@ -224,10 +235,18 @@ impl Reloadable {
     /// Verifies a certificate that arrived another way (a trusted proxy's header) as the
     /// handshake would have: chain, validity, usage, CRLs.
     pub fn verify(&self, end_entity: &CertificateDer<'_>) -> Result<(), String> {
+        self.verify_chain(std::slice::from_ref(end_entity))
+    }
+
+    /// The same for a chain (the end-entity certificate first), with the current set.
+    pub fn verify_chain(&self, chain: &[CertificateDer<'_>]) -> Result<(), String> {
         let Some(v) = self.now().verifier.clone() else {
             return Err("no client CA is configured".into());
         };
-        v.verify_client_cert(end_entity, &[], UnixTime::now())
+        let (end_entity, intermediates) = chain
+            .split_first()
+            .ok_or_else(|| "no certificate".to_owned())?;
+        v.verify_client_cert(end_entity, intermediates, UnixTime::now())
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
@@ -351,19 +370,88 @@ impl ProducesTickets for Reloadable {
 }
 
 /// The client certificate of a TLS connection, read once when it is accepted; in the
-/// connection's extensions (`req.conn_data::<PeerCert>()`).
-#[derive(Debug, Clone)]
-pub struct PeerCert(pub Result<CertIdentity, CertError>);
+/// connection's extensions (`req.conn_data::<PeerCert>()`). A keep-alive connection can
+/// outlive its certificate and the trust it was verified under: [`PeerCert::holder`] says
+/// who is calling *now*.
+#[derive(Debug)]
+pub struct PeerCert {
+    holder: Result<CertIdentity, CertError>,
+    /// The chain as presented, the peer's own certificate first.
+    chain: Vec<CertificateDer<'static>>,
+    /// The end of the certificate's validity (Unix seconds).
+    not_after: i64,
+    /// The generation of the trust the handshake verified it under; `u64::MAX` for a
+    /// resumed session (verified under a set that may be gone).
+    verified_under: u64,
+    /// The last re-verification: (generation, outcome).
+    rechecked: std::sync::Mutex<Option<(u64, Result<(), String>)>>,
+}
 
-/// For `HttpServer::on_connect`: stores the peer's certificate holder. rustls lists the
-/// peer's own certificate first (`peer_certificates()[0]`); the rest is its chain.
-pub fn on_connect(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
-    use actix_tls::accept::rustls_0_23::TlsStream;
-    if let Some(tls) = conn.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() {
-        let (_, session) = tls.get_ref();
-        if let Some(first) = session.peer_certificates().and_then(|c| c.first()) {
-            ext.insert(PeerCert(identify(first)));
+impl PeerCert {
+    /// The holder of a certificate whose trust is current: expired since the handshake, or
+    /// no longer verifying after a reload (revoked, its CA removed), it is an error.
+    pub fn holder(&self, tls: Option<&Reloadable>) -> Result<&CertIdentity, String> {
+        if UnixTime::now().as_secs() as i64 > self.not_after {
+            return Err("the client certificate has expired since the connection was made".into());
         }
+        if let Some(tls) = tls {
+            let generation = tls.generation();
+            if generation != self.verified_under {
+                let mut last = self.rechecked.lock().unwrap_or_else(|p| p.into_inner());
+                let outcome = match &*last {
+                    Some((g, outcome)) if *g == generation => outcome.clone(),
+                    _ => {
+                        let outcome = tls.verify_chain(&self.chain);
+                        *last = Some((generation, outcome.clone()));
+                        outcome
+                    }
+                };
+                outcome
+                    .map_err(|e| format!("the connection's certificate no longer verifies: {e}"))?;
+            }
+        }
+        self.holder.as_ref().map_err(|e| e.to_string())
+    }
+
+    /// Whether the certificate names a holder at all (a verified certificate without a CVR
+    /// is not the same refusal as no certificate).
+    pub fn names_holder(&self) -> bool {
+        self.holder.is_ok()
+    }
+}
+
+/// For `HttpServer::on_connect`: stores the peer's certificate. rustls lists the peer's own
+/// certificate first (`peer_certificates()[0]`); the rest is its chain. `tls` is the
+/// listener's trust (its generation now).
+pub fn on_connect(
+    tls: Option<Arc<Reloadable>>,
+) -> impl Fn(&dyn std::any::Any, &mut actix_web::dev::Extensions) + Send + Sync + Clone + 'static {
+    move |conn, ext| {
+        use actix_tls::accept::rustls_0_23::TlsStream;
+        let Some(stream) = conn.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() else {
+            return;
+        };
+        let (_, session) = stream.get_ref();
+        let Some(chain) = session.peer_certificates().filter(|c| !c.is_empty()) else {
+            return;
+        };
+        let chain: Vec<CertificateDer<'static>> =
+            chain.iter().map(|c| c.clone().into_owned()).collect();
+        let not_after = x509_parser::parse_x509_certificate(&chain[0])
+            .map(|(_, c)| c.validity().not_after.timestamp())
+            .unwrap_or(i64::MIN);
+        let resumed = session.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        let verified_under = match (&tls, resumed) {
+            (Some(t), false) => t.generation(),
+            _ => u64::MAX,
+        };
+        ext.insert(PeerCert {
+            holder: identify(&chain[0]),
+            chain,
+            not_after,
+            verified_under,
+            rechecked: std::sync::Mutex::new(None),
+        });
     }
 }
 

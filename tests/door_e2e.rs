@@ -1311,3 +1311,52 @@ async fn unicode_whitespace_around_the_organisation_type_is_refused() {
         accepted.join(", ")
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// A connection does not outlive its certificate's trust
+// ---------------------------------------------------------------------------------------
+
+/// A keep-alive connection made with a certificate that is then revoked (CRL + SIGHUP) is
+/// refused on its next call (900512), not served for as long as the client keeps it open.
+#[tokio::test]
+async fn a_certificate_revoked_after_the_handshake_is_refused_on_its_open_connection() {
+    let pki = Pki::new();
+    let crl = pki.write("crl.pem", &pki.ca.crl(&[]).unwrap());
+    let crl = crl.display().to_string();
+    let mut s = pki.serve(&["--client-crl", &crl]);
+    let doomed = pki.ca.client(&pki.jobcenter_subject).unwrap();
+    let kept = pki.client("doomed", &doomed);
+    let first = try_status(&kept, &s, (1, "101"), CPR_101).await.unwrap();
+    assert_eq!(first.0, StatusCode::OK, "{}", first.1);
+
+    pki.replace("crl.pem", &pki.ca.crl(&[&doomed]).unwrap());
+    sighup(s.child.pid());
+    // Until a new connection with that certificate fails its handshake, the reload has not
+    // happened yet.
+    let fresh = || pki.client("doomed2", &doomed);
+    let deadline = std::time::Instant::now() + POLL;
+    while try_status(&fresh(), &s, (1, "101"), CPR_101).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the CRL was not reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The kept-alive connection (the same certificate as at its handshake) is refused now.
+    let (status, text, _) = try_status(&kept, &s, (1, "101"), CPR_101).await.unwrap();
+    assert!(
+        text.contains("<ErrorCode>900512</ErrorCode>") || text.contains(":ErrorCode>900512<"),
+        "{status} {text}"
+    );
+    // Another certificate on its own open connection goes on being served.
+    let ok = try_status(
+        &pki.client("jobcenter", &pki.jobcenter),
+        &s,
+        (1, "101"),
+        CPR_101,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.0, StatusCode::OK, "{}", ok.1);
+    s.finish(&[CPR_101]);
+}

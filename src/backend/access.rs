@@ -129,9 +129,12 @@ fn trusted_to_set_identity(req: &HttpRequest) -> Result<(), ApiError> {
     let Some(trusted) = req.app_data::<actix_web::web::Data<super::TrustedCallers>>() else {
         return Ok(());
     };
-    match req.conn_data::<crate::tls::PeerCert>() {
-        Some(crate::tls::PeerCert(Ok(id))) if trusted.0.contains(&id.cvr) => Ok(()),
-        Some(crate::tls::PeerCert(Ok(id))) => Err(ApiError::with_detail(
+    let holder = req
+        .conn_data::<crate::tls::PeerCert>()
+        .map(|pc| pc.holder(Some(&trusted.tls)));
+    match holder {
+        Some(Ok(id)) if trusted.cvrs.contains(&id.cvr) => Ok(()),
+        Some(Ok(id)) => Err(ApiError::with_detail(
             Fejl::IdentitetIkkeBetroet,
             format!("CVR {}", id.cvr),
         )),

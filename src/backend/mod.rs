@@ -209,9 +209,13 @@ pub struct BackendTls {
     pub trusted_cvrs: Vec<String>,
 }
 
-/// Whose certificates may set the identity headers, when the backend runs TLS.
+/// Whose certificates may set the identity headers, when the backend runs TLS, and the
+/// trust their connections' certificates are re-verified under after a reload.
 #[derive(Debug, Clone)]
-pub struct TrustedCallers(pub Vec<String>);
+pub struct TrustedCallers {
+    pub cvrs: Vec<String>,
+    pub tls: std::sync::Arc<crate::tls::Reloadable>,
+}
 
 /// Answers for what actix's extractors refuse, in the catalogue's terms.
 fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
@@ -347,10 +351,12 @@ pub fn state(cfg: &BackendConfig) -> Result<AppState, BackendError> {
 pub fn server(listener: TcpListener, cfg: &BackendConfig) -> Result<Server, BackendError> {
     let routes = configure(state(cfg)?, cfg.dev);
     let latency = if cfg.dev { cfg.latency } else { Duration::ZERO };
-    let trusted = cfg
-        .tls
-        .as_ref()
-        .map(|t| web::Data::new(TrustedCallers(t.trusted_cvrs.clone())));
+    let trusted = cfg.tls.as_ref().map(|t| {
+        web::Data::new(TrustedCallers {
+            cvrs: t.trusted_cvrs.clone(),
+            tls: t.reloadable.clone(),
+        })
+    });
     let server = HttpServer::new(move || {
         let trusted = trusted.clone();
         App::new()
@@ -373,7 +379,9 @@ pub fn server(listener: TcpListener, cfg: &BackendConfig) -> Result<Server, Back
     })
     // Small answers leave at once, not after the client's delayed ACK (docs/performance.md).
     .tcp_nodelay(true)
-    .on_connect(crate::tls::on_connect)
+    .on_connect(crate::tls::on_connect(
+        cfg.tls.as_ref().map(|t| t.reloadable.clone()),
+    ))
     .shutdown_timeout(10);
     let server = match &cfg.tls {
         Some(t) => server.listen_rustls_0_23(

@@ -214,8 +214,11 @@ impl Door {
         match self.mode {
             Mode::Header => Presented::Unverified,
             Mode::Certificate => match tls {
-                Some(PeerCert(Ok(id))) => Presented::Certificate(id.clone()),
-                Some(PeerCert(Err(e))) => Presented::Unnamed(e.to_string()),
+                Some(pc) => match pc.holder(self.trust.as_deref()) {
+                    Ok(id) => Presented::Certificate(id.clone()),
+                    Err(e) if pc.names_holder() => Presented::Missing(e),
+                    Err(e) => Presented::Unnamed(e),
+                },
                 None => Presented::Missing("no client certificate on the connection".into()),
             },
             Mode::Proxy => {
