@@ -399,6 +399,9 @@ fn spawn_reload(
     forwarded_trust: Option<Arc<crate::tls::Reloadable>>,
     door: Arc<crate::door::Door>,
 ) -> std::io::Result<actix_web::rt::task::JoinHandle<()>> {
+    // In certificate mode the listener's set is also the forwarded-certificate trust: once.
+    let forwarded_trust =
+        forwarded_trust.filter(|f| !listener_tls.as_ref().is_some_and(|l| Arc::ptr_eq(l, f)));
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     Ok(actix_web::rt::spawn(async move {
         while hup.recv().await.is_some() {
@@ -443,7 +446,7 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
         )?),
         _ => None,
     };
-    // Forwarded certificates are verified against the client CAs when they are given.
+    // Forwarded certificates are verified against the client CAs (required in proxy mode).
     let forwarded_trust = match (&listener_tls, mode, trust.ca.is_empty()) {
         (Some(t), _, _) => Some(t.clone()),
         (None, crate::door::Mode::Proxy, false) => {
@@ -451,11 +454,6 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
         }
         _ => None,
     };
-    if mode == crate::door::Mode::Proxy && forwarded_trust.is_none() {
-        tracing::warn!(
-            "proxy mode without client_ca: forwarded certificates are trusted as the proxy verified them"
-        );
-    }
     let door = Arc::new(crate::door::Door::new(crate::door::DoorConfig {
         mode,
         agreements: cfg.agreements.clone(),

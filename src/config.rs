@@ -484,6 +484,19 @@ impl Config {
                 "rest_client_cert and rest_client_key go together",
             ));
         }
+        // The converter's certificate and the identity headers must not go out in clear.
+        if (self.rest_client_cert.is_some() || self.rest_ca.is_some())
+            && (self
+                .rest_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("http://"))
+                || self.legacy_url.values().any(|u| u.starts_with("http://")))
+        {
+            return Err(invalid(
+                "rest_client_cert",
+                "rest_client_cert and rest_ca are for https: rest_url and legacy_url must be https://",
+            ));
+        }
         self.proxies()?;
         if let Some(h) = &self.client_cert_header
             && http::HeaderName::from_bytes(h.as_bytes()).is_err()
@@ -534,6 +547,15 @@ impl Config {
                     "identity = \"proxy\" needs trusted_proxies and client_cert_header",
                 ));
             }
+            // The forwarded certificate is verified here too (chain, validity, CRLs): a proxy
+            // configured to pass certificates it did not verify would otherwise make anyone
+            // anybody.
+            crate::door::Mode::Proxy if self.client_ca.is_empty() => {
+                return Err(invalid(
+                    "client_ca",
+                    "identity = \"proxy\" verifies forwarded certificates: give the CA bundle(s) they chain to",
+                ));
+            }
             _ => {}
         }
         Ok(())
@@ -556,12 +578,13 @@ impl Config {
             Ok(Mode::Certificate)
         } else if !self.trusted_proxies.is_empty() {
             Ok(Mode::Proxy)
-        } else if self.dev_mode() {
+        } else if self.dev_mode() && self.legacy_url.is_empty() && self.rest_client_cert.is_none() {
+            // Nothing real is reached: the embedded backend only.
             Ok(Mode::Header)
         } else {
             Err(invalid(
                 "identity",
-                "with rest_url set (not dev mode) callers must be identified: give tls_cert, \
+                "with rest_url, legacy_url or rest_client_cert set (not dev mode) callers must be identified: give tls_cert, \
                  tls_key, client_ca and agreements (HTTPS with client certificates), or \
                  trusted_proxies and client_cert_header (behind a TLS proxy); or, to trust \
                  RequestUserMetadata as sent, --identity header explicitly",
@@ -673,8 +696,14 @@ mod tests {
             e.starts_with("identity:") && e.contains("--identity header"),
             "{e}"
         );
-        // Dev mode (the embedded backend) defaults to header.
+        // Dev mode (the embedded backend) defaults to header; not when a legacy service (a
+        // real one, as far as the converter knows) is called.
         assert_eq!(Config::default().identity_mode().unwrap(), Mode::Header);
+        let mut legacy = Config::default();
+        legacy
+            .legacy_url
+            .insert("PersonStatusService".into(), "https://legacy/pss".into());
+        assert!(legacy.identity_mode().is_err());
         let tls = Config {
             tls_cert: Some("c.pem".into()),
             tls_key: Some("k.pem".into()),
@@ -705,9 +734,18 @@ mod tests {
             trusted_proxies: vec!["10.0.0.0/8".into(), "127.0.0.1".into()],
             client_cert_header: Some("X-Client-Cert".into()),
             agreements: Some("a.toml".into()),
+            client_ca: vec!["ca.pem".into()],
             ..prod.clone()
         };
         assert_eq!(proxy.identity_mode().unwrap(), Mode::Proxy);
+        let e = Config {
+            client_ca: vec![],
+            ..proxy.clone()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("client_ca:"), "{e}");
         assert!(proxy.validate().is_ok());
         assert_eq!(proxy.proxies().unwrap().len(), 2);
         let e = Config {
@@ -758,7 +796,7 @@ mod tests {
     fn flags_override_the_file_which_overrides_the_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vos.toml");
-        let file = "listen = \"0.0.0.0:9000\"\nupstream_timeout_ms = 2000\ncutover = \"2025-01-06\"\n\
+        let file = "listen = \"0.0.0.0:9000\"\nupstream_timeout_ms = 2000\ncutover = \"2025-01-06\"\nidentity = \"header\"\n\
                     [[cutover_override]]\norganisation_type = 1\norganisation_code = \"101\"\ncutover = \"2030-01-01\"\n\
                     [legacy_url]\nPersonStatusService = \"http://legacy/pss\"\n";
         std::fs::write(&path, file).unwrap();

@@ -912,10 +912,15 @@ impl Converter {
             }
         };
         seen.operation = Some(env.op.name.clone());
-        seen.organisation = env
-            .metadata
-            .as_ref()
-            .and_then(|m| Some((m.organisation_type?, m.organisation_code.clone()?)));
+        // The door decides first; only a decided organisation is counted as the caller (a
+        // refused claim is not anybody's call on the dashboard).
+        let decided = identity(&self.door, presented, &env);
+        if decided.is_ok() {
+            seen.organisation = env
+                .metadata
+                .as_ref()
+                .and_then(|m| Some((m.organisation_type?, m.organisation_code.clone()?)));
+        }
         let passed = seen.organisation.as_ref().map(|(t, c)| {
             self.cutover
                 .passed(&t.to_string(), c, jiff::Timestamp::now())
@@ -925,15 +930,13 @@ impl Converter {
         seen.past_cutover = passed;
         let exchange = async {
             match &env.op.behaviour {
+                // Answered whoever asks: it calls nothing and tells what to use instead.
                 Behaviour::Retired { replacement } => {
                     Err(Failure::Own(Fejl::MetodeUdgaaet, Some(replacement.clone())))
                 }
-                Behaviour::Call(plan) => {
-                    let who = identity(&self.door, presented, &env)?;
-                    call_exchange(self, &env, &who, plan, trace).await
-                }
+                Behaviour::Call(plan) => call_exchange(self, &env, &decided?, plan, trace).await,
                 Behaviour::Read(plan) => {
-                    let who = identity(&self.door, presented, &env)?;
+                    let who = decided?;
                     read_exchange(
                         self,
                         &env,

@@ -1360,3 +1360,59 @@ async fn a_certificate_revoked_after_the_handshake_is_refused_on_its_open_connec
     assert_eq!(ok.0, StatusCode::OK, "{}", ok.1);
     s.finish(&[CPR_101]);
 }
+
+/// A refused claim is nobody's call on the dashboard: a certificate claiming an
+/// organisation another certificate's agreement covers is counted as `other`, not as that
+/// organisation.
+#[tokio::test]
+async fn a_refused_claim_is_not_counted_as_the_organisation_it_claims() {
+    let pki = Pki::new();
+    let mut s = pki.serve(&["--cutover", BEFORE_CUTOVER]);
+    // The a-kasse certificate claims jobcenter 101 (covered, but by the jobcenter's agreement).
+    let akasse = pki.client("akasse", &pki.akasse);
+    let r = status_with(&akasse, &s, (1, "101"), CPR_101).await;
+    assert_client_fault(&r, Soap::V11, 900511);
+    let text = metrics(&s).await;
+    let refused: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with(CALLS) && l.contains("fault_code=\"900511\""))
+        .collect();
+    assert!(!refused.is_empty(), "{text}");
+    for l in &refused {
+        assert!(
+            l.contains("organisation_type=\"other\"") && l.contains("organisation_code=\"other\""),
+            "{l}"
+        );
+    }
+    // The jobcenter's own call is counted as 1:101.
+    assert_status_ok(&status(&s, (1, "101"), CPR_101).await);
+    let text = metrics(&s).await;
+    assert!(
+        text.lines().any(|l| l.starts_with(CALLS)
+            && l.contains("organisation_type=\"1\"")
+            && l.contains("organisation_code=\"101\"")),
+        "{text}"
+    );
+    s.finish(&[CPR_101]);
+}
+
+/// A forwarded certificate header sent twice (a proxy that appended instead of replacing)
+/// is refused: the client's own copy could stand first.
+#[tokio::test]
+async fn a_forwarded_certificate_header_sent_twice_is_refused() {
+    let pki = Pki::new();
+    let mut s = proxy_serve(&pki, "127.0.0.1/32", &[]);
+    let mine = escaped(&pki.jobcenter.cert_pem);
+    let other = escaped(&pki.akasse.cert_pem);
+    let once = proxied_status(&s, (1, "101"), CPR_101, &[("X-Client-Cert", &mine)]).await;
+    assert_status_ok(&once);
+    let twice = proxied_status(
+        &s,
+        (1, "101"),
+        CPR_101,
+        &[("X-Client-Cert", &mine), ("X-Client-Cert", &other)],
+    )
+    .await;
+    assert_client_fault(&twice, Soap::V11, 900512);
+    s.finish(&[CPR_101]);
+}

@@ -928,7 +928,14 @@ async fn the_legacy_answer_keeps_every_byte_but_the_two_collections() {
     let stale = legacy_body(LEGACY_STALE_KG, LEGACY_STALE_PC);
     let stub = LegacyStub::start(answer(200, LEGACY_CT, &stale)).await;
     let legacy_flag = format!("PersonStatusService={}", stub.url);
-    let mut s = Serve::start(&["--cutover", "2099-01-01", "--legacy-url", &legacy_flag]);
+    let mut s = Serve::start(&[
+        "--cutover",
+        "2099-01-01",
+        "--identity",
+        "header",
+        "--legacy-url",
+        &legacy_flag,
+    ]);
     let (start, event) = ("2024-01-01T00:00:00+01:00", "2024-01-01T10:00:00+01:00");
     let k = s
         .create_cg(JOBCENTER_101, CPR_101, 1, start, None, event)
@@ -1010,6 +1017,8 @@ async fn the_legacy_answer_keeps_every_byte_but_the_two_collections() {
     let mut slow = Serve::start(&[
         "--cutover",
         "2099-01-01",
+        "--identity",
+        "header",
         "--legacy-url",
         &legacy_flag,
         "--upstream-timeout-ms",
@@ -1028,7 +1037,14 @@ async fn the_legacy_answer_keeps_every_byte_but_the_two_collections() {
 
     // A legacy service that cannot be reached: 900520.
     let gone = format!("PersonStatusService={}/pss", closed_url());
-    let mut unreachable = Serve::start(&["--cutover", "2099-01-01", "--legacy-url", &gone]);
+    let mut unreachable = Serve::start(&[
+        "--cutover",
+        "2099-01-01",
+        "--identity",
+        "header",
+        "--legacy-url",
+        &gone,
+    ]);
     unreachable
         .status(Soap::V11, JOBCENTER_101, CPR_101)
         .await
@@ -1113,6 +1129,8 @@ async fn shadow_compare_counts_differences_and_answers_from_rest() {
             "2099-01-01",
             "--cutover-override",
             "1:147=2020-01-01",
+            "--identity",
+            "header",
             "--legacy-url",
             &legacy_flag,
             "--shadow-compare",

@@ -196,7 +196,7 @@ impl Agreements {
     /// The agreement of `cert` that lets it act for (type, code), if one does.
     pub fn covering(&self, cert: &CertIdentity, ty: u8, code: &str) -> Option<&Agreement> {
         self.by_cvr.get(&cert.cvr)?.iter().find(|a| {
-            a.certificate.as_ref().is_none_or(|c| *c == cert.id)
+            applies(a, cert)
                 && a.acts_for
                     .iter()
                     .any(|o| o.organisation_type == ty && o.code == code)
@@ -212,10 +212,20 @@ impl Agreements {
 
     /// Whether the certificate has any agreement at all (for the log of a refusal).
     pub fn knows(&self, cert: &CertIdentity) -> bool {
-        self.by_cvr.get(&cert.cvr).is_some_and(|v| {
-            v.iter()
-                .any(|a| a.certificate.as_ref().is_none_or(|c| *c == cert.id))
-        })
+        self.by_cvr
+            .get(&cert.cvr)
+            .is_some_and(|v| v.iter().any(|a| applies(a, cert)))
+    }
+}
+
+/// Whether an agreement applies to a certificate of its CVR: the one it names, or, naming
+/// none, any *function* certificate of the CVR (OCES3, or OCES2 `FID:`). An OCES2 company
+/// (`UID:`) or employee (`RID:`) certificate comes from the same CA and may authenticate
+/// clients too; it acts for nobody unless an agreement names it.
+fn applies(a: &Agreement, cert: &CertIdentity) -> bool {
+    match &a.certificate {
+        Some(c) => *c == cert.id,
+        None => !(cert.id.starts_with("UID:") || cert.id.starts_with("RID:")),
     }
 }
 
@@ -273,6 +283,25 @@ acts_for = [ { type = 5, code = "STAR" } ]
         assert!(a.covering(&cert("22222222", "FID:1"), 2, "12").is_some());
         assert!(a.covering(&cert("22222222", "FID:2"), 2, "12").is_some());
         assert!(a.covering(&cert("33333333", "FID:1"), 2, "12").is_none());
+        // An OCES2 employee or company certificate of the CVR is not a function certificate.
+        assert!(
+            a.covering(&cert("22222222", "RID:12345"), 2, "12")
+                .is_none()
+        );
+        assert!(
+            a.covering(&cert("22222222", "UID:12345"), 2, "12")
+                .is_none()
+        );
+        let named = Agreements::parse(
+            "n.toml",
+            "[[agreement]]\nname = \"x\"\ncvr = \"22222222\"\ncertificate = \"RID:7\"\nacts_for = [{ type = 2, code = \"12\" }]\n",
+        )
+        .unwrap();
+        assert!(
+            named
+                .covering(&cert("22222222", "RID:7"), 2, "12")
+                .is_some()
+        );
         assert!(a.covers_anyone(1, "727") && !a.covers_anyone(1, "728"));
     }
 

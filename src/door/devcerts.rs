@@ -268,11 +268,26 @@ pub fn dev_clients() -> Vec<DevClient> {
     ]
 }
 
+/// Writes a file; private keys readable by their owner only.
 fn write(path: PathBuf, text: &str) -> Result<PathBuf, DevCertsError> {
-    std::fs::write(&path, text).map_err(|source| DevCertsError::Write {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let private = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with("-key.pem"));
+    let err = |source| DevCertsError::Write {
         path: path.clone(),
         source,
-    })?;
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(if private { 0o600 } else { 0o644 })
+        .open(&path)
+        .map_err(err)?;
+    f.write_all(text.as_bytes()).map_err(err)?;
     Ok(path)
 }
 
@@ -310,8 +325,10 @@ pub fn write_dev_set(dir: &Path) -> Result<Vec<PathBuf>, DevCertsError> {
             .iter()
             .map(|(t, c)| format!("{{ type = {t}, code = \"{c}\" }}"))
             .collect();
-        // The jobcenter's agreement names its one certificate; the others any of the CVR.
-        let certificate = if stem == "jobcenter-101" {
+        // The jobcenter's agreement names its one certificate, and STAR's too (the
+        // converter's own certificate has STAR's CVR and must not act as STAR at the door);
+        // the a-kasse's agreement covers any function certificate of its CVR.
+        let certificate = if stem == "jobcenter-101" || stem == "star" {
             format!("certificate = \"{}\"\n", subject.certificate_id())
         } else {
             String::new()

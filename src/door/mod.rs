@@ -111,8 +111,17 @@ pub struct Door {
     cert_header: Option<String>,
     trust: Option<Arc<Reloadable>>,
     /// Forwarded certificates already verified and read, by the header's value: the proxy
-    /// sends the same PEM on every request of a client. Emptied on reload.
-    forwarded: moka::sync::Cache<String, Result<CertIdentity, String>>,
+    /// sends the same PEM on every request of a client. Emptied on reload, and an entry of
+    /// an older trust generation is a miss (an insert may race the emptying).
+    forwarded: moka::sync::Cache<String, Forwarded>,
+}
+
+/// A forwarded certificate's outcome, and what it holds for.
+#[derive(Debug, Clone)]
+struct Forwarded {
+    generation: u64,
+    not_after: i64,
+    outcome: Result<CertIdentity, String>,
 }
 
 impl std::fmt::Debug for Door {
@@ -204,12 +213,12 @@ impl Door {
     }
 
     /// What the connection presents. `tls` is the TLS peer's certificate (if the listener
-    /// is TLS); `header` reads a request header.
+    /// is TLS); `headers` gives every value of a request header.
     pub fn presented<'h>(
         &self,
         peer: Option<IpAddr>,
         tls: Option<&PeerCert>,
-        header: impl Fn(&str) -> Option<&'h str>,
+        headers: impl Fn(&str) -> Vec<&'h str>,
     ) -> Presented {
         match self.mode {
             Mode::Header => Presented::Unverified,
@@ -231,38 +240,68 @@ impl Door {
                 let Some(name) = &self.cert_header else {
                     return Presented::Missing("no client_cert_header is configured".into());
                 };
-                match header(name).map(str::trim).filter(|v| !v.is_empty()) {
-                    None => Presented::Missing(format!("the proxy sent no {name} header")),
-                    Some(v) => match self.forwarded_cert(v) {
+                // Exactly one value: a proxy that appends rather than replaces would leave the
+                // client's own header in front of its own (certificates are public).
+                match headers(name).as_slice() {
+                    [] => Presented::Missing(format!("the proxy sent no {name} header")),
+                    [v] if v.contains(',') => Presented::Missing(format!(
+                        "{name} holds a list (the proxy must replace it)"
+                    )),
+                    [v] if v.trim().is_empty() => {
+                        Presented::Missing(format!("the proxy sent an empty {name} header"))
+                    }
+                    [v] => match self.forwarded_cert(v.trim()) {
                         Ok(id) => Presented::Certificate(id),
                         Err(e) => Presented::Missing(e),
                     },
+                    _ => Presented::Missing(format!(
+                        "{name} was sent more than once (the proxy must replace it)"
+                    )),
                 }
             }
         }
     }
 
     /// A forwarded certificate: URL-escaped PEM (or plain PEM), verified against the
-    /// client CAs and CRLs when they are configured, then read.
+    /// client CAs and CRLs, then read. Without a client CA nothing verifies (fail closed;
+    /// the config refuses proxy mode without one). The outcome is cached per value, for
+    /// the trust generation it was reached under and never past the certificate's expiry.
     fn forwarded_cert(&self, value: &str) -> Result<CertIdentity, String> {
-        if let Some(hit) = self.forwarded.get(value) {
-            return hit;
+        let Some(trust) = self.trust.as_ref().filter(|t| t.has_trust()) else {
+            return Err("forwarded certificates cannot be verified: no client_ca".into());
+        };
+        let generation = trust.generation();
+        let now = rustls_pki_types::UnixTime::now().as_secs() as i64;
+        if let Some(hit) = self.forwarded.get(value)
+            && hit.generation == generation
+            && now <= hit.not_after
+        {
+            return hit.outcome;
         }
-        let result = (|| {
+        let mut not_after = i64::MAX;
+        let outcome = (|| {
             let pem = percent_encoding::percent_decode_str(value)
                 .decode_utf8()
                 .map_err(|_| "the forwarded certificate is not UTF-8".to_owned())?;
             let der = CertificateDer::from_pem_slice(pem.as_bytes())
                 .map_err(|e| format!("the forwarded certificate is not PEM: {e}"))?;
-            if let Some(trust) = self.trust.as_ref().filter(|t| t.has_trust()) {
-                trust
-                    .verify(&der)
-                    .map_err(|e| format!("the forwarded certificate does not verify: {e}"))?;
+            trust
+                .verify(&der)
+                .map_err(|e| format!("the forwarded certificate does not verify: {e}"))?;
+            if let Ok((_, c)) = x509_parser::parse_x509_certificate(&der) {
+                not_after = c.validity().not_after.timestamp();
             }
             identify(&der).map_err(|e| e.to_string())
         })();
-        self.forwarded.insert(value.to_owned(), result.clone());
-        result
+        self.forwarded.insert(
+            value.to_owned(),
+            Forwarded {
+                generation,
+                not_after,
+                outcome: outcome.clone(),
+            },
+        );
+        outcome
     }
 
     /// **The decision**: the identity a call is made with, or why not. Nothing is called
@@ -481,7 +520,15 @@ mod tests {
                 .to_string();
         let local: IpAddr = "127.0.0.1".parse().unwrap();
         let far: IpAddr = "192.0.2.1".parse().unwrap();
-        let header = |v: &'static str| move |n: &str| (n == "x-client-cert").then_some(v);
+        let header = |v: &'static str| {
+            move |n: &str| {
+                if n == "x-client-cert" {
+                    vec![v]
+                } else {
+                    vec![]
+                }
+            }
+        };
         let v: &'static str = Box::leak(escaped.into_boxed_str());
         assert!(
             matches!(d.presented(Some(local), None, header(v)), Presented::Certificate(id) if id.cvr == "11111111")
@@ -498,7 +545,17 @@ mod tests {
             Presented::Missing(_)
         ));
         assert!(matches!(
-            d.presented(Some(local), None, |_| None),
+            d.presented(Some(local), None, |_| vec![]),
+            Presented::Missing(_)
+        ));
+        // Twice (a proxy that appended), or a list in one value: refused.
+        assert!(matches!(
+            d.presented(Some(local), None, |_| vec![v, v]),
+            Presented::Missing(e) if e.contains("more than once")
+        ));
+        let listed: &'static str = Box::leak(format!("{v},{v}").into_boxed_str());
+        assert!(matches!(
+            d.presented(Some(local), None, header(listed)),
             Presented::Missing(_)
         ));
         assert!(matches!(

@@ -343,6 +343,15 @@ pub fn decode_envelope<'p>(
                         }
                         Frame::Op(restore)
                     }
+                    // An identity field is text: an element inside it could hide part of the
+                    // value from this reader and show it to another (the legacy forward).
+                    Some(Frame::MetadataField(field)) => {
+                        return Err(refuse(
+                            version,
+                            Fejl::MetadataMangler,
+                            format!("{} må kun indeholde tekst", field.name()),
+                        ));
+                    }
                     _ => Frame::Skip,
                 };
                 frames.push(frame);
@@ -441,7 +450,25 @@ pub fn decode_envelope<'p>(
             }
             Event::DocType(_) => return Err(refuse(version, Fejl::DoctypeAfvist, "DOCTYPE")),
             Event::Eof => break,
-            Event::Empty(_) | Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
+            // The bytes were read as UTF-8: a declaration naming another encoding would make
+            // another parser (the legacy service) read other markup.
+            Event::Decl(d) => {
+                let utf8 = match d.encoding() {
+                    None => true,
+                    Some(Ok(e)) => {
+                        e.eq_ignore_ascii_case("utf-8") || e.eq_ignore_ascii_case("utf8")
+                    }
+                    Some(Err(_)) => false,
+                };
+                if !utf8 {
+                    return Err(refuse(
+                        version,
+                        Fejl::UgyldigXml,
+                        "dokumentet skal være UTF-8 (encoding i XML-erklæringen)",
+                    ));
+                }
+            }
+            Event::Empty(_) | Event::Comment(_) | Event::PI(_) => {}
         }
     }
     if !frames.is_empty() {
@@ -646,6 +673,12 @@ mod tests {
             (header(&meta.replace("> 1 <", ">+5<")), Fejl::MetadataMangler),
             (header(&meta.replace("> 1 <", ">256<")), Fejl::MetadataMangler),
             (header(&meta.replace("> 1 <", ">٥<")), Fejl::MetadataMangler),
+            // An element inside an identity field; another encoding declared.
+            (
+                header(&meta.replace("<m:OrganisationCode>101", "<m:OrganisationCode>55570117<m:x/>101")),
+                Fejl::MetadataMangler,
+            ),
+            (format!("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>{CREATE}"), Fejl::UgyldigXml),
         ];
         for (xml, fejl) in cases {
             let e = decode(&xml, SoapVersion::V11, None).unwrap_err();
@@ -661,6 +694,14 @@ mod tests {
             .unwrap();
             assert_eq!(env.metadata.unwrap().organisation_type, Some(n));
         }
+        assert!(
+            decode(
+                &format!("<?xml version=\"1.0\" encoding=\"utf-8\"?>{CREATE}"),
+                SoapVersion::V11,
+                None
+            )
+            .is_ok()
+        );
         assert_eq!(organisation_type("005"), None);
         assert_eq!(organisation_type(""), None);
         assert_eq!(organisation_type("12"), Some(12));

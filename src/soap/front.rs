@@ -67,6 +67,22 @@ fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Every value of a header, in order.
+fn header_values<'r>(req: &'r HttpRequest, name: &str) -> Vec<&'r str> {
+    req.headers()
+        .get_all(name)
+        .filter_map(|v| v.to_str().ok())
+        .collect()
+}
+
+/// The last value of a header: the one the nearest (trusted) proxy set.
+fn last_header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    req.headers()
+        .get_all(name)
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+}
+
 async fn post(
     req: HttpRequest,
     payload: web::Payload,
@@ -92,7 +108,7 @@ async fn post(
     let presented = c.door.presented(
         req.peer_addr().map(|a| a.ip()),
         req.conn_data::<PeerCert>(),
-        |name| header(&req, name),
+        |name| header_values(&req, name),
     );
     let max_body = state.front.max_body;
     let body = tokio::time::timeout(state.front.body_timeout, payload.to_bytes_limited(max_body));
@@ -181,7 +197,13 @@ async fn get(req: HttpRequest, state: web::Data<Arc<SoapState>>) -> HttpResponse
                 .converter
                 .door
                 .trusts_forwarding(req.peer_addr().map(|a| a.ip()));
-            let forwarded = |name| if trusted { header(&req, name) } else { None };
+            let forwarded = |name| {
+                if trusted {
+                    last_header(&req, name)
+                } else {
+                    None
+                }
+            };
             // Derived from the request: a cache must not hand it to another client.
             res.insert_header(("Cache-Control", "no-store"));
             client_base(

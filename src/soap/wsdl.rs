@@ -66,16 +66,17 @@ impl WsdlTemplate {
 }
 
 /// The address the client used: X-Forwarded-Proto / X-Forwarded-Host when a proxy set
-/// them, else the request's own scheme and Host. A host with characters no host has is
-/// ignored (the WSDL must not carry what a caller injects).
+/// them (the last of a list: the value the nearest proxy, the trusted one, added), else the
+/// request's own scheme and Host. A host with characters no host has is ignored (the WSDL
+/// must not carry what a caller injects).
 pub fn client_base(
     scheme: &str,
     host: &str,
     forwarded_proto: Option<&str>,
     forwarded_host: Option<&str>,
 ) -> String {
-    fn first(v: Option<&str>) -> Option<&str> {
-        v.and_then(|v| v.split(',').next())
+    fn last(v: Option<&str>) -> Option<&str> {
+        v.and_then(|v| v.rsplit(',').next())
             .map(str::trim)
             .filter(|v| !v.is_empty())
     }
@@ -84,10 +85,10 @@ pub fn client_base(
             && h.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
     };
-    let proto = first(forwarded_proto)
+    let proto = last(forwarded_proto)
         .filter(|p| *p == "http" || *p == "https")
         .unwrap_or(scheme);
-    let host = first(forwarded_host)
+    let host = last(forwarded_host)
         .filter(valid_host)
         .or(Some(host).filter(valid_host))
         .unwrap_or("localhost");
@@ -126,7 +127,7 @@ mod tests {
                 "http",
                 "internal:8080",
                 Some("https"),
-                Some("gw.example, proxy2")
+                Some("evil.example, gw.example")
             ),
             "https://gw.example"
         );
