@@ -117,7 +117,9 @@ impl ClientTrust {
         }
         let mut crls = Vec::new();
         for path in &self.crl {
-            crls.extend(load_crls(path)?);
+            let loaded = load_crls(path)?;
+            warn_if_stale(path, &loaded);
+            crls.extend(loaded);
         }
         let with_crls = !crls.is_empty();
         let mut b = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
@@ -129,6 +131,24 @@ impl ClientTrust {
         }
         b.build()
             .map_err(|e| TlsError::Config(format!("client CA / CRL: {e}")))
+    }
+}
+
+/// A CRL past its nextUpdate is still used (rustls does not enforce it), but said loudly
+/// at every load: refresh the file and send SIGHUP.
+fn warn_if_stale(path: &Path, crls: &[CertificateRevocationListDer<'_>]) {
+    let now = UnixTime::now().as_secs() as i64;
+    for crl in crls {
+        let next = x509_parser::parse_x509_crl(crl)
+            .ok()
+            .and_then(|(_, c)| c.next_update())
+            .map(|t| t.timestamp());
+        if next.is_some_and(|n| n < now) {
+            tracing::warn!(
+                file = %path.display(),
+                "a CRL is past its nextUpdate: revocations since are not known; refresh it and send SIGHUP"
+            );
+        }
     }
 }
 
