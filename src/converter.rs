@@ -752,7 +752,8 @@ fn refusal(version: SoapVersion, status: u16, fejl: Fejl, detail: Option<String>
 #[derive(Default)]
 struct Seen {
     operation: Option<String>,
-    /// The claimed organisation, type normalised; labelled only if the door allows.
+    /// The organisation the door decided the call is made for (type normalised); none for
+    /// a refused or incomplete claim. Labelled only where `Door::may_label` allows.
     organisation: Option<(u8, String)>,
     past_cutover: Option<bool>,
 }
