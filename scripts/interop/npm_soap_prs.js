@@ -20,20 +20,14 @@
 
 const fs = require('fs');
 const soap = require('soap');
+const {
+  COMMON, failures, CheckFailed, check, step, faultErrors, metadataHeader, logExchanges,
+} = require('./soap_common');
 
-const COMMON = 'urn:dk:star:dfdg:common:1';
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 // Fictitious persons not in the register, one per port.
 const PERSONS = ['0301900301', '0301900302'];
 const FUTURE_END = { code: 100028, text: 'Slutdato kan ikke være fremtidig' };
-
-const failures = [];
-
-class CheckFailed extends Error {}
-
-function check(cond, msg) {
-  if (!cond) throw new CheckFailed(msg);
-}
 
 // Today's date in Denmark (Europe/Copenhagen) as YYYY-MM-DD, and a day later.
 function danishToday() {
@@ -48,39 +42,6 @@ function addDays(isoDate, days) {
   const d = new Date(`${isoDate}T12:00:00Z`);
   d.setUTCDate(d.getUTCDate() + days);
   return d.toISOString().slice(0, 10);
-}
-
-// The dfdg:ServiceFault errors of a node-soap fault: [{code, text}], from the parsed fault
-// (err.root) with a fallback to the raw body, so that a fault node-soap cannot map is still
-// reported with what it says.
-function faultErrors(err) {
-  const fault = err && err.root && err.root.Envelope && err.root.Envelope.Body &&
-    err.root.Envelope.Body.Fault;
-  check(fault, `not a SOAP fault: ${err && err.message}; body ${err && err.body}`);
-  // SOAP 1.1: detail; SOAP 1.2: Detail.
-  const detail = fault.detail || fault.Detail;
-  check(detail && detail.ServiceFault, `the fault has no ServiceFault detail: ${JSON.stringify(fault)}`);
-  let errors = detail.ServiceFault.Error;
-  check(errors, `the ServiceFault has no Error: ${JSON.stringify(detail)}`);
-  if (!Array.isArray(errors)) errors = [errors];
-  return {
-    fault,
-    errors: errors.map((e) => ({ code: Number(e.ErrorCode), text: e.ErrorText })),
-  };
-}
-
-async function step(name, fn) {
-  try {
-    const detail = await fn();
-    console.log(`  ok    ${name}${detail ? `: ${detail}` : ''}`);
-    return true;
-  } catch (e) {
-    const msg = e instanceof CheckFailed ? e.message : `${e.name}: ${e.message}`;
-    console.log(`  FAIL  ${name}: ${msg}`);
-    if (!(e instanceof CheckFailed)) console.log(e.stack);
-    failures.push(`${name}: ${msg}`);
-    return false;
-  }
 }
 
 // Calls operation on a port. Returns [result, rawResponse, soapHeader, rawRequest] as
@@ -140,11 +101,7 @@ async function runPort(client, port, person, setLabel) {
 
   // From here on the header is an XML string (how many KSS integrations add it).
   client.clearSoapHeaders();
-  client.addSoapHeader(
-    `<dfdg:RequestUserMetadata xmlns:dfdg="${COMMON}"><dfdg:OrganisationType>5</dfdg:OrganisationType>` +
-    '<dfdg:OrganisationCode>12345678</dfdg:OrganisationCode>' +
-    '<dfdg:UserIdentifier>npm-soap</dfdg:UserIdentifier></dfdg:RequestUserMetadata>',
-  );
+  client.addSoapHeader(metadataHeader(5, '12345678', 'npm-soap'));
 
   const update = (end) => call('UpdateContactGroup', {
     PersonCivilRegistrationIdentifier: person,
@@ -233,11 +190,7 @@ async function main() {
       return `address ${location}, ${ops.length} operations`;
     });
     if (!loaded) continue;
-    let label = '';
-    client.on('request', (xml) => fs.appendFileSync(logPath, `\n===== ${label}\n--- request\n${xml}\n`));
-    client.on('response', (body, response) =>
-      fs.appendFileSync(logPath, `--- HTTP ${response && response.status}\n${body}\n`));
-    await runPort(client, port, person, (l) => { label = l; });
+    await runPort(client, port, person, logExchanges(client, logPath));
   }
 
   if (failures.length) {

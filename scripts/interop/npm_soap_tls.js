@@ -22,50 +22,15 @@
 const fs = require('fs');
 const https = require('https');
 const soap = require('soap');
+const {
+  failures, CheckFailed, check, step, faultErrors, metadataHeader, logExchanges,
+} = require('./soap_common');
 
-const COMMON = 'urn:dk:star:dfdg:common:1';
 const PERSON = '0101701111';
 const NOT_IN_AGREEMENT = 900511;
 
-const failures = [];
-
-class CheckFailed extends Error {}
-
-function check(cond, msg) {
-  if (!cond) throw new CheckFailed(msg);
-}
-
-async function step(name, fn) {
-  try {
-    const detail = await fn();
-    console.log(`  ok    ${name}${detail ? `: ${detail}` : ''}`);
-    return true;
-  } catch (e) {
-    const msg = e instanceof CheckFailed ? e.message : `${e.name}: ${e.message}`;
-    console.log(`  FAIL  ${name}: ${msg}`);
-    if (!(e instanceof CheckFailed)) console.log(e.stack);
-    failures.push(`${name}: ${msg}`);
-    return false;
-  }
-}
-
-// The dfdg:ServiceFault errors of a node-soap fault: [{code, text}].
-function faultErrors(err) {
-  const fault = err && err.root && err.root.Envelope && err.root.Envelope.Body &&
-    err.root.Envelope.Body.Fault;
-  check(fault, `not a SOAP fault: ${err && err.message}; body ${err && err.body}`);
-  const detail = fault.detail || fault.Detail; // SOAP 1.1: detail; SOAP 1.2: Detail
-  check(detail && detail.ServiceFault, `the fault has no ServiceFault detail: ${JSON.stringify(fault)}`);
-  let errors = detail.ServiceFault.Error;
-  check(errors, `the ServiceFault has no Error: ${JSON.stringify(detail)}`);
-  if (!Array.isArray(errors)) errors = [errors];
-  return { fault, errors: errors.map((e) => ({ code: Number(e.ErrorCode), text: e.ErrorText })) };
-}
-
 function header(type, code) {
-  return `<dfdg:RequestUserMetadata xmlns:dfdg="${COMMON}"><dfdg:OrganisationType>${type}</dfdg:OrganisationType>` +
-    `<dfdg:OrganisationCode>${code}</dfdg:OrganisationCode>` +
-    '<dfdg:UserIdentifier>npm-soap-tls</dfdg:UserIdentifier></dfdg:RequestUserMetadata>';
+  return metadataHeader(type, code, 'npm-soap-tls');
 }
 
 async function main() {
@@ -115,10 +80,7 @@ async function main() {
       return `address ${location}`;
     });
     if (!loaded) continue;
-    let label = '';
-    client.on('request', (xml) => fs.appendFileSync(logPath, `\n===== ${label}\n--- request\n${xml}\n`));
-    client.on('response', (body, response) =>
-      fs.appendFileSync(logPath, `--- HTTP ${response && response.status}\n${body}\n`));
+    const setLabel = logExchanges(client, logPath);
     const methods = client.PersonStatusService[port];
     const call = (args) => new Promise((resolve, reject) => {
       methods.GetVariablePersonStatus(args, (err, result, rawResponse) => {
@@ -128,7 +90,7 @@ async function main() {
     });
 
     await step(`${port}: akasse-12.pem as 2:12, GetVariablePersonStatus ${PERSON}`, async () => {
-      label = `${port} 2:12`;
+      setLabel(`${port} 2:12`);
       client.clearSoapHeaders();
       client.addSoapHeader(header(2, '12'));
       const [result, raw] = await call({ PersonCivilRegistrationIdentifier: PERSON });
@@ -140,7 +102,7 @@ async function main() {
 
     for (const [type, code, who] of [[2, '34', 'another a-kasse'], [1, '101', 'a jobcenter']]) {
       await step(`${port}: akasse-12.pem claiming ${type}:${code} (${who}) -> ${NOT_IN_AGREEMENT}`, async () => {
-        label = `${port} ${type}:${code}`;
+        setLabel(`${port} ${type}:${code}`);
         client.clearSoapHeaders();
         client.addSoapHeader(header(type, code));
         let result;

@@ -37,29 +37,20 @@ import datetime as dt
 import re
 import sys
 import time
-import traceback
-from zoneinfo import ZoneInfo
 
 import requests
 import zeep
 from lxml import etree
 from zeep.helpers import serialize_object
 from zeep.plugins import HistoryPlugin
-from zeep.transports import Transport
 
-COMMON = "urn:dk:star:dfdg:common:1"
-WSA = "http://www.w3.org/2005/08/addressing"
-CPH = ZoneInfo("Europe/Copenhagen")
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+import zeep_common
+from zeep_common import (CPH, UUID_RE, at, check, danish_today, day, failures, finish, items_of, step,
+                         transport)
 
 PRS = ("PersonRegistrationService", 9)
 PSS = ("PersonStatusService", 20)
 PHS = ("PersonHistoryService", 4)
-
-
-def ns(service):
-    return f"urn:dk:star:dfdg:{service[0]}:{service[1]}"
-
 
 JOBCENTER_101 = {"OrganisationType": 1, "OrganisationCode": "101", "UserIdentifier": "zeep-reads-jc"}
 KOMMUNE_101 = {"OrganisationType": 3, "OrganisationCode": "101", "UserIdentifier": "zeep-reads-ko"}
@@ -79,30 +70,6 @@ READ_OPERATIONS = ("GetKontaktgrupper", "GetPersonkategorier", "GetKontaktgruppe
 
 ERR_NO_ACCESS = 900203
 ERR_START_AFTER_END = 900105
-
-failures = []
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise CheckFailed(msg)
-
-
-def danish_today():
-    return dt.datetime.now(CPH).date()
-
-
-def day(d):
-    """Danish midnight of d, with the Danish offset of that instant."""
-    return dt.datetime.combine(d, dt.time(0)).replace(tzinfo=CPH)
-
-
-def at(d, hour, minute=0):
-    return dt.datetime.combine(d, dt.time(hour, minute)).replace(tzinfo=CPH)
 
 
 def offset_text(value):
@@ -139,62 +106,12 @@ def check_instant(value, expected, what):
 # zeep plumbing
 
 
-class RecordingTransport(Transport):
-    """Keeps the HTTP status of the last response and appends every exchange to a log."""
-
-    def __init__(self, log_path, **kwargs):
-        super().__init__(**kwargs)
-        self.log_path = log_path
-        self.last_status = None
-        self.label = ""
-
-    def post_xml(self, address, envelope, headers):
-        response = super().post_xml(address, envelope, headers)
-        self.last_status = response.status_code
-        with open(self.log_path, "a", encoding="utf-8") as f:
-            f.write(f"\n===== {self.label}\n--- POST {address}\n")
-            for k, v in headers.items():
-                f.write(f"{k}: {v}\n")
-            f.write(etree.tostring(envelope, pretty_print=True, encoding="unicode"))
-            f.write(f"--- HTTP {response.status_code} {response.headers.get('Content-Type')}\n")
-            f.write(response.content.decode("utf-8", "replace") + "\n")
-        return response
-
-
-class Caller:
+class Caller(zeep_common.Caller):
     """One port of one service, with the shared transport and history."""
 
-    def __init__(self, client, service, port, transport, history):
-        self.client = client
+    def __init__(self, client, service, port, transport_, history):
+        super().__init__(client, service, port, transport_, history)
         self.service_name = service[0]
-        self.ns = ns(service)
-        self.port = port
-        self.proxy = client.bind(service[0], port)
-        self.transport = transport
-        self.history = history
-        self.soap12 = port.endswith("Soap12")
-        self.header_type = client.get_element(f"{{{COMMON}}}RequestUserMetadata")
-        self.fault_type = client.get_element(f"{{{COMMON}}}ServiceFault")
-
-    def call(self, operation, identity, label, **kwargs):
-        self.transport.label = f"{self.port} {label}"
-        header = self.header_type(**identity)
-        result = getattr(self.proxy, operation)(_soapheaders=[header], **kwargs)
-        check(self.transport.last_status == 200, f"HTTP {self.transport.last_status}, expected 200")
-        self.check_wsa_reply(operation)
-        return result
-
-    def check_wsa_reply(self, operation, fault=False):
-        sent = self.history.last_sent["envelope"].findtext(f".//{{{WSA}}}MessageID")
-        env = self.history.last_received["envelope"]
-        got = {n: env.findtext(f".//{{{WSA}}}{n}") for n in ("Action", "RelatesTo", "MessageID")}
-        check(sent, "zeep sent no wsa:MessageID")
-        check(got["RelatesTo"] == sent,
-              f"wsa:RelatesTo {got['RelatesTo']!r}, expected the request's MessageID {sent!r}")
-        expected = f"{self.ns}/{operation}" + ("/Fault/ServiceFault" if fault else "Response")
-        check(got["Action"] == expected, f"wsa:Action {got['Action']!r}, expected {expected!r}")
-        check(got["MessageID"] and got["MessageID"] != sent,
-              f"the reply's wsa:MessageID {got['MessageID']!r} is missing or the request's")
 
     def raw_collection(self, path):
         """The collection element of the last answer (path below the response wrapper, local
@@ -212,73 +129,6 @@ class Caller:
             if node is None:
                 return None
         return node
-
-    def expect_fault(self, operation, identity, label, code, **kwargs):
-        """A zeep Fault whose dfdg:ServiceFault's first Error has ErrorCode code; Client/Sender,
-        HTTP 500 (SOAP 1.1) or 400 (SOAP 1.2), the fault's wsa:Action. Returns the errors."""
-        self.transport.label = f"{self.port} {label}"
-        header = self.header_type(**identity)
-        try:
-            result = getattr(self.proxy, operation)(_soapheaders=[header], **kwargs)
-        except zeep.exceptions.Fault as fault:
-            errors = self.fault_errors(fault)
-            check(errors, f"the fault has no dfdg:ServiceFault/dfdg:Error in its detail: "
-                          f"message {fault.message!r}")
-            check(errors[0][0] == code, f"ErrorCode {errors[0][0]} ({errors[0][1]!r}), expected {code}")
-            check(fault.message.startswith(errors[0][1]),
-                  f"fault string {fault.message!r} does not start with the ErrorText {errors[0][1]!r}")
-            side = "Sender" if self.soap12 else "Client"
-            check((fault.code or "").split(":")[-1] == side, f"fault code {fault.code!r}, expected {side}")
-            status = 400 if self.soap12 else 500
-            check(self.transport.last_status == status,
-                  f"HTTP {self.transport.last_status} for the fault, expected {status}")
-            self.check_wsa_reply(operation, fault=True)
-            return errors
-        raise CheckFailed(f"expected a Fault with ErrorCode {code}, got the answer {result!r}")
-
-    def fault_errors(self, fault):
-        """[(ErrorCode, ErrorText)] of the fault's dfdg:ServiceFault, read from the detail and
-        decoded with the WSDL's ServiceFault type; the two must agree."""
-        if fault.detail is None:
-            return []
-        faults = fault.detail.findall(f".//{{{COMMON}}}ServiceFault")
-        check(len(faults) == 1, f"{len(faults)} dfdg:ServiceFault elements in the detail")
-        by_xpath = []
-        for error in faults[0].findall(f"{{{COMMON}}}Error"):
-            code = (error.findtext(f"{{{COMMON}}}ErrorCode") or "").strip()
-            check(code.isdigit(), f"ErrorCode {code!r} is not a number")
-            by_xpath.append((int(code), error.findtext(f"{{{COMMON}}}ErrorText")))
-        decoded = self.fault_type.parse(faults[0], self.client.wsdl.types)
-        by_type = [(e.ErrorCode, e.ErrorText) for e in decoded.Error]
-        check(by_type == by_xpath, f"zeep's ServiceFault type reads {by_type}, the detail says {by_xpath}")
-        return by_xpath
-
-
-def step(name, fn, *args):
-    """Runs one check, prints ok or FAIL; returns fn's result (None on failure)."""
-    try:
-        detail = fn(*args)
-    except CheckFailed as e:
-        print(f"  FAIL  {name}: {e}")
-        failures.append(f"{name}: {e}")
-        return None
-    except Exception as e:  # a client-side error is a failure too: report it whole
-        print(f"  FAIL  {name}: {type(e).__name__}: {e}")
-        traceback.print_exc(limit=3)
-        failures.append(f"{name}: {type(e).__name__}: {e}")
-        return None
-    text = detail if isinstance(detail, str) else (detail[0] if isinstance(detail, tuple) else None)
-    print(f"  ok    {name}" + (f": {text}" if text else ""))
-    if isinstance(detail, tuple):
-        return detail[1]
-    return detail if detail is not None else True
-
-
-def items_of(collection, item):
-    """The items of a deserialised collection: zeep gives None for <Collection/>."""
-    if collection is None:
-        return []
-    return list(getattr(collection, item) or [])
 
 
 def collection_empty(caller, result, element, item):
@@ -701,12 +551,12 @@ def main():
     open(log_path, "w").close()
     t_start = time.monotonic()
     print(f"  zeep {zeep.__version__}, converter {base_url}, Danish date today {danish_today()}")
-    transport = RecordingTransport(log_path, session=requests.Session(), timeout=30, operation_timeout=30)
+    transport_ = transport(log_path, requests.Session())
     history = HistoryPlugin()
     clients = {}
     for service in (PRS, PSS, PHS):
         endpoint = f"{base_url}/{service[0]}/{service[1]}"
-        client = zeep.Client(f"{endpoint}?wsdl", transport=transport, plugins=[history])
+        client = zeep.Client(f"{endpoint}?wsdl", transport=transport_, plugins=[history])
         clients[service] = client
         for suffix in ("Soap11", "Soap12"):
             port = f"{service[0]}{suffix}"
@@ -714,7 +564,7 @@ def main():
             if address != endpoint:
                 print(f"  FAIL  {port}: the served WSDL gives the address {address}, expected {endpoint}")
                 failures.append(f"{port} address {address}")
-    callers = {(service, suffix): Caller(clients[service], service, f"{service[0]}{suffix}", transport, history)
+    callers = {(service, suffix): Caller(clients[service], service, f"{service[0]}{suffix}", transport_, history)
                for service in (PRS, PSS, PHS) for suffix in ("Soap11", "Soap12")}
 
     plan = Plan()
@@ -760,11 +610,7 @@ def main():
     step("/metrics: no REST call for the reads past the cutover", no_rest_calls)
     step("/metrics: vos_converter_past_cutover per caller", gauges)
 
-    took = time.monotonic() - t_start
-    if failures:
-        print(f"  zeep reads: {len(failures)} check(s) failed in {took:.1f} s (exchanges in {log_path})")
-        sys.exit(1)
-    print(f"  zeep reads: every check passed ({took:.1f} s)")
+    finish("zeep reads", log_path, t_start)
 
 
 if __name__ == "__main__":

@@ -47,21 +47,16 @@ Exit status 0 when every check holds; each check prints one line.
 import argparse
 import datetime as dt
 import re
-import sys
 import time
-import traceback
 import urllib.parse
-from zoneinfo import ZoneInfo
 
 import requests
 import zeep
-from lxml import etree
 from requests.adapters import HTTPAdapter
 from zeep.transports import Transport
 
-COMMON = "urn:dk:star:dfdg:common:1"
-CPH = ZoneInfo("Europe/Copenhagen")
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+import zeep_common
+from zeep_common import CPH, UUID_RE, CheckFailed, at, check, day, finish, items_of, step, transport
 
 PRS = ("PersonRegistrationService", 9)
 PSS = ("PersonStatusService", 20)
@@ -73,34 +68,6 @@ PERSON_101 = "0101701111"  # municipality 101, not enrolled
 
 ERR_NOT_IN_AGREEMENT = 900511
 ERR_NO_CERTIFICATE = 900512
-
-failures = []
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise CheckFailed(msg)
-
-
-def step(name, fn, *args):
-    """Runs one check, prints ok or FAIL; returns fn's result (None on failure)."""
-    try:
-        detail = fn(*args)
-    except CheckFailed as e:
-        print(f"  FAIL  {name}: {e}")
-        failures.append(f"{name}: {e}")
-        return None
-    except Exception as e:  # a client-side error is a failure too: report it whole
-        print(f"  FAIL  {name}: {type(e).__name__}: {e}")
-        traceback.print_exc(limit=3)
-        failures.append(f"{name}: {type(e).__name__}: {e}")
-        return None
-    print(f"  ok    {name}" + (f": {detail}" if isinstance(detail, str) else ""))
-    return detail if detail is not None else True
 
 
 def short(e):
@@ -146,112 +113,22 @@ def session(certs, name=None, ca=True, source=None, headers=None):
     return s
 
 
-class RecordingTransport(Transport):
-    """Keeps the HTTP status of the last response and appends every exchange to a log."""
-
-    def __init__(self, log_path, **kwargs):
-        super().__init__(**kwargs)
-        self.log_path = log_path
-        self.last_status = None
-        self.label = ""
-
-    def post_xml(self, address, envelope, headers):
-        response = super().post_xml(address, envelope, headers)
-        self.last_status = response.status_code
-        with open(self.log_path, "a", encoding="utf-8") as f:
-            f.write(f"\n===== {self.label}\n--- POST {address}\n")
-            for k, v in headers.items():
-                f.write(f"{k}: {v}\n")
-            f.write(etree.tostring(envelope, pretty_print=True, encoding="unicode"))
-            f.write(f"--- HTTP {response.status_code} {response.headers.get('Content-Type')}\n")
-            f.write(response.content.decode("utf-8", "replace") + "\n")
-        return response
-
-
-def transport(log_path, s):
-    return RecordingTransport(log_path, session=s, timeout=30, operation_timeout=30)
-
-
 def endpoint(base, service):
     return f"{base}/{service[0]}/{service[1]}"
 
 
-class Caller:
+class Caller(zeep_common.Caller):
     """One port of one service, called through a transport (and so a session)."""
 
     def __init__(self, client, service, suffix, transport_, address=None):
-        self.client = client
-        self.port = f"{service[0]}{suffix}"
-        self.soap12 = suffix == "Soap12"
-        if address is None:
-            self.proxy = client.bind(service[0], self.port)
-        else:
-            binding = client.wsdl.services[service[0]].ports[self.port].binding.name
-            self.proxy = client.create_service(binding, address)
-        self.transport = transport_
-        self.header_type = client.get_element(f"{{{COMMON}}}RequestUserMetadata")
-        self.fault_type = client.get_element(f"{{{COMMON}}}ServiceFault")
-
-    def call(self, operation, identity, label, **kwargs):
-        self.transport.label = f"{self.port} {label}"
-        header = self.header_type(**identity)
-        result = getattr(self.proxy, operation)(_soapheaders=[header], **kwargs)
-        check(self.transport.last_status == 200, f"HTTP {self.transport.last_status}, expected 200")
-        return result
+        super().__init__(client, service, f"{service[0]}{suffix}", transport_, address=address)
 
     def expect_fault(self, operation, identity, label, code, **kwargs):
         """A zeep Fault whose dfdg:ServiceFault's first Error has ErrorCode code; Client (SOAP
-        1.1, HTTP 500) or Sender (SOAP 1.2, HTTP 400). Returns the errors [(code, text)]."""
-        self.transport.label = f"{self.port} {label}"
-        header = self.header_type(**identity)
-        try:
-            result = getattr(self.proxy, operation)(_soapheaders=[header], **kwargs)
-        except zeep.exceptions.Fault as fault:
-            errors = self.fault_errors(fault)
-            check(errors, f"the fault has no dfdg:ServiceFault/dfdg:Error in its detail: "
-                          f"message {fault.message!r}")
-            check(errors[0][0] == code, f"ErrorCode {errors[0][0]} ({errors[0][1]!r}), expected {code}")
-            check(fault.message.startswith(errors[0][1]),
-                  f"fault string {fault.message!r} does not start with the ErrorText {errors[0][1]!r}")
-            side = "Sender" if self.soap12 else "Client"
-            check((fault.code or "").split(":")[-1] == side, f"fault code {fault.code!r}, expected {side}")
-            status = 400 if self.soap12 else 500
-            check(self.transport.last_status == status,
-                  f"HTTP {self.transport.last_status} for the fault, expected {status}")
-            return errors, fault.message
-        raise CheckFailed(f"expected a Fault with ErrorCode {code}, got the answer {result!r}")
-
-    def fault_errors(self, fault):
-        """[(ErrorCode, ErrorText)] of the fault's dfdg:ServiceFault, read from the detail and
-        decoded with the WSDL's ServiceFault type; the two must agree."""
-        if fault.detail is None:
-            return []
-        faults = fault.detail.findall(f".//{{{COMMON}}}ServiceFault")
-        check(len(faults) == 1, f"{len(faults)} dfdg:ServiceFault elements in the detail")
-        by_xpath = []
-        for error in faults[0].findall(f"{{{COMMON}}}Error"):
-            code = (error.findtext(f"{{{COMMON}}}ErrorCode") or "").strip()
-            check(code.isdigit(), f"ErrorCode {code!r} is not a number")
-            by_xpath.append((int(code), error.findtext(f"{{{COMMON}}}ErrorText")))
-        decoded = self.fault_type.parse(faults[0], self.client.wsdl.types)
-        by_type = [(e.ErrorCode, e.ErrorText) for e in decoded.Error]
-        check(by_type == by_xpath, f"zeep's ServiceFault type reads {by_type}, the detail says {by_xpath}")
-        return by_xpath
-
-
-def items_of(collection, item):
-    """The items of a deserialised collection: zeep gives None for <Collection/>."""
-    if collection is None:
-        return []
-    return list(getattr(collection, item) or [])
-
-
-def day(d):
-    return dt.datetime.combine(d, dt.time(0)).replace(tzinfo=CPH)
-
-
-def at(d, hour, minute=0):
-    return dt.datetime.combine(d, dt.time(hour, minute)).replace(tzinfo=CPH)
+        1.1, HTTP 500) or Sender (SOAP 1.2, HTTP 400). Returns the errors [(code, text)] and
+        the fault string."""
+        errors = super().expect_fault(operation, identity, label, code, **kwargs)
+        return errors, self.last_fault.message
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,11 +383,7 @@ def main():
         step(f"{label}: the server is verified: without ca.pem the handshake fails", handshake_refused, base,
              session(certs, "jobcenter-101", ca=False), "certifi's roots only", False)
 
-    took = time.monotonic() - t0
-    if failures:
-        print(f"  zeep tls: {len(failures)} check(s) failed in {took:.1f} s (exchanges in {log_path})")
-        sys.exit(1)
-    print(f"  zeep tls: every check passed ({took:.1f} s)")
+    finish("zeep tls", log_path, t0)
 
 
 if __name__ == "__main__":
