@@ -305,17 +305,7 @@ async fn run_backend(args: BackendArgs) -> Result<(), CliError> {
     };
     let server = backend::server(listener, &cfg)?;
     if let Some(r) = reload {
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-        actix_web::rt::spawn(async move {
-            while hup.recv().await.is_some() {
-                match r.reload() {
-                    Ok(()) => tracing::info!("SIGHUP: backend TLS reloaded"),
-                    Err(e) => {
-                        tracing::error!(error = %e, "SIGHUP: backend TLS reload failed; the old set stays")
-                    }
-                }
-            }
-        });
+        spawn_reload(vec![("backend TLS", r)], None)?;
     }
     let base = format!("{scheme}://{addr}");
     let mode = match (args.dev, &args.tls_cert) {
@@ -395,33 +385,34 @@ fn raise_open_files(wanted: usize) {
 /// CRLs, and the agreements, read again. Each that fails keeps its old set and says why;
 /// connections and calls in flight go on.
 fn spawn_reload(
-    listener_tls: Option<Arc<crate::tls::Reloadable>>,
-    forwarded_trust: Option<Arc<crate::tls::Reloadable>>,
-    door: Arc<crate::door::Door>,
+    tls: Vec<(&'static str, Arc<crate::tls::Reloadable>)>,
+    door: Option<Arc<crate::door::Door>>,
 ) -> std::io::Result<actix_web::rt::task::JoinHandle<()>> {
-    // In certificate mode the listener's set is also the forwarded-certificate trust: once.
-    let forwarded_trust =
-        forwarded_trust.filter(|f| !listener_tls.as_ref().is_some_and(|l| Arc::ptr_eq(l, f)));
+    // One set can serve twice (in certificate mode the listener's is also the
+    // forwarded-certificate trust): reloaded once.
+    let mut sets: Vec<(&'static str, Arc<crate::tls::Reloadable>)> = Vec::new();
+    for (what, t) in tls {
+        if !sets.iter().any(|(_, s)| Arc::ptr_eq(s, &t)) {
+            sets.push((what, t));
+        }
+    }
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     Ok(actix_web::rt::spawn(async move {
         while hup.recv().await.is_some() {
-            for (what, tls) in [
-                ("listener TLS", &listener_tls),
-                ("forwarded-certificate trust", &forwarded_trust),
-            ] {
-                if let Some(t) = tls {
-                    match t.reload() {
-                        Ok(()) => tracing::info!(what, "SIGHUP: reloaded"),
-                        Err(e) => {
-                            tracing::error!(what, error = %e, "SIGHUP: reload failed; the old set stays")
-                        }
+            for (what, t) in &sets {
+                match t.reload() {
+                    Ok(()) => tracing::info!(what, "SIGHUP: reloaded"),
+                    Err(e) => {
+                        tracing::error!(what, error = %e, "SIGHUP: reload failed; the old set stays")
                     }
                 }
             }
-            match door.reload() {
-                Ok(n) => tracing::info!(agreements = n, "SIGHUP: agreements reloaded"),
-                Err(e) => {
-                    tracing::error!(error = %e, "SIGHUP: agreements reload failed; the old agreements stay")
+            if let Some(door) = &door {
+                match door.reload() {
+                    Ok(n) => tracing::info!(agreements = n, "SIGHUP: agreements reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIGHUP: agreements reload failed; the old agreements stay")
+                    }
                 }
             }
         }
@@ -582,7 +573,15 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
         None => server.listen(listener)?,
     }
     .run();
-    let reload = spawn_reload(listener_tls.clone(), forwarded_trust, door.clone())?;
+    let sets = [
+        ("listener TLS", listener_tls.clone()),
+        ("forwarded-certificate trust", forwarded_trust),
+    ];
+    let sets = sets
+        .into_iter()
+        .filter_map(|(w, t)| Some((w, t?)))
+        .collect();
+    let reload = spawn_reload(sets, Some(door.clone()))?;
 
     let base = format!("{scheme}://{addr}");
     let mut out = std::io::stdout().lock();

@@ -753,7 +753,8 @@ fn refusal(version: SoapVersion, status: u16, fejl: Fejl, detail: Option<String>
 struct Seen {
     operation: Option<String>,
     /// The organisation the door decided the call is made for (type normalised); none for
-    /// a refused or incomplete claim. Labelled only where `Door::may_label` allows.
+    /// a refused or incomplete claim. Bounded by the agreements (a decided claim is one an
+    /// agreement covers) or, in header mode, by the metrics' own cap.
     organisation: Option<(u8, String)>,
     past_cutover: Option<bool>,
 }
@@ -836,11 +837,7 @@ impl Converter {
         let total = start.elapsed();
         let upstream = trace.waited();
         let request_id = trace.trace_id();
-        let org = seen
-            .organisation
-            .as_ref()
-            .filter(|(t, c)| self.door.may_label(*t, c))
-            .map(|(t, c)| (*t, c.as_str()));
+        let org = seen.organisation.as_ref().map(|(t, c)| (*t, c.as_str()));
         let (org_type, org_code) = self.metrics.organisation(org);
         let operation = seen.operation.as_deref().unwrap_or("-");
         self.metrics.record_call(&CallRecord {
@@ -916,15 +913,17 @@ impl Converter {
         // The door decides first; only a decided organisation is counted as the caller (a
         // refused claim is not anybody's call on the dashboard).
         let decided = identity(&self.door, presented, &env);
-        if decided.is_ok() {
+        let passed = decided.as_ref().ok().map(|who| {
             seen.organisation = env
                 .metadata
                 .as_ref()
-                .and_then(|m| Some((m.organisation_type?, m.organisation_code.clone()?)));
-        }
-        let passed = seen.organisation.as_ref().map(|(t, c)| {
-            self.cutover
-                .passed(&t.to_string(), c, jiff::Timestamp::now())
+                .and_then(|m| m.organisation_type)
+                .map(|t| (t, who.organisation_code.clone()));
+            self.cutover.passed(
+                &who.organisation_type,
+                &who.organisation_code,
+                jiff::Timestamp::now(),
+            )
         });
         // Every caller's cutover state, whatever it calls: the dashboard and the gauge show who
         // is past it and still calling.

@@ -33,8 +33,11 @@ use crate::door::cert::{CertError, CertIdentity, identify};
 
 /// The crypto provider every TLS config here is built with (aws-lc-rs, as the REST client
 /// already used): named explicitly, so that no process-wide default has to be chosen.
+/// Built once: every handshake asks for its signature schemes.
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    static PROVIDER: std::sync::LazyLock<Arc<CryptoProvider>> =
+        std::sync::LazyLock::new(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    PROVIDER.clone()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -196,31 +199,24 @@ impl Reloadable {
         cert: Option<(PathBuf, PathBuf)>,
         trust: ClientTrust,
     ) -> Result<Arc<Self>, TlsError> {
-        let r = Reloadable {
+        let current = RwLock::new(Arc::new(Reloadable::load(&cert, &trust)?));
+        Ok(Arc::new(Reloadable {
             cert,
             trust,
-            current: RwLock::new(Arc::new(Current {
-                key: None,
-                verifier: None,
-                sessions: ServerSessionMemoryCache::new(1),
-                tickets: rustls::crypto::aws_lc_rs::Ticketer::new()
-                    .map_err(|e| TlsError::Config(e.to_string()))?,
-            })),
+            current,
             generation: AtomicU64::new(0),
-        };
-        r.reload()?;
-        Ok(Arc::new(r))
+        }))
     }
 
-    fn load(&self) -> Result<Current, TlsError> {
-        let key = match &self.cert {
+    fn load(cert: &Option<(PathBuf, PathBuf)>, trust: &ClientTrust) -> Result<Current, TlsError> {
+        let key = match cert {
             Some((c, k)) => Some(certified_key(c, k)?),
             None => None,
         };
-        let verifier = if self.trust.ca.is_empty() {
+        let verifier = if trust.ca.is_empty() {
             None
         } else {
-            Some(self.trust.verifier()?)
+            Some(trust.verifier()?)
         };
         Ok(Current {
             key,
@@ -233,7 +229,7 @@ impl Reloadable {
 
     /// Reads every file again; on any error the old set stays and the error is returned.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let fresh = Arc::new(self.load()?);
+        let fresh = Arc::new(Reloadable::load(&self.cert, &self.trust)?);
         let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
         *cur = fresh;
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -395,7 +391,8 @@ impl ProducesTickets for Reloadable {
 /// who is calling *now*.
 #[derive(Debug)]
 pub struct PeerCert {
-    holder: Result<CertIdentity, CertError>,
+    /// Shared, so a call's `door::Presented` needs no copy of it.
+    holder: Result<Arc<CertIdentity>, CertError>,
     /// The chain as presented, the peer's own certificate first.
     chain: Vec<CertificateDer<'static>>,
     /// The end of the certificate's validity (Unix seconds).
@@ -410,7 +407,7 @@ pub struct PeerCert {
 impl PeerCert {
     /// The holder of a certificate whose trust is current: expired since the handshake, or
     /// no longer verifying after a reload (revoked, its CA removed), it is an error.
-    pub fn holder(&self, tls: Option<&Reloadable>) -> Result<&CertIdentity, String> {
+    pub fn holder(&self, tls: Option<&Reloadable>) -> Result<&Arc<CertIdentity>, String> {
         if UnixTime::now().as_secs() as i64 > self.not_after {
             return Err("the client certificate has expired since the connection was made".into());
         }
@@ -466,7 +463,7 @@ pub fn on_connect(
             _ => u64::MAX,
         };
         ext.insert(PeerCert {
-            holder: identify(&chain[0]),
+            holder: identify(&chain[0]).map(Arc::new),
             chain,
             not_after,
             verified_under,

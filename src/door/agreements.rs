@@ -78,10 +78,6 @@ pub enum AgreementError {
 #[derive(Debug, Default)]
 pub struct Agreements {
     by_cvr: HashMap<String, Vec<Agreement>>,
-    /// Every organisation some agreement covers: the bounded set metric labels and usage
-    /// keys may take.
-    /// By code, the types: looked up by `&str` without allocating.
-    covered: HashMap<String, Vec<u8>>,
     count: usize,
 }
 
@@ -173,12 +169,6 @@ impl Agreements {
                     )));
                 }
             }
-            for o in &a.acts_for {
-                let types = out.covered.entry(o.code.clone()).or_default();
-                if !types.contains(&o.organisation_type) {
-                    types.push(o.organisation_type);
-                }
-            }
             out.count += 1;
             out.by_cvr.entry(a.cvr.clone()).or_default().push(a);
         }
@@ -201,13 +191,6 @@ impl Agreements {
                     .iter()
                     .any(|o| o.organisation_type == ty && o.code == code)
         })
-    }
-
-    /// Whether any agreement covers (type, code): such organisations may be metric labels.
-    pub fn covers_anyone(&self, ty: u8, code: &str) -> bool {
-        self.covered
-            .get(code)
-            .is_some_and(|types| types.contains(&ty))
     }
 
     /// Whether the certificate has any agreement at all (for the log of a refusal).
@@ -302,7 +285,7 @@ acts_for = [ { type = 5, code = "STAR" } ]
                 .covering(&cert("22222222", "RID:7"), 2, "12")
                 .is_some()
         );
-        assert!(a.covers_anyone(1, "727") && !a.covers_anyone(1, "728"));
+        assert!(a.covering(&vendor, 1, "727").is_some() && a.covering(&vendor, 1, "728").is_none());
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub struct Claim {
 #[derive(Debug, Clone)]
 pub enum Presented {
     /// A verified certificate naming this holder.
-    Certificate(CertIdentity),
+    Certificate(Arc<CertIdentity>),
     /// `header` mode: nothing is verified.
     Unverified,
     /// A certificate was needed and none usable came; the reason is for the log only.
@@ -121,7 +121,7 @@ pub struct Door {
 struct Forwarded {
     generation: u64,
     not_after: i64,
-    outcome: Result<CertIdentity, String>,
+    outcome: Result<Arc<CertIdentity>, String>,
 }
 
 impl std::fmt::Debug for Door {
@@ -266,7 +266,7 @@ impl Door {
     /// client CAs and CRLs, then read. Without a client CA nothing verifies (fail closed;
     /// the config refuses proxy mode without one). The outcome is cached per value, for
     /// the trust generation it was reached under and never past the certificate's expiry.
-    fn forwarded_cert(&self, value: &str) -> Result<CertIdentity, String> {
+    fn forwarded_cert(&self, value: &str) -> Result<Arc<CertIdentity>, String> {
         let Some(trust) = self.trust.as_ref().filter(|t| t.has_trust()) else {
             return Err("forwarded certificates cannot be verified: no client_ca".into());
         };
@@ -291,7 +291,7 @@ impl Door {
             if let Ok((_, c)) = x509_parser::parse_x509_certificate(&der) {
                 not_after = c.validity().not_after.timestamp();
             }
-            identify(&der).map_err(|e| e.to_string())
+            identify(&der).map(Arc::new).map_err(|e| e.to_string())
         })();
         self.forwarded.insert(
             value.to_owned(),
@@ -370,16 +370,6 @@ impl Door {
             }
         }
     }
-
-    /// Whether (type, code) may be a metric label or usage key: in `header` mode every
-    /// normalised organisation (the metrics cap them); otherwise only organisations some
-    /// agreement covers, so nothing a caller sends adds series.
-    pub fn may_label(&self, ty: u8, code: &str) -> bool {
-        match self.mode {
-            Mode::Header => true,
-            _ => self.agreements().covers_anyone(ty, code),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -436,7 +426,7 @@ mod tests {
             layout: cert::Layout::Oces3,
             common_name: None,
         };
-        let p = Presented::Certificate(cert.clone());
+        let p = Presented::Certificate(Arc::new(cert.clone()));
         let who = d.decide(&p, &claim(1, "101")).unwrap();
         assert_eq!(
             (
@@ -454,10 +444,10 @@ mod tests {
             "{detail}"
         );
         // Another CVR, no certificate, a certificate naming no CVR.
-        let other = Presented::Certificate(CertIdentity {
+        let other = Presented::Certificate(Arc::new(CertIdentity {
             cvr: "99999999".into(),
             ..cert
-        });
+        }));
         assert_eq!(
             d.decide(&other, &claim(1, "101")).unwrap_err().fejl,
             Fejl::AftaleDaekkerIkke
@@ -495,8 +485,17 @@ mod tests {
             Fejl::MetadataMangler
         );
         // Labels: only organisations an agreement covers.
-        assert!(d.may_label(1, "101") && !d.may_label(1, "102"));
-        assert!(Door::header_mode().may_label(1, "102"));
+        // What a decided claim is labelled with is what an agreement covers (the labels stay
+        // bounded by the agreements): another code of the same type is refused.
+        assert_eq!(
+            d.decide(&p, &claim(1, "102")).unwrap_err().fejl,
+            Fejl::AftaleDaekkerIkke
+        );
+        assert!(
+            Door::header_mode()
+                .decide(&Presented::Unverified, &claim(1, "102"))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -593,6 +592,17 @@ mod tests {
         .unwrap();
         assert!(d.reload().is_err());
         assert_eq!(d.agreement_count(), 1);
-        assert!(d.may_label(1, "101"));
+        assert!(
+            d.decide(
+                &Presented::Certificate(Arc::new(CertIdentity {
+                    cvr: "11111111".into(),
+                    id: "UI:DK-O:G:x".into(),
+                    layout: cert::Layout::Oces3,
+                    common_name: None,
+                })),
+                &claim(1, "101")
+            )
+            .is_ok()
+        );
     }
 }
