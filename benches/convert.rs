@@ -6,20 +6,39 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
+use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
-use vos_converter::converter::phases;
-use vos_converter::mapping::{self, Plan};
+use vos_converter::converter::core::{self, Read, Registration};
+use vos_converter::converter::{Arrival, Call, Converter, Failure, Outcome};
+use vos_converter::door::Presented;
+use vos_converter::mapping::{self, Behaviour, Plan};
 use vos_converter::observe::metrics::{CallRecord, Metrics};
 use vos_converter::observe::usage::{Usage, UsageCall};
 use vos_converter::soap::envelope::Limits;
+use vos_converter::upstream::RestRequest;
 
 const LIMITS: Limits = Limits {
     max_depth: 32,
     max_elements: 2000,
 };
 const HEADER: &str = r#"<s:Header><d:RequestUserMetadata xmlns:d="urn:dk:star:dfdg:common:1"><d:OrganisationType>1</d:OrganisationType><d:OrganisationCode>101</d:OrganisationCode><d:UserIdentifier>ab12</d:UserIdentifier></d:RequestUserMetadata><a:MessageID xmlns:a="http://www.w3.org/2005/08/addressing">urn:uuid:0b7e9c2a-5d1f-4c3e-8a6b-1f2e3d4c5b6a</a:MessageID></s:Header>"#;
+
+/// The converter as `serve` builds it (no call reaches its upstream here).
+fn converter(plan: Arc<Plan>) -> Converter {
+    let upstream =
+        vos_converter::upstream::Upstream::new(&vos_converter::upstream::UpstreamConfig {
+            base_url: "http://127.0.0.1:9".into(),
+            connect_timeout: std::time::Duration::from_secs(1),
+            request_timeout: std::time::Duration::from_secs(1),
+            codelist_ttl: std::time::Duration::from_secs(1),
+            max_connections: 1,
+            tls: None,
+        })
+        .unwrap();
+    Converter::new(plan, upstream, LIMITS)
+}
 
 struct Case {
     endpoint: &'static str,
@@ -125,8 +144,39 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// The sans-IO core of one call from its decoded `Call`: the REST requests it makes, and the
+/// answer from REST's `answers` (a registration's write answer; a read's collections').
+fn requests(call: &Call<'_>) -> Vec<RestRequest> {
+    let who = call.who().unwrap();
+    match &call.op.behaviour {
+        Behaviour::Call(plan) => vec![Registration::new(call, plan, who).unwrap().request()],
+        Behaviour::Read(plan) => Read::new(call, plan).unwrap().requests(),
+        Behaviour::Retired { .. } => Vec::new(),
+    }
+}
+
+fn respond(call: &Call<'_>, answers: &[bytes::Bytes]) -> Outcome {
+    let who = call.who().unwrap();
+    let answer = match &call.op.behaviour {
+        Behaviour::Call(plan) => Registration::new(call, plan, who)
+            .unwrap()
+            .response(&answers[0]),
+        Behaviour::Read(plan) => {
+            let read = Read::new(call, plan).unwrap();
+            let items = read.items(answers.iter().cloned().map(Ok).collect());
+            items.and_then(|items| read.alone(items))
+        }
+        Behaviour::Retired { .. } => unreachable!(),
+    };
+    let outcome = core::encode(call, answer);
+    assert_eq!(outcome.status, 200);
+    outcome
+}
+
 fn bench(c: &mut Criterion) {
-    let plan: Plan = mapping::compile().unwrap();
+    let plan = Arc::new(mapping::compile().unwrap());
+    let converter = converter(plan.clone());
+    let now = jiff::Timestamp::now();
     for case in cases() {
         let service = plan.service(case.endpoint).unwrap();
         let body = case.body.as_bytes();
@@ -136,61 +186,47 @@ fn bench(c: &mut Criterion) {
             .iter()
             .map(|a| serde_json::to_vec(a).unwrap().into())
             .collect();
-        let env = phases::decode(
-            service,
-            LIMITS,
-            "text/xml; charset=utf-8",
-            Some(case.action),
-            body,
-        )
-        .unwrap();
-        assert_eq!(env.op.name, case.name);
-        assert!(!phases::requests(&env).unwrap().is_empty());
-        phases::response(service, &env, &answers).unwrap();
+        let arrival = || {
+            Arrival::new(
+                service,
+                "text/xml; charset=utf-8",
+                Some(case.action),
+                converter.trace(None),
+                Presented::Unverified,
+            )
+        };
+        let first = arrival();
+        let call = converter.begin(&first, body, now).unwrap();
+        assert_eq!(call.op.name, case.name);
+        assert!(!requests(&call).is_empty());
+        respond(&call, &answers);
 
         let mut g = c.benchmark_group(case.name);
         g.bench_function("parse", |b| {
             b.iter(|| {
-                phases::decode(
-                    service,
-                    LIMITS,
-                    "text/xml; charset=utf-8",
-                    Some(case.action),
-                    black_box(body),
-                )
-                .unwrap()
+                let a = arrival();
+                converter.begin(&a, black_box(body), now).is_ok()
             })
         });
-        g.bench_function("map", |b| {
-            b.iter(|| phases::requests(black_box(&env)).unwrap())
-        });
-        g.bench_function("write", |b| {
-            b.iter(|| phases::response(service, black_box(&env), &answers).unwrap())
-        });
+        g.bench_function("map", |b| b.iter(|| requests(black_box(&call))));
+        g.bench_function("write", |b| b.iter(|| respond(black_box(&call), &answers)));
         g.bench_function("fault", |b| {
             b.iter(|| {
-                phases::rest_fault(
-                    black_box(&env),
-                    422,
-                    100028,
-                    "Slutdato kan ikke være fremtidig",
-                )
+                let failure = Failure::Rest {
+                    status: 422,
+                    fejlkode: 100028,
+                    fejltekst: "Slutdato kan ikke være fremtidig".to_owned(),
+                };
+                core::encode(black_box(&call), Err(failure))
             })
         });
         g.bench_function("all", |b| {
             b.iter(|| {
-                let env = phases::decode(
-                    service,
-                    LIMITS,
-                    "text/xml; charset=utf-8",
-                    Some(case.action),
-                    black_box(body),
-                )
-                .unwrap();
-                let reqs = phases::requests(&env).unwrap();
+                let a = arrival();
+                let call = converter.begin(&a, black_box(body), now).unwrap();
                 let bodies: Vec<bytes::Bytes> =
-                    reqs.iter().filter_map(|r| r.body.clone()).collect();
-                (phases::response(service, &env, &answers).unwrap(), bodies)
+                    requests(&call).into_iter().filter_map(|r| r.body).collect();
+                (respond(&call, &answers).body, bodies)
             })
         });
         g.finish();

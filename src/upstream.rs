@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
@@ -108,21 +108,26 @@ pub enum UpstreamError {
 }
 
 /// One SOAP request's upstream context: its W3C trace (kept from the caller's
-/// `traceparent`, or new; a new span id for each upstream call), and the wall time it spent
-/// waiting for upstream (the union of its calls' intervals: concurrent calls count once),
-/// which the converter's own time is measured without.
+/// `traceparent`, or new; a new span id for each upstream call), the instant by which all of
+/// its upstream work must be done (the deadline), and the wall time it spent waiting for
+/// upstream (the union of its calls' intervals: concurrent calls count once), which the
+/// converter's own time is measured without. Each wait is a [`Wait`] guard, so a wait that
+/// ends because its future was dropped (the deadline, a client that went away) is counted
+/// too.
 #[derive(Debug)]
 pub struct Trace {
     trace_id: u128,
-    start: std::time::Instant,
+    start: Instant,
+    deadline: Instant,
     in_flight: AtomicU32,
     busy_since_micros: AtomicU64,
     waited_micros: AtomicU64,
 }
 
 impl Trace {
-    /// Continues the caller's trace if its `traceparent` is valid, or starts one.
-    pub fn from_header(traceparent: Option<&str>) -> Trace {
+    /// Continues the caller's trace if its `traceparent` is valid, or starts one; its
+    /// upstream work must be done within `budget` from now.
+    pub fn new(traceparent: Option<&str>, budget: Duration) -> Trace {
         // W3C trace context, level 1: version 2 hex (not ff), trace id 32 and parent id 16
         // lower-case hex, neither all zeros, flags 2 hex. Anything else starts a new trace.
         let lower_hex = |s: &str, n: usize| {
@@ -143,9 +148,11 @@ impl Trace {
                 .filter(|id| valid && *id != 0)?;
             Some(id)
         });
+        let start = Instant::now();
         Trace {
             trace_id: parsed.unwrap_or_else(|| uuid::Uuid::new_v4().as_u128()),
-            start: std::time::Instant::now(),
+            start,
+            deadline: start + budget,
             in_flight: AtomicU32::new(0),
             busy_since_micros: AtomicU64::new(0),
             waited_micros: AtomicU64::new(0),
@@ -156,20 +163,28 @@ impl Trace {
         self.start.elapsed().as_micros() as u64
     }
 
-    /// An upstream call starts.
-    fn begin(&self) {
+    /// When the call arrived.
+    pub fn started(&self) -> Instant {
+        self.start
+    }
+
+    /// By when all of the call's upstream work must be done.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// An upstream wait starts; it ends when the guard is finished or dropped.
+    fn wait<'t>(&'t self, metrics: Option<&'t Metrics>, operation: &'t str) -> Wait<'t> {
         if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
             self.busy_since_micros
                 .store(self.now_micros(), Ordering::Release);
         }
-    }
-
-    /// An upstream call ends.
-    fn end(&self) {
-        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let since = self.busy_since_micros.load(Ordering::Acquire);
-            self.waited_micros
-                .fetch_add(self.now_micros().saturating_sub(since), Ordering::AcqRel);
+        Wait {
+            trace: self,
+            metrics,
+            operation,
+            start: Instant::now(),
+            ended: None,
         }
     }
 
@@ -186,6 +201,48 @@ impl Trace {
 
     pub fn trace_id(&self) -> String {
         format!("{:032x}", self.trace_id)
+    }
+}
+
+/// One upstream wait, owned by a guard (mini-redis's `DbDropGuard` habit): however the
+/// future that holds it ends, the wait is added to the trace's upstream time and recorded in
+/// the metrics. Finished with a result, it records that result; dropped unfinished, it
+/// records `timeout` when the call's deadline has passed (the deadline dropped it) and
+/// `cancelled` otherwise (the caller went away, or a sibling call failed first).
+struct Wait<'t> {
+    trace: &'t Trace,
+    metrics: Option<&'t Metrics>,
+    operation: &'t str,
+    start: Instant,
+    /// `Some(kind)` once finished: `None` for success, else the failure's kind.
+    ended: Option<Option<&'static str>>,
+}
+
+impl Wait<'_> {
+    /// The wait ended with `result`; hands it back.
+    fn finish<T>(mut self, result: Result<T, UpstreamError>) -> Result<T, UpstreamError> {
+        self.ended = Some(result.as_ref().err().map(UpstreamError::kind));
+        result
+    }
+}
+
+impl Drop for Wait<'_> {
+    fn drop(&mut self) {
+        let trace = self.trace;
+        if trace.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let since = trace.busy_since_micros.load(Ordering::Acquire);
+            trace
+                .waited_micros
+                .fetch_add(trace.now_micros().saturating_sub(since), Ordering::AcqRel);
+        }
+        let kind = match self.ended {
+            Some(kind) => kind,
+            None if Instant::now() >= trace.deadline => Some("timeout"),
+            None => Some("cancelled"),
+        };
+        if let Some(m) = self.metrics {
+            m.record_upstream(self.operation, self.start.elapsed(), kind);
+        }
     }
 }
 
@@ -377,8 +434,9 @@ impl Upstream {
         })
     }
 
-    /// The time a SOAP call may spend on REST in all (the request timeout).
-    pub fn deadline(&self) -> Duration {
+    /// The time a SOAP call may spend on REST in all (the request timeout): the budget of
+    /// each call's [`Trace`].
+    pub fn budget(&self) -> Duration {
         self.inner.deadline
     }
 
@@ -425,18 +483,19 @@ impl Upstream {
         let Ok(req) = Request::get(uri).body(Full::default()) else {
             return false;
         };
-        matches!(self.exchange(req, None).await, Ok((status, _, _)) if status < 500)
+        let deadline = Instant::now() + self.inner.deadline;
+        matches!(self.exchange(req, None, deadline).await, Ok((status, _, _)) if status < 500)
     }
 
-    /// One HTTP exchange within the call timeout: waits for a free permit of `permits` (if
+    /// One HTTP exchange done by `deadline`: waits for a free permit of `permits` (if
     /// given), sends, and reads the whole answer (at most `MAX_ANSWER_BYTES`). The status,
     /// the content type and the body.
     async fn exchange(
         &self,
         req: Request<Full<Bytes>>,
         permits: Option<&Semaphore>,
+        deadline: Instant,
     ) -> Result<(u16, Option<HeaderValue>, Bytes), UpstreamError> {
-        let inner = &*self.inner;
         let work = async {
             let _permit =
                 match permits {
@@ -460,7 +519,7 @@ impl Upstream {
                 .to_bytes();
             Ok((status, content_type, body))
         };
-        tokio::time::timeout(inner.deadline, work)
+        tokio::time::timeout_at(deadline.into(), work)
             .await
             .map_err(|_| UpstreamError::Timeout)?
     }
@@ -471,15 +530,8 @@ impl Upstream {
         who: &Identity,
         trace: &Trace,
     ) -> Result<RestAnswer, UpstreamError> {
-        let start = std::time::Instant::now();
-        trace.begin();
-        let result = self.call_once(req, who, trace).await;
-        trace.end();
-        if let Some(m) = &self.metrics {
-            let kind = result.as_ref().err().map(UpstreamError::kind);
-            m.record_upstream(&req.operation_id, start.elapsed(), kind);
-        }
-        result
+        let wait = trace.wait(self.metrics.as_deref(), &req.operation_id);
+        wait.finish(self.call_once(req, who, trace).await)
     }
 
     fn rest_request(
@@ -539,6 +591,7 @@ impl Upstream {
             .exchange(
                 self.rest_request(req, who, trace)?,
                 Some(&self.inner.permits),
+                trace.deadline(),
             )
             .await?;
         if (200..300).contains(&status) {
@@ -579,8 +632,7 @@ impl Upstream {
         body: bytes::Bytes,
         trace: &Trace,
     ) -> Result<LegacyAnswer, UpstreamError> {
-        let start = std::time::Instant::now();
-        trace.begin();
+        let wait = trace.wait(self.metrics.as_deref(), "legacy");
         let result = async {
             let invalid = |what: &str| UpstreamError::Invalid(format!("legacy request: {what}"));
             let uri: Uri = url.parse().map_err(|_| invalid("the URL"))?;
@@ -602,8 +654,9 @@ impl Upstream {
             let req = r
                 .body(Full::new(body))
                 .map_err(|_| invalid("the request"))?;
-            let (status, content_type, body) =
-                self.exchange(req, Some(&self.inner.legacy_permits)).await?;
+            let (status, content_type, body) = self
+                .exchange(req, Some(&self.inner.legacy_permits), trace.deadline())
+                .await?;
             let content_type = content_type
                 .as_ref()
                 .and_then(|v| v.to_str().ok())
@@ -616,12 +669,7 @@ impl Upstream {
             })
         }
         .await;
-        trace.end();
-        if let Some(m) = &self.metrics {
-            let kind = result.as_ref().err().map(UpstreamError::kind);
-            m.record_upstream("legacy", start.elapsed(), kind);
-        }
-        result
+        wait.finish(result)
     }
 
     /// The codes of a REST code list, cached for `codelist_ttl`.
@@ -787,7 +835,7 @@ mod tests {
             organisation_code: "STAR".into(),
             user: None,
         };
-        let trace = Trace::from_header(None);
+        let trace = Trace::new(None, Duration::from_secs(5));
         let req = RestRequest {
             operation_id: "GetStatus".into(),
             method: http::Method::GET,
@@ -839,7 +887,9 @@ mod tests {
             body: None,
         };
         let start = std::time::Instant::now();
-        let answer = u.call(&req, &who, &Trace::from_header(None)).await;
+        let answer = u
+            .call(&req, &who, &Trace::new(None, Duration::from_secs(5)))
+            .await;
         assert!(matches!(answer, Err(UpstreamError::Timeout)), "{answer:?}");
         // The connect timeout (0.2 s), far from the call timeout (20 s).
         assert!(
@@ -852,9 +902,10 @@ mod tests {
 
     #[test]
     fn traceparent_keeps_the_callers_trace_and_makes_new_spans() {
-        let t = Trace::from_header(Some(
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        ));
+        let t = Trace::new(
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            Duration::from_secs(5),
+        );
         let a = t.child();
         assert!(a.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{a}");
         assert_ne!(a, t.child());
@@ -869,12 +920,12 @@ mod tests {
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
         ] {
             assert_ne!(
-                Trace::from_header(Some(bad)).trace_id(),
+                Trace::new(Some(bad), Duration::from_secs(5)).trace_id(),
                 "4bf92f3577b34da6a3ce929d0e0e4736",
                 "{bad}"
             );
         }
-        let fresh = Trace::from_header(Some("garbage"));
+        let fresh = Trace::new(Some("garbage"), Duration::from_secs(5));
         assert_eq!(fresh.child().len(), 55);
         assert_ne!(fresh.trace_id(), "00000000000000000000000000000000");
     }

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::SoapVersion;
 use super::wsdl::{WsdlTemplate, client_base};
 use crate::catalog::Fejl;
-use crate::converter::Converter;
+use crate::converter::{Arrival, Converter};
 use crate::mapping::wsdl::Wsdl;
 use crate::tls::PeerCert;
 
@@ -88,21 +87,10 @@ async fn post(
     payload: web::Payload,
     state: web::Data<Arc<SoapState>>,
 ) -> HttpResponse {
-    let content_type = header(&req, "content-type").unwrap_or_default();
-    let version = if content_type
-        .trim_start()
-        .to_ascii_lowercase()
-        .starts_with("application/soap+xml")
-    {
-        SoapVersion::V12
-    } else {
-        SoapVersion::V11
-    };
-    let Some(service) = state.converter.plan.service(req.path()) else {
+    let c = &state.converter;
+    let Some(service) = c.plan.service(req.path()) else {
         return HttpResponse::NotFound().finish();
     };
-    let traceparent = header(&req, "traceparent");
-    let c = &state.converter;
     // What the connection presents (its TLS certificate, or a trusted proxy's header),
     // read before the body; the door decides on it once the claim is read.
     let presented = c.door.presented(
@@ -110,46 +98,38 @@ async fn post(
         req.conn_data::<PeerCert>(),
         |name| header_values(&req, name),
     );
+    // The call's facts known now, found once: service, version and action, trace, deadline.
+    let arrival = Arrival::new(
+        service,
+        header(&req, "content-type").unwrap_or_default(),
+        header(&req, "soapaction"),
+        c.trace(header(&req, "traceparent")),
+        presented,
+    );
     let max_body = state.front.max_body;
     let body = tokio::time::timeout(state.front.body_timeout, payload.to_bytes_limited(max_body));
     let outcome = match body.await {
         Err(_) => c.refuse(
-            service,
-            version,
+            &arrival,
             408,
             Fejl::ForespoergselForLangsom,
             Some(format!(
                 "indholdet kom ikke inden for {} ms",
                 state.front.body_timeout.as_millis()
             )),
-            traceparent,
         ),
-        Ok(Ok(Ok(body))) => {
-            c.convert(
-                service,
-                &presented,
-                content_type,
-                header(&req, "soapaction"),
-                body,
-                traceparent,
-            )
-            .await
-        }
+        Ok(Ok(Ok(body))) => c.convert(&arrival, body).await,
         Ok(Ok(Err(_))) => c.refuse(
-            service,
-            version,
+            &arrival,
             400,
             Fejl::UgyldigXml,
             Some("forespørgslen blev afbrudt".into()),
-            traceparent,
         ),
         Ok(Err(_)) => c.refuse(
-            service,
-            version,
+            &arrival,
             413,
             Fejl::DokumentOverGraense,
             Some(format!("mere end {max_body} bytes")),
-            traceparent,
         ),
     };
     let timed_out = outcome.status == 408;
@@ -157,8 +137,8 @@ async fn post(
         actix_web::http::StatusCode::from_u16(outcome.status)
             .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
     )
-    .content_type(outcome.content_type)
-    .insert_header(("X-Request-Id", outcome.request_id))
+    .content_type(outcome.content_type.as_ref())
+    .insert_header(("X-Request-Id", arrival.trace.trace_id()))
     .take();
     if timed_out {
         // The rest of the body is not read: the connection cannot be reused.

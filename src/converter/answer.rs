@@ -1,0 +1,120 @@
+//! REST answers to SOAP parts: a 2xx answer's JSON read in place, the mapped fields of an
+//! answer or of one item of a collection, and a read's parts in the WSDL's order. No IO.
+
+use bytes::Bytes;
+
+use crate::json::Json;
+use crate::mapping::{Canon, CollectionPlan, OutField, OutSource, ReadPart, ReadPlan};
+use crate::soap::write::{Fields, Out};
+use crate::upstream::{RestAnswer, UpstreamError};
+
+use super::fault::Failure;
+
+/// A 2xx answer's JSON, read in place; not JSON is an invalid answer of `operation_id`.
+pub fn parse_answer<'a>(operation_id: &str, body: &'a [u8]) -> Result<Json<'a>, Failure> {
+    RestAnswer::json(operation_id, body).map_err(|error| Failure::Answer {
+        operation_id: operation_id.to_owned(),
+        error,
+    })
+}
+
+/// SOAP fields from a JSON object (the REST answer, or one item of a collection) and the
+/// request's inputs.
+pub fn map_fields<'p>(
+    fields: &'p [OutField],
+    json: &Json<'_>,
+    inputs: &[Option<Canon>],
+) -> Result<Fields<'p>, Failure> {
+    let mut out = Vec::with_capacity(fields.len());
+    for f in fields {
+        let value = match &f.source {
+            OutSource::Json(path) => match json.at(path) {
+                Some(v) => Some(f.ty.from_json(v).map_err(|_| {
+                    Failure::Upstream(UpstreamError::Invalid(format!(
+                        "{} is not a {:?}",
+                        path.join("."),
+                        f.ty
+                    )))
+                })?),
+                None => None,
+            },
+            OutSource::Input(i) => inputs[*i].clone(),
+        };
+        match value {
+            Some(c) => out.push((f.soap.as_slice(), c.to_soap())),
+            None if f.optional => {}
+            None => {
+                return Err(Failure::Upstream(UpstreamError::Invalid(format!(
+                    "no value for {}",
+                    f.soap.join("/")
+                ))));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The SOAP response fields of a registration from REST's JSON answer.
+pub fn map_response<'p>(
+    fields: &'p [OutField],
+    answer: &Json<'_>,
+    inputs: &[Option<Canon>],
+) -> Result<Vec<Out<'p>>, Failure> {
+    Ok(map_fields(fields, answer, inputs)?
+        .into_iter()
+        .map(|(p, t)| Out::Leaf(p, t))
+        .collect())
+}
+
+/// One collection's items from its REST answer; a code in `empty_on` means none.
+pub fn collection_items<'p>(
+    c: &'p CollectionPlan,
+    answer: Result<Bytes, Failure>,
+    inputs: &[Option<Canon>],
+) -> Result<Vec<Fields<'p>>, Failure> {
+    let bytes = match answer {
+        Ok(v) => v,
+        Err(Failure::Rest { fejlkode, .. }) if c.empty_on.contains(&fejlkode) => {
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e),
+    };
+    let json = parse_answer(&c.call.operation_id, &bytes)?;
+    let items = json.get(&c.items).and_then(Json::as_array).ok_or_else(|| {
+        Failure::Upstream(UpstreamError::Invalid(format!(
+            "{} lacks {}",
+            c.call.operation_id, c.items
+        )))
+    })?;
+    items
+        .iter()
+        .map(|item| map_fields(&c.fields, item, inputs))
+        .collect()
+}
+
+/// A read's response parts in the WSDL's order: echoed inputs and the collections.
+pub fn read_parts<'p>(
+    plan: &'p ReadPlan,
+    mut items: Vec<Vec<Fields<'p>>>,
+    inputs: &[Option<Canon>],
+) -> Result<Vec<Out<'p>>, Failure> {
+    let mut parts = Vec::with_capacity(plan.order.len());
+    for part in &plan.order {
+        match *part {
+            ReadPart::Echo(i) => parts.extend(
+                map_fields(std::slice::from_ref(&plan.echo[i]), &Json::Null, inputs)?
+                    .into_iter()
+                    .map(|(p, t)| Out::Leaf(p, t)),
+            ),
+            ReadPart::Collection(i) => {
+                let c = &plan.collections[i];
+                parts.push(Out::Collection {
+                    path: &c.element,
+                    item: &c.item,
+                    items: std::mem::take(&mut items[i]),
+                });
+            }
+        }
+    }
+    Ok(parts)
+}

@@ -1,0 +1,321 @@
+//! The converter's sans-IO core: `Envelope → REST requests → REST answers → SOAP bytes` as
+//! plain functions over the [`Call`] and the plan. No sockets, no clocks: the driver in
+//! `converter` (and the golden tests and benches, through the same types) makes the calls
+//! these steps ask for and hands their answers back.
+//!
+//! A registration (PRS) is [`Registration`]: its code lists, the read of rule 4, the write,
+//! one after the other. A read (PSS, PHS) is [`Read`]: one REST call per collection (none
+//! after the caller's cutover), then the answer written alone or spliced into the legacy
+//! service's. [`encode`] turns either's result into the bytes the caller gets.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+
+use super::answer::{collection_items, map_response, parse_answer, read_parts};
+use super::call::Call;
+use super::fault::{Failure, fault_for};
+use super::request::{arg_value, choose_call, map_request, typed_inputs};
+use super::shadow::{self, Difference};
+use crate::catalog::Fejl;
+use crate::mapping::{CallPlan, Canon, ReadPlan, RestCall, Target};
+use crate::soap::splice::{Replacement, splice};
+use crate::soap::write::{self, Fields, Out, WsaReply};
+use crate::soap::{SoapError, SoapVersion};
+use crate::upstream::{Identity, LegacyAnswer, RestRequest, UpstreamError};
+
+/// What a call produced: parts to write, or a legacy answer to send as it is.
+pub enum Answer<'p> {
+    Parts(Vec<Out<'p>>),
+    Raw {
+        status: u16,
+        content_type: String,
+        body: Vec<u8>,
+    },
+}
+
+/// The answer to one SOAP request.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: u16,
+    pub content_type: Cow<'static, str>,
+    pub body: Vec<u8>,
+    /// The fault's first error code, if the answer is a fault.
+    pub fault_code: Option<u32>,
+}
+
+/// A registration's steps over its typed inputs and the REST call it makes.
+pub struct Registration<'p> {
+    plan: &'p CallPlan,
+    inputs: Vec<Option<Canon>>,
+    /// The call (with a MessageID, the one that takes the derived id) and that id.
+    call: &'p RestCall,
+    id: Option<(&'p Target, Canon)>,
+}
+
+/// A code an argument sends that must belong to a REST code list.
+pub struct CodeCheck<'p> {
+    /// The code list's operationId.
+    pub list: &'p str,
+    /// The request that reads the list (the driver caches its answer).
+    pub request: RestRequest,
+    pub value: i64,
+    error: Fejl,
+}
+
+impl CodeCheck<'_> {
+    /// The call is refused when the list does not have the code.
+    pub fn judge(&self, known: &[i64]) -> Result<(), Failure> {
+        if known.contains(&self.value) {
+            Ok(())
+        } else {
+            Err(Failure::Own(self.error, None))
+        }
+    }
+}
+
+impl<'p> Registration<'p> {
+    /// The registration `call` makes for `who` (the door's decision).
+    pub fn new(call: &Call<'p>, plan: &'p CallPlan, who: &Identity) -> Result<Self, Failure> {
+        let inputs = typed_inputs(call.op, &call.values)?;
+        let (rest, id) = choose_call(plan, &call.op.name, call.message_id.as_deref(), who);
+        Ok(Registration {
+            plan,
+            inputs,
+            call: rest,
+            id,
+        })
+    }
+
+    /// The codes to check against REST's code lists (`code_lists`: the plan's), in the
+    /// order of the call's arguments.
+    pub fn code_checks(&self, code_lists: &'p [RestCall]) -> Vec<CodeCheck<'p>> {
+        let mut out = Vec::new();
+        for arg in &self.call.args {
+            let (Some(codes), Some(Canon::Int(value))) =
+                (&arg.codes, arg_value(&arg.source, &self.inputs))
+            else {
+                continue;
+            };
+            if let Some(list) = code_lists.iter().find(|l| l.operation_id == codes.list) {
+                out.push(CodeCheck {
+                    list: &codes.list,
+                    request: map_request(list, &[], None),
+                    value: *value,
+                    error: codes.error,
+                });
+            }
+        }
+        out
+    }
+
+    /// Rule 4 and its kin: the read of the current record, if the mapping asks for one.
+    pub fn unchanged_request(&self) -> Option<RestRequest> {
+        let u = self.plan.unchanged.as_ref()?;
+        Some(map_request(&u.read, &self.inputs, None))
+    }
+
+    /// Refuses a change to what cannot change, from the current record's answer.
+    pub fn check_unchanged(&self, current: &[u8]) -> Result<(), Failure> {
+        let Some(u) = &self.plan.unchanged else {
+            return Ok(());
+        };
+        let current = parse_answer(&u.read.operation_id, current)?;
+        for (input, json, ty) in &u.compare {
+            let Some(sent) = &self.inputs[*input] else {
+                continue;
+            };
+            let now = current.at(json).and_then(|v| ty.from_json(v).ok());
+            if now.as_ref() != Some(sent) {
+                return Err(Failure::Own(u.error, None));
+            }
+        }
+        Ok(())
+    }
+
+    /// The write.
+    pub fn request(&self) -> RestRequest {
+        let extra = self.id.as_ref().map(|(t, c)| (*t, c));
+        map_request(self.call, &self.inputs, extra)
+    }
+
+    /// The SOAP response from the write's 2xx answer.
+    pub fn response(&self, answer: &[u8]) -> Result<Answer<'p>, Failure> {
+        let json = parse_answer(&self.call.operation_id, answer)?;
+        Ok(Answer::Parts(map_response(
+            &self.plan.response,
+            &json,
+            &self.inputs,
+        )?))
+    }
+}
+
+/// A read's steps over its typed inputs.
+pub struct Read<'p> {
+    plan: &'p ReadPlan,
+    inputs: Vec<Option<Canon>>,
+    /// Before the caller's cutover: the collections come from REST.
+    rest: bool,
+}
+
+/// One collection's items, per collection in the plan's order.
+pub type Items<'p> = Vec<Vec<Fields<'p>>>;
+
+impl<'p> Read<'p> {
+    pub fn new(call: &Call<'p>, plan: &'p ReadPlan) -> Result<Self, Failure> {
+        Ok(Read {
+            plan,
+            inputs: typed_inputs(call.op, &call.values)?,
+            rest: call.reads_rest(),
+        })
+    }
+
+    /// One REST request per collection, to be made concurrently; none after the cutover.
+    pub fn requests(&self) -> Vec<RestRequest> {
+        if !self.rest {
+            return Vec::new();
+        }
+        self.plan
+            .collections
+            .iter()
+            .map(|c| map_request(&c.call, &self.inputs, None))
+            .collect()
+    }
+
+    /// The collections' items from the answers to `requests` (in its order; empty after the
+    /// cutover, and every collection is then empty).
+    pub fn items(&self, answers: Vec<Result<Bytes, Failure>>) -> Result<Items<'p>, Failure> {
+        let mut items: Items<'p> = vec![Vec::new(); self.plan.collections.len()];
+        for (i, (c, a)) in self.plan.collections.iter().zip(answers).enumerate() {
+            items[i] = collection_items(c, a, &self.inputs)?;
+        }
+        Ok(items)
+    }
+
+    /// The read's answer written alone (no legacy service).
+    pub fn alone(&self, items: Items<'p>) -> Result<Answer<'p>, Failure> {
+        Ok(Answer::Parts(read_parts(self.plan, items, &self.inputs)?))
+    }
+
+    /// The legacy service's answer with the collections' content replaced by `items`; a
+    /// legacy fault (any non-2xx answer) passes through unchanged. With `compare`, also how
+    /// the legacy collections differed from REST's (before the cutover only).
+    pub fn splice(
+        &self,
+        namespace: &str,
+        legacy: LegacyAnswer,
+        items: &Items<'p>,
+        compare: bool,
+    ) -> Result<(Answer<'p>, Vec<Difference<'p>>), Failure> {
+        let LegacyAnswer {
+            status,
+            content_type,
+            body,
+        } = legacy;
+        if !(200..300).contains(&status) {
+            let raw = Answer::Raw {
+                status,
+                content_type,
+                body: body.to_vec(),
+            };
+            return Ok((raw, Vec::new()));
+        }
+        let text = std::str::from_utf8(&body).map_err(|_| {
+            Failure::Upstream(UpstreamError::Invalid(
+                "the legacy response is not UTF-8".into(),
+            ))
+        })?;
+        let replacements: Vec<Replacement<'_>> = self
+            .plan
+            .collections
+            .iter()
+            .zip(items)
+            .map(|(c, its)| Replacement {
+                local: c.element.last().map_or("", String::as_str),
+                item: &c.item,
+                items: its,
+            })
+            .collect();
+        let spliced = splice(text, namespace, &replacements)
+            .map_err(|e| Failure::Upstream(UpstreamError::Invalid(e)))?;
+        let differences = if compare && self.rest {
+            shadow::compare(self.plan, items, &spliced.legacy_items)
+        } else {
+            Vec::new()
+        };
+        let raw = Answer::Raw {
+            status,
+            content_type,
+            body: spliced.body,
+        };
+        Ok((raw, differences))
+    }
+}
+
+/// The bytes the caller gets for `result`: the response, the legacy answer as spliced, or
+/// the fault, with WS-Addressing headers when the request had a MessageID.
+pub fn encode(call: &Call<'_>, result: Result<Answer<'_>, Failure>) -> Outcome {
+    let version = call.version;
+    let op = call.op;
+    let wsa = call.message_id.as_deref().map(|mid| WsaReply {
+        relates_to: mid,
+        // A fault the WSDL declares has the action of its wsdl:fault (WS-Addressing
+        // metadata's default form), not the generic SOAP fault action.
+        action: if result.is_ok() {
+            op.response_action.clone()
+        } else {
+            format!("{}/Fault/ServiceFault", op.action)
+        },
+        message_id: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+    });
+    match result {
+        Ok(Answer::Parts(parts)) => Outcome {
+            status: 200,
+            content_type: Cow::Borrowed(version.content_type()),
+            body: write::response(
+                version,
+                &call.service().namespace,
+                &op.response_element,
+                &parts,
+                wsa.as_ref(),
+            ),
+            fault_code: None,
+        },
+        Ok(Answer::Raw {
+            status,
+            content_type,
+            body,
+        }) => Outcome {
+            status,
+            content_type: Cow::Owned(content_type),
+            body,
+            fault_code: None,
+        },
+        Err(failure) => fault(version, &failure, wsa.as_ref()),
+    }
+}
+
+/// The fault for `failure`, as an outcome.
+pub fn fault(version: SoapVersion, failure: &Failure, wsa: Option<&WsaReply<'_>>) -> Outcome {
+    let (status, code, body) = fault_for(version, failure, wsa);
+    Outcome {
+        status,
+        content_type: Cow::Borrowed(version.content_type()),
+        body,
+        fault_code: Some(code),
+    }
+}
+
+/// The answer to a request refused before its envelope was read: a Client fault with a
+/// catalogue code, in `version`, with its own HTTP status (413, 415, ...).
+pub fn refusal(version: SoapVersion, status: u16, fejl: Fejl, detail: Option<String>) -> Outcome {
+    let failure = Failure::Soap(SoapError {
+        version,
+        fejl,
+        detail,
+    });
+    Outcome {
+        status,
+        ..fault(version, &failure, None)
+    }
+}
