@@ -1919,3 +1919,79 @@ async fn a_cpr_number_sent_as_organisation_code_is_not_a_label() {
         leaks.join("\n")
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Upstream waits are counted however they end
+// ---------------------------------------------------------------------------------------
+
+/// A REST stand-in that accepts connections and never answers: every call on it ends by the
+/// converter's deadline, which drops the call's future. The wait must still be counted as an
+/// upstream timeout (`upstream::Wait` records itself when dropped), and the caller gets
+/// 900521 within about `upstream_timeout_ms`.
+#[tokio::test]
+async fn a_rest_service_that_never_answers_is_counted_as_upstream_timeouts() {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", silent.local_addr().unwrap());
+    std::thread::spawn(move || {
+        // Held open, never read or written: the process's end closes them.
+        let mut held = Vec::new();
+        for conn in silent.incoming() {
+            match conn {
+                Ok(c) => held.push(c),
+                Err(_) => break,
+            }
+        }
+    });
+    let s = Serve::start(&[
+        "--rest-url",
+        &base,
+        "--identity",
+        "header",
+        "--upstream-timeout-ms",
+        "400",
+        // Before the cutover: reads call REST.
+        "--cutover",
+        "2099-01-01",
+    ]);
+    // A read: two REST calls in flight, both dropped at the deadline.
+    let reply = s
+        .soap(
+            Pss,
+            V11,
+            "GetVariablePersonStatus",
+            &metadata("1", "101"),
+            &person_status(CPR_101),
+        )
+        .await;
+    assert!(
+        reply.elapsed < Duration::from_secs(3),
+        "answered after {:?}",
+        reply.elapsed
+    );
+    reply.expect_fault(900521, "a read while REST never answers");
+
+    let (_, text) = s.get("/metrics").await;
+    let samples = parse_metrics(&text);
+    let errors = family(&samples, "vos_converter_upstream_errors_total");
+    for op in ["GetKontaktgrupper", "GetPersonkategorier"] {
+        let n = errors
+            .get(&labels(&[("operation_id", op), ("kind", "timeout")]))
+            .copied()
+            .unwrap_or(0.0);
+        assert_eq!(n, 1.0, "{op} timeouts in {errors:?}");
+    }
+    // Each wait is in the upstream histogram too, and the call's time is upstream time,
+    // not the converter's own.
+    let waits = family(&samples, "vos_converter_upstream_seconds_count");
+    assert_eq!(
+        waits.get(&labels(&[("operation_id", "GetKontaktgrupper")])),
+        Some(&1.0),
+        "{waits:?}"
+    );
+    let own = family(&samples, "vos_converter_converter_own_seconds_sum");
+    let own: f64 = own.values().sum();
+    assert!(
+        own < 0.2,
+        "the wait was counted as the converter's own time: {own} s"
+    );
+}
