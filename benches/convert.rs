@@ -25,7 +25,7 @@ const LIMITS: Limits = Limits {
 };
 const HEADER: &str = r#"<s:Header><d:RequestUserMetadata xmlns:d="urn:dk:star:dfdg:common:1"><d:OrganisationType>1</d:OrganisationType><d:OrganisationCode>101</d:OrganisationCode><d:UserIdentifier>ab12</d:UserIdentifier></d:RequestUserMetadata><a:MessageID xmlns:a="http://www.w3.org/2005/08/addressing">urn:uuid:0b7e9c2a-5d1f-4c3e-8a6b-1f2e3d4c5b6a</a:MessageID></s:Header>"#;
 
-/// The converter as `serve` builds it (no call reaches its upstream here).
+/// The converter as `serve` builds it, before the cutover (no call reaches its upstream here).
 fn converter(plan: Arc<Plan>) -> Converter {
     let upstream =
         vos_converter::upstream::Upstream::new(&vos_converter::upstream::UpstreamConfig {
@@ -37,7 +37,9 @@ fn converter(plan: Arc<Plan>) -> Converter {
             tls: None,
         })
         .unwrap();
-    Converter::new(plan, upstream, LIMITS)
+    // Before the cutover: reads call REST.
+    let cutover = vos_converter::cutover::Cutover::new("2099-01-01T00:00:00Z".parse().unwrap());
+    Converter::new(plan, upstream, LIMITS).with_cutover(cutover)
 }
 
 struct Case {
@@ -233,6 +235,47 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// A person's PersonHistoryService answer at scale: N contact group versions (and one
+/// person category), from REST's answers to the SOAP bytes (the `write` phase), per N. The
+/// per-item cost is the slope; `scripts/bench.sh scale` measures the same N over sockets.
+fn scale(c: &mut Criterion) {
+    let plan = Arc::new(mapping::compile().unwrap());
+    let converter = converter(plan.clone());
+    let case = cases()
+        .into_iter()
+        .find(|c| c.name == "GetPersonHistory")
+        .unwrap();
+    let service = plan.service(case.endpoint).unwrap();
+    let arrival = Arrival::new(
+        service,
+        "text/xml; charset=utf-8",
+        Some(case.action),
+        converter.trace(None),
+        Presented::Unverified,
+    );
+    let call = converter
+        .begin(&arrival, case.body.as_bytes(), jiff::Timestamp::now())
+        .unwrap();
+    let mut g = c.benchmark_group("scale");
+    for n in [1usize, 50, 400, 2000] {
+        let versions: Vec<serde_json::Value> = (0..n)
+            .map(|i| kg(&format!("7d444840-9dc0-11d1-b245-{i:012x}")))
+            .collect();
+        let answers: Vec<bytes::Bytes> = [
+            json!({ "versioner": versions }),
+            json!({ "versioner": [pc("7d444840-9dc0-11d1-b245-5ffdce74fad2")] }),
+        ]
+        .iter()
+        .map(|a| serde_json::to_vec(a).unwrap().into())
+        .collect();
+        g.throughput(criterion::Throughput::Elements(n as u64));
+        g.bench_function(format!("write/{n}"), |b| {
+            b.iter(|| respond(black_box(&call), &answers))
+        });
+    }
+    g.finish();
+}
+
 /// What `Converter::record` does per call besides the log line: the organisation's labels,
 /// the call's metrics and its usage (an organisation and operation seen before, as most
 /// calls are).
@@ -273,5 +316,5 @@ fn record(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, record);
+criterion_group!(benches, bench, record, scale);
 criterion_main!(benches);

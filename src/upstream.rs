@@ -69,6 +69,91 @@ impl RestAnswer {
     }
 }
 
+/// A REST answer's head: a 2xx body still to be read, or a problem.
+pub enum Opened<'t> {
+    Body(RestBody<'t>),
+    /// Always `RestAnswer::Problem`.
+    Problem(RestAnswer),
+}
+
+/// A 2xx REST answer's body, read chunk by chunk as it arrives, within the call's deadline
+/// and `MAX_ANSWER_BYTES`. It holds its call's permit and upstream wait: the wait ends, and
+/// is recorded, when the body has been read to its end, fails, or is dropped.
+pub struct RestBody<'t> {
+    body: hyper::body::Incoming,
+    read: usize,
+    deadline: Instant,
+    done: bool,
+    _permit: tokio::sync::SemaphorePermit<'t>,
+    wait: Option<Wait<'t>>,
+}
+
+impl RestBody<'_> {
+    /// The next chunk of the body; `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, UpstreamError> {
+        if self.done {
+            return Ok(None);
+        }
+        let next = tokio::time::timeout_at(self.deadline.into(), self.next_data()).await;
+        let result = match next {
+            Ok(r) => r,
+            Err(_) => Err(UpstreamError::Timeout),
+        };
+        match result {
+            Ok(Some(chunk)) => {
+                self.read += chunk.len();
+                if self.read > MAX_ANSWER_BYTES {
+                    return self.end(Err(UpstreamError::Invalid(format!(
+                        "an answer over {MAX_ANSWER_BYTES} bytes"
+                    ))));
+                }
+                if http_body::Body::is_end_stream(&self.body) {
+                    self.end(Ok(()))?;
+                }
+                Ok(Some(chunk))
+            }
+            Ok(None) => self.end(Ok(())).map(|()| None),
+            Err(e) => self.end(Err(e)),
+        }
+    }
+
+    /// The answer is not needed (another call of the same SOAP call failed): the wait
+    /// ends as answered, the body unread (its connection is not reused).
+    pub fn discard(mut self) {
+        let _ = self.end(Ok(()));
+    }
+
+    /// Whether the body has been read to its end.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
+    async fn next_data(&mut self) -> Result<Option<Bytes>, UpstreamError> {
+        loop {
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(classify_body(&e)),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data()
+                        && !data.is_empty()
+                    {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The body ended with `result`: the wait is recorded once.
+    fn end<T>(&mut self, result: Result<T, UpstreamError>) -> Result<T, UpstreamError> {
+        self.done = true;
+        match self.wait.take() {
+            Some(w) => w.finish(result),
+            None => result,
+        }
+    }
+}
+
 /// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -524,14 +609,94 @@ impl Upstream {
             .map_err(|_| UpstreamError::Timeout)?
     }
 
+    /// One REST call, its answer read whole (at most `MAX_ANSWER_BYTES`).
     pub async fn call(
         &self,
         req: &RestRequest,
         who: &Identity,
         trace: &Trace,
     ) -> Result<RestAnswer, UpstreamError> {
+        match self.open(req, who, trace).await? {
+            Opened::Problem(answer) => Ok(answer),
+            Opened::Body(mut body) => {
+                let mut all = Vec::new();
+                while let Some(chunk) = body.chunk().await? {
+                    if all.is_empty() && body.done() {
+                        // The usual small answer: one chunk, no copy.
+                        return Ok(RestAnswer::Ok(chunk));
+                    }
+                    all.extend_from_slice(&chunk);
+                }
+                Ok(RestAnswer::Ok(all.into()))
+            }
+        }
+    }
+
+    /// One REST call, up to its answer's head: a 2xx answer's body to be read as it arrives
+    /// (`RestBody::chunk`), or a problem (read whole; problems are small). The call holds
+    /// its permit and its [`Wait`] until the body is read to its end or dropped.
+    pub async fn open<'t>(
+        &'t self,
+        req: &'t RestRequest,
+        who: &Identity,
+        trace: &'t Trace,
+    ) -> Result<Opened<'t>, UpstreamError> {
         let wait = trace.wait(self.metrics.as_deref(), &req.operation_id);
-        wait.finish(self.call_once(req, who, trace).await)
+        let deadline = trace.deadline();
+        let head =
+            async {
+                let request = self.rest_request(req, who, trace)?;
+                let permit =
+                    self.inner.permits.acquire().await.map_err(|_| {
+                        UpstreamError::Unreachable("the client is shut down".into())
+                    })?;
+                let res = self.client().request(request).await.map_err(classify)?;
+                Ok((permit, res))
+            };
+        let (permit, res) = match tokio::time::timeout_at(deadline.into(), head).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return wait.finish(Err(e)),
+            Err(_) => return wait.finish(Err(UpstreamError::Timeout)),
+        };
+        let status = res.status().as_u16();
+        let problem = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/problem+json"));
+        let mut body = RestBody {
+            body: res.into_body(),
+            read: 0,
+            deadline,
+            done: false,
+            _permit: permit,
+            wait: Some(wait),
+        };
+        if (200..300).contains(&status) {
+            return Ok(Opened::Body(body));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.chunk().await? {
+            bytes.extend_from_slice(&chunk);
+        }
+        if problem && let Ok(v) = Json::parse(&bytes) {
+            let code = v
+                .get("fejlkode")
+                .and_then(Json::as_i64)
+                .and_then(|c| u32::try_from(c).ok());
+            if let (Some(fejlkode), Some(text)) = (code, v.get("fejltekst").and_then(Json::as_str))
+            {
+                return Ok(Opened::Problem(RestAnswer::Problem {
+                    status,
+                    fejlkode,
+                    fejltekst: text.to_owned(),
+                }));
+            }
+        }
+        Err(UpstreamError::Invalid(format!(
+            "{} answered {status} without a problem+json fejlkode",
+            req.operation_id
+        )))
     }
 
     fn rest_request(
@@ -579,47 +744,6 @@ impl Upstream {
             None => Full::default(),
         };
         r.body(body).map_err(|_| invalid("the request"))
-    }
-
-    async fn call_once(
-        &self,
-        req: &RestRequest,
-        who: &Identity,
-        trace: &Trace,
-    ) -> Result<RestAnswer, UpstreamError> {
-        let (status, content_type, bytes) = self
-            .exchange(
-                self.rest_request(req, who, trace)?,
-                Some(&self.inner.permits),
-                trace.deadline(),
-            )
-            .await?;
-        if (200..300).contains(&status) {
-            // Read (and so checked) where it is mapped: `RestAnswer::json`.
-            return Ok(RestAnswer::Ok(bytes));
-        }
-        let problem = content_type
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/problem+json"));
-        if problem && let Ok(v) = Json::parse(&bytes) {
-            let code = v
-                .get("fejlkode")
-                .and_then(Json::as_i64)
-                .and_then(|c| u32::try_from(c).ok());
-            if let (Some(fejlkode), Some(text)) = (code, v.get("fejltekst").and_then(Json::as_str))
-            {
-                return Ok(RestAnswer::Problem {
-                    status,
-                    fejlkode,
-                    fejltekst: text.to_owned(),
-                });
-            }
-        }
-        Err(UpstreamError::Invalid(format!(
-            "{} answered {status} without a problem+json fejlkode",
-            req.operation_id
-        )))
     }
 
     /// Forwards a SOAP request unchanged to a legacy service (the splice), with the same

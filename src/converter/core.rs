@@ -12,26 +12,51 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 
-use super::answer::{collection_items, map_response, parse_answer, read_parts};
+use super::answer::{collection_items, map_fields, map_response, parse_answer, read_parts};
 use super::call::Call;
 use super::fault::{Failure, fault_for};
 use super::request::{arg_value, choose_call, map_request, typed_inputs};
 use super::shadow::{self, Difference};
 use crate::catalog::Fejl;
-use crate::mapping::{CallPlan, Canon, ReadPlan, RestCall, Target};
+use crate::json::Json;
+use crate::mapping::{CallPlan, Canon, CollectionPlan, ReadPart, ReadPlan, RestCall, Target};
 use crate::soap::splice::{Replacement, splice};
-use crate::soap::write::{self, Fields, Out, WsaReply};
+use crate::soap::write::{self, Fields, Out, ResponseWriter, WsaReply};
 use crate::soap::{SoapError, SoapVersion};
 use crate::upstream::{Identity, LegacyAnswer, RestRequest, UpstreamError};
 
-/// What a call produced: parts to write, or a legacy answer to send as it is.
+/// What a call produced: parts to write, the answer written, a legacy answer to send as it
+/// is, or an answer that already went downstream in chunks.
 pub enum Answer<'p> {
     Parts(Vec<Out<'p>>),
+    /// The SOAP response, written (a read that did not need to stream).
+    Bytes(Vec<u8>),
+    Streamed(StreamEnd<Failure>),
     Raw {
         status: u16,
         content_type: String,
         body: Vec<u8>,
     },
+}
+
+/// How a streamed answer ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEnd<F> {
+    Complete,
+    /// A failure after the head left: the answer was cut off.
+    Aborted(F),
+    /// The caller went away.
+    Gone,
+}
+
+impl<F> StreamEnd<F> {
+    pub fn map<G>(self, f: impl FnOnce(F) -> G) -> StreamEnd<G> {
+        match self {
+            StreamEnd::Complete => StreamEnd::Complete,
+            StreamEnd::Aborted(x) => StreamEnd::Aborted(f(x)),
+            StreamEnd::Gone => StreamEnd::Gone,
+        }
+    }
 }
 
 /// The answer to one SOAP request.
@@ -197,6 +222,61 @@ impl<'p> Read<'p> {
         Ok(Answer::Parts(read_parts(self.plan, items, &self.inputs)?))
     }
 
+    /// The read's parts in the WSDL's order (echoed inputs and collections), for writing
+    /// the answer as its collections arrive.
+    pub fn order(&self) -> &'p [ReadPart] {
+        &self.plan.order
+    }
+
+    pub fn collection(&self, i: usize) -> &'p CollectionPlan {
+        &self.plan.collections[i]
+    }
+
+    /// Starts the answer: the envelope and the response element.
+    pub fn start(&self, call: &Call<'p>, out: &mut String) -> ResponseWriter<'p> {
+        let wsa = wsa_reply(call, true);
+        ResponseWriter::start(
+            out,
+            call.version,
+            &call.service().namespace,
+            &call.op.response_element,
+            wsa.as_ref(),
+        )
+    }
+
+    /// The echoed input `i` of the plan.
+    pub fn echo(
+        &self,
+        w: &mut ResponseWriter<'p>,
+        out: &mut String,
+        i: usize,
+    ) -> Result<(), Failure> {
+        let fields = map_fields(
+            std::slice::from_ref(&self.plan.echo[i]),
+            &Json::Null,
+            &self.inputs,
+        )?;
+        for (path, text) in fields {
+            w.leaf(out, path, &text);
+        }
+        Ok(())
+    }
+
+    /// One item of collection `i`, from its JSON (one element of the answer's array).
+    pub fn item(
+        &self,
+        w: &mut ResponseWriter<'p>,
+        out: &mut String,
+        i: usize,
+        json: &[u8],
+    ) -> Result<(), Failure> {
+        let c = &self.plan.collections[i];
+        let item = parse_answer(&c.call.operation_id, json)?;
+        let fields = map_fields(&c.fields, &item, &self.inputs)?;
+        w.item(out, &c.item, &fields);
+        Ok(())
+    }
+
     /// The legacy service's answer with the collections' content replaced by `items`; a
     /// legacy fault (any non-2xx answer) passes through unchanged. With `compare`, also how
     /// the legacy collections differed from REST's (before the cutover only).
@@ -252,22 +332,59 @@ impl<'p> Read<'p> {
     }
 }
 
+/// One collection's items, transcoded from its REST answer as the answer arrives: each
+/// element of the answer's array becomes an item of the SOAP collection.
+pub struct Transcoder<'r, 'p> {
+    read: &'r Read<'p>,
+    collection: usize,
+    /// The answer so far (until the incremental splitter reads it item by item).
+    buffer: Vec<u8>,
+}
+
+impl<'r, 'p> Transcoder<'r, 'p> {
+    pub fn new(read: &'r Read<'p>, collection: usize) -> Transcoder<'r, 'p> {
+        Transcoder {
+            read,
+            collection,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The next bytes of the answer; the items completed by them are written to `out`.
+    pub fn feed(
+        &mut self,
+        chunk: &[u8],
+        _w: &mut ResponseWriter<'p>,
+        _out: &mut String,
+    ) -> Result<(), Failure> {
+        self.buffer.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// The answer ended: it must have been the object with the collection's array.
+    pub fn finish(self, w: &mut ResponseWriter<'p>, out: &mut String) -> Result<(), Failure> {
+        let c = self.read.collection(self.collection);
+        let json = parse_answer(&c.call.operation_id, &self.buffer)?;
+        let items = json.get(&c.items).and_then(Json::as_array).ok_or_else(|| {
+            Failure::Upstream(UpstreamError::Invalid(format!(
+                "{} lacks {}",
+                c.call.operation_id, c.items
+            )))
+        })?;
+        for item in items {
+            let fields = map_fields(&c.fields, item, &self.read.inputs)?;
+            w.item(out, &c.item, &fields);
+        }
+        Ok(())
+    }
+}
+
 /// The bytes the caller gets for `result`: the response, the legacy answer as spliced, or
 /// the fault, with WS-Addressing headers when the request had a MessageID.
 pub fn encode(call: &Call<'_>, result: Result<Answer<'_>, Failure>) -> Outcome {
     let version = call.version;
     let op = call.op;
-    let wsa = call.message_id.as_deref().map(|mid| WsaReply {
-        relates_to: mid,
-        // A fault the WSDL declares has the action of its wsdl:fault (WS-Addressing
-        // metadata's default form), not the generic SOAP fault action.
-        action: if result.is_ok() {
-            op.response_action.clone()
-        } else {
-            format!("{}/Fault/ServiceFault", op.action)
-        },
-        message_id: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
-    });
+    let wsa = wsa_reply(call, result.is_ok());
     match result {
         Ok(Answer::Parts(parts)) => Outcome {
             status: 200,
@@ -291,8 +408,38 @@ pub fn encode(call: &Call<'_>, result: Result<Answer<'_>, Failure>) -> Outcome {
             body,
             fault_code: None,
         },
+        Ok(Answer::Bytes(body)) => Outcome {
+            status: 200,
+            content_type: Cow::Borrowed(version.content_type()),
+            body,
+            fault_code: None,
+        },
+        // Its pieces went downstream already; nothing is left to send.
+        Ok(Answer::Streamed(_)) => Outcome {
+            status: 200,
+            content_type: Cow::Borrowed(version.content_type()),
+            body: Vec::new(),
+            fault_code: None,
+        },
         Err(failure) => fault(version, &failure, wsa.as_ref()),
     }
+}
+
+/// The WS-Addressing headers of the answer to a request with a MessageID: a response's, or
+/// (`ok` false) a fault's.
+pub fn wsa_reply<'c>(call: &'c Call<'_>, ok: bool) -> Option<WsaReply<'c>> {
+    let op = call.op;
+    call.message_id.as_deref().map(|mid| WsaReply {
+        relates_to: mid,
+        // A fault the WSDL declares has the action of its wsdl:fault (WS-Addressing
+        // metadata's default form), not the generic SOAP fault action.
+        action: if ok {
+            op.response_action.clone()
+        } else {
+            format!("{}/Fault/ServiceFault", op.action)
+        },
+        message_id: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+    })
 }
 
 /// The fault for `failure`, as an outcome.

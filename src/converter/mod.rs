@@ -13,6 +13,7 @@
 //! - `request`: REST requests from a call's inputs (and the id derived from a MessageID);
 //! - `answer`: REST answers to SOAP parts;
 //! - `core`: the steps of a registration and of a read, and the bytes of the answer;
+//! - `downstream`: where the answer goes: whole, or (a large read) streamed in chunks;
 //! - `shadow`: the shadow compare of legacy and REST collections;
 //! - `fault`: `Failure` and `fault_for`;
 //! - `record`: the log line, the metrics and the migration usage of a call.
@@ -20,6 +21,7 @@
 pub mod answer;
 pub mod call;
 pub mod core;
+pub mod downstream;
 pub mod fault;
 pub mod record;
 pub mod request;
@@ -33,14 +35,18 @@ use futures_util::future::join_all;
 
 use crate::cutover::Cutover;
 use crate::door::Door;
+use crate::mapping::ReadPart;
 use crate::mapping::{Behaviour, CallPlan, Plan, ReadPlan};
 use crate::observe::metrics::Metrics;
 use crate::observe::usage::Usage;
 use crate::soap::envelope::{Limits, decode_envelope};
-use crate::upstream::{Identity, RestAnswer, RestRequest, Trace, Upstream, UpstreamError};
+use crate::upstream::{
+    Identity, Opened, RestAnswer, RestBody, RestRequest, Trace, Upstream, UpstreamError,
+};
 
 pub use self::call::{Arrival, Call};
-pub use self::core::{Answer, Outcome};
+pub use self::core::{Answer, Outcome, StreamEnd};
+pub use self::downstream::{Downstream, Gone, Head, Piece};
 pub use self::fault::Failure;
 pub use self::request::derived_id;
 
@@ -106,6 +112,34 @@ impl Converter {
     }
 }
 
+/// How a call was answered.
+#[derive(Debug)]
+pub enum Reply {
+    /// Not sent yet: the whole answer.
+    Whole(Outcome),
+    /// Sent to the `Downstream` as it was written (a large read).
+    Streamed(core::StreamEnd<u32>),
+}
+
+/// Why a streamed read stopped.
+enum Stop {
+    Failed(Failure),
+    /// The caller went away.
+    Gone,
+}
+
+impl From<Failure> for Stop {
+    fn from(f: Failure) -> Stop {
+        Stop::Failed(f)
+    }
+}
+
+impl From<Gone> for Stop {
+    fn from(_: Gone) -> Stop {
+        Stop::Gone
+    }
+}
+
 impl Converter {
     /// A new call's upstream context: its trace (the caller's `traceparent`, if valid) and
     /// its deadline, `upstream_timeout_ms` from now.
@@ -113,17 +147,24 @@ impl Converter {
         Trace::new(traceparent, self.upstream.budget())
     }
 
-    /// Converts one SOAP request into its answer, and records it.
-    pub async fn convert(&self, arrival: &Arrival<'_>, body: Bytes) -> Outcome {
+    /// Converts one SOAP request into its answer, and records it. A large read streams its
+    /// answer to `down`; every other answer is returned whole.
+    pub async fn convert(
+        &self,
+        arrival: &Arrival<'_>,
+        body: Bytes,
+        down: &mut Downstream,
+    ) -> Reply {
         match self.begin(arrival, &body, jiff::Timestamp::now()) {
             Ok(call) => {
-                let outcome = self.answer(&call, body).await;
-                self.record(arrival, Some(&call), &outcome);
-                outcome
+                let mut pending = record::Pending::new(self, arrival, Some(&call));
+                let reply = self.answer(&call, body, down).await;
+                pending.done(&reply);
+                reply
             }
             Err(refused) => {
-                self.record(arrival, None, &refused);
-                refused
+                self.record(arrival, None, refused.status, refused.fault_code);
+                Reply::Whole(refused)
             }
         }
     }
@@ -154,12 +195,12 @@ impl Converter {
         detail: Option<String>,
     ) -> Outcome {
         let outcome = core::refusal(arrival.answer_version(), status, fejl, detail);
-        self.record(arrival, None, &outcome);
+        self.record(arrival, None, outcome.status, outcome.fault_code);
         outcome
     }
 
     /// The answer to a decoded call: its exchange under the call's deadline, encoded.
-    async fn answer(&self, call: &Call<'_>, body: Bytes) -> Outcome {
+    async fn answer(&self, call: &Call<'_>, body: Bytes, down: &mut Downstream) -> Reply {
         let exchange = async {
             match &call.op.behaviour {
                 // Answered whoever asks: it calls nothing and tells what to use instead.
@@ -168,7 +209,10 @@ impl Converter {
                     Some(replacement.clone()),
                 )),
                 Behaviour::Call(plan) => self.register(call, plan).await,
-                Behaviour::Read(plan) => self.read(call, plan, body).await,
+                Behaviour::Read(plan) if self.legacy.urls.contains_key(&call.service().name) => {
+                    self.read_spliced(call, plan, body).await
+                }
+                Behaviour::Read(plan) => self.read(call, plan, down).await,
             }
         };
         // One deadline for all of the call's upstream work (code list, reads, write, legacy),
@@ -180,19 +224,30 @@ impl Converter {
             Err(_) => Err(Failure::Upstream(UpstreamError::Timeout)),
         };
         if let Err(failure) = &result {
-            if let Failure::Answer {
-                operation_id,
-                error,
-            } = failure
-            {
-                self.metrics
-                    .count_upstream_error(operation_id, error.kind());
-            }
-            if let Some(e) = failure.upstream() {
-                tracing::warn!(operation = %call.op.name, error = %e, "upstream failure");
-            }
+            self.note_failure(call, failure);
         }
-        core::encode(call, result)
+        match result {
+            Ok(Answer::Streamed(end)) => Reply::Streamed(end.map(|f| {
+                self.note_failure(call, &f);
+                fault::fault_for(call.version, &f, None).1
+            })),
+            other => Reply::Whole(core::encode(call, other)),
+        }
+    }
+
+    /// Counts an invalid REST answer, and logs an upstream failure.
+    fn note_failure(&self, call: &Call<'_>, failure: &Failure) {
+        if let Failure::Answer {
+            operation_id,
+            error,
+        } = failure
+        {
+            self.metrics
+                .count_upstream_error(operation_id, error.kind());
+        }
+        if let Some(e) = failure.upstream() {
+            tracing::warn!(operation = %call.op.name, error = %e, "upstream failure");
+        }
     }
 
     /// One REST call of `call`, its problem answers as failures.
@@ -243,10 +298,111 @@ impl Converter {
         reg.response(&answer)
     }
 
-    /// A read: one REST call per collection (none after the cutover), all concurrently, and
-    /// with a legacy URL the forward of the request at the same time; then the answer
-    /// alone, or spliced into the legacy one.
+    /// A read without a legacy service: one REST call per collection (none after the
+    /// cutover), all opened concurrently; once every head is in (a problem can still be a
+    /// fault), the answer is written collection by collection as REST sends it, and
+    /// streams to `down` once it is large.
     async fn read<'p>(
+        &self,
+        call: &Call<'p>,
+        plan: &'p ReadPlan,
+        down: &mut Downstream,
+    ) -> Result<Answer<'p>, Failure> {
+        let who = call.who()?;
+        let trace = call.trace();
+        let read = core::Read::new(call, plan)?;
+        let requests = read.requests();
+        let opened = join_all(requests.iter().map(|r| self.upstream.open(r, who, trace))).await;
+        let mut bodies = Vec::with_capacity(plan.collections.len());
+        let mut failure = None;
+        for (i, o) in opened.into_iter().enumerate() {
+            let body = match o {
+                Ok(Opened::Body(b)) => Some(b),
+                Ok(Opened::Problem(RestAnswer::Problem { fejlkode, .. }))
+                    if read.collection(i).empty_on.contains(&fejlkode) =>
+                {
+                    None
+                }
+                Ok(Opened::Problem(RestAnswer::Problem {
+                    status,
+                    fejlkode,
+                    fejltekst,
+                })) => {
+                    failure.get_or_insert(Failure::Rest {
+                        status,
+                        fejlkode,
+                        fejltekst,
+                    });
+                    None
+                }
+                Ok(Opened::Problem(RestAnswer::Ok(_))) => None,
+                Err(e) => {
+                    failure.get_or_insert(Failure::Upstream(e));
+                    None
+                }
+            };
+            bodies.push(body);
+        }
+        if let Some(f) = failure {
+            // The other calls answered: their waits end as answered, unread.
+            bodies.into_iter().flatten().for_each(RestBody::discard);
+            return Err(f);
+        }
+        let content_type = call.version.content_type();
+        let mut out = String::with_capacity(4096);
+        match self.write_read(call, &read, bodies, &mut out, down).await {
+            Ok(()) if !down.started() => Ok(Answer::Bytes(out.into_bytes())),
+            Ok(()) => match down.finish(content_type, &mut out).await {
+                Ok(()) => Ok(Answer::Streamed(StreamEnd::Complete)),
+                Err(Gone) => Ok(Answer::Streamed(StreamEnd::Gone)),
+            },
+            Err(Stop::Failed(f)) if !down.started() => Err(f),
+            Err(Stop::Failed(f)) => {
+                down.abort().await;
+                Ok(Answer::Streamed(StreamEnd::Aborted(f)))
+            }
+            Err(Stop::Gone) => Ok(Answer::Streamed(StreamEnd::Gone)),
+        }
+    }
+
+    /// A read's answer, part by part: collections from their REST bodies as they arrive.
+    async fn write_read<'p>(
+        &self,
+        call: &Call<'p>,
+        read: &core::Read<'p>,
+        mut bodies: Vec<Option<RestBody<'_>>>,
+        out: &mut String,
+        down: &mut Downstream,
+    ) -> Result<(), Stop> {
+        let content_type = call.version.content_type();
+        let mut w = read.start(call, out);
+        for part in read.order() {
+            match *part {
+                ReadPart::Echo(i) => read.echo(&mut w, out, i)?,
+                ReadPart::Collection(i) => {
+                    w.start_collection(out, &read.collection(i).element);
+                    if let Some(body) = bodies.get_mut(i).and_then(Option::take) {
+                        let mut items = core::Transcoder::new(read, i);
+                        let mut body = body;
+                        while let Some(chunk) = body.chunk().await.map_err(Failure::Upstream)? {
+                            items.feed(&chunk, &mut w, out)?;
+                            down.flush(content_type, out).await?;
+                        }
+                        items.finish(&mut w, out)?;
+                    }
+                    w.end_collection(out);
+                    down.flush(content_type, out).await?;
+                }
+            }
+        }
+        w.finish(out);
+        Ok(())
+    }
+
+    /// A read with a legacy service: one REST call per collection (none after the cutover),
+    /// all concurrently, and the forward of the request at the same time; then the
+    /// collections spliced into the legacy answer.
+    async fn read_spliced<'p>(
         &self,
         call: &Call<'p>,
         plan: &'p ReadPlan,
@@ -256,7 +412,6 @@ impl Converter {
         let trace = call.trace();
         let read = core::Read::new(call, plan)?;
         let service = call.service();
-        let legacy_url = self.legacy.urls.get(&service.name);
         let requests = read.requests();
         let rest = join_all(
             requests
@@ -264,7 +419,7 @@ impl Converter {
                 .map(|req| self.call_upstream(req, who, trace)),
         );
         let legacy = async {
-            match legacy_url {
+            match self.legacy.urls.get(&service.name) {
                 Some(url) => Some(
                     self.upstream
                         .forward_soap(

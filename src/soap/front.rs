@@ -6,11 +6,22 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::sync::mpsc;
 
 use super::wsdl::{WsdlTemplate, client_base};
 use crate::catalog::Fejl;
-use crate::converter::{Arrival, Converter};
+use crate::converter::downstream::STREAM_THRESHOLD;
+use crate::converter::{Arrival, Converter, Downstream, Head, Piece, Reply};
 use crate::mapping::wsdl::Wsdl;
 use crate::tls::PeerCert;
 
@@ -82,14 +93,58 @@ fn last_header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
         .and_then(|v| v.to_str().ok())
 }
 
+/// A SOAP call. Its work runs in a future the response's body owns (`Answering`), on this
+/// worker thread, so that a large read's answer can leave in chunks while REST is still
+/// sending; the handler waits for the answer's head and answers whole when it can.
 async fn post(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<Arc<SoapState>>,
 ) -> HttpResponse {
+    if state.converter.plan.service(req.path()).is_none() {
+        return HttpResponse::NotFound().finish();
+    }
+    let (tx, rx) = mpsc::channel(1);
+    let request_id = Rc::new(Cell::new(None));
+    let work = answer(req, payload, state, tx, request_id.clone());
+    let mut answering = Answering {
+        work: Some(Box::pin(work)),
+        rx,
+    };
+    let head = std::future::poll_fn(|cx| answering.poll_piece(cx)).await;
+    let Some(Piece::Head(head)) = head else {
+        // The work ended without an answer: it cannot (every path sends a head).
+        return HttpResponse::InternalServerError().finish();
+    };
+    let mut res = HttpResponse::build(
+        StatusCode::from_u16(head.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    );
+    res.content_type(head.content_type.as_ref());
+    if let Some(id) = request_id.take() {
+        res.insert_header(("X-Request-Id", id));
+    }
+    if head.status == 408 {
+        // The rest of the body is not read: the connection cannot be reused.
+        res.force_close();
+    }
+    match head.whole {
+        Some(body) => res.body(body),
+        None => res.streaming(answering),
+    }
+}
+
+/// The work of one SOAP call: reads the body, converts it, and sends the answer's pieces to
+/// `tx` (a head, whole or followed by chunks).
+async fn answer(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<Arc<SoapState>>,
+    tx: mpsc::Sender<Piece>,
+    request_id: Rc<Cell<Option<String>>>,
+) {
     let c = &state.converter;
     let Some(service) = c.plan.service(req.path()) else {
-        return HttpResponse::NotFound().finish();
+        return;
     };
     // What the connection presents (its TLS certificate, or a trusted proxy's header),
     // read before the body; the door decides on it once the claim is read.
@@ -106,10 +161,11 @@ async fn post(
         c.trace(header(&req, "traceparent")),
         presented,
     );
+    request_id.set(Some(arrival.trace.trace_id()));
     let max_body = state.front.max_body;
     let body = tokio::time::timeout(state.front.body_timeout, payload.to_bytes_limited(max_body));
-    let outcome = match body.await {
-        Err(_) => c.refuse(
+    let reply = match body.await {
+        Err(_) => Reply::Whole(c.refuse(
             &arrival,
             408,
             Fejl::ForespoergselForLangsom,
@@ -117,34 +173,68 @@ async fn post(
                 "indholdet kom ikke inden for {} ms",
                 state.front.body_timeout.as_millis()
             )),
-        ),
-        Ok(Ok(Ok(body))) => c.convert(&arrival, body).await,
-        Ok(Ok(Err(_))) => c.refuse(
+        )),
+        Ok(Ok(Ok(body))) => {
+            let mut down = Downstream::new(tx.clone(), STREAM_THRESHOLD);
+            c.convert(&arrival, body, &mut down).await
+        }
+        Ok(Ok(Err(_))) => Reply::Whole(c.refuse(
             &arrival,
             400,
             Fejl::UgyldigXml,
             Some("forespørgslen blev afbrudt".into()),
-        ),
-        Ok(Err(_)) => c.refuse(
+        )),
+        Ok(Err(_)) => Reply::Whole(c.refuse(
             &arrival,
             413,
             Fejl::DokumentOverGraense,
             Some(format!("mere end {max_body} bytes")),
-        ),
+        )),
     };
-    let timed_out = outcome.status == 408;
-    let mut res = HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(outcome.status)
-            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
-    )
-    .content_type(outcome.content_type.as_ref())
-    .insert_header(("X-Request-Id", arrival.trace.trace_id()))
-    .take();
-    if timed_out {
-        // The rest of the body is not read: the connection cannot be reused.
-        res.force_close();
+    if let Reply::Whole(outcome) = reply {
+        let head = Head {
+            status: outcome.status,
+            content_type: outcome.content_type,
+            whole: Some(outcome.body),
+        };
+        let _ = tx.send(Piece::Head(head)).await;
     }
-    res.body(outcome.body)
+}
+
+/// A response body that drives the call's work: each poll advances the work (on this
+/// worker thread, no task of its own) and hands on what it sent. Dropped (the caller went
+/// away), it drops the work, whose guards record how far it came.
+struct Answering {
+    work: Option<Pin<Box<dyn Future<Output = ()>>>>,
+    rx: mpsc::Receiver<Piece>,
+}
+
+impl Answering {
+    fn poll_piece(&mut self, cx: &mut Context<'_>) -> Poll<Option<Piece>> {
+        if let Some(work) = &mut self.work
+            && work.as_mut().poll(cx).is_ready()
+        {
+            // Its sender is dropped with it: the receiver ends after what was sent.
+            self.work = None;
+        }
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Stream for Answering {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.get_mut().poll_piece(cx) {
+            Poll::Ready(Some(Piece::Chunk(b))) => Poll::Ready(Some(Ok(b))),
+            Poll::Ready(Some(Piece::Abort)) => Poll::Ready(Some(Err(std::io::Error::other(
+                "the answer was cut off: an upstream failure after its head",
+            )))),
+            // A head comes first and only once.
+            Poll::Ready(Some(Piece::Head(_))) | Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 async fn get(req: HttpRequest, state: web::Data<Arc<SoapState>>) -> HttpResponse {

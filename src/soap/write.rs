@@ -136,6 +136,96 @@ pub fn write_items(
     }
 }
 
+/// A response written part by part, so that a large one can leave in chunks while its
+/// collections are still being read: the envelope and the response element, then leaves and
+/// collections in document order, each collection's items one at a time. A collection with
+/// no item is written `<Collection/>`, which is known only at its end: its start tag waits
+/// for its first item.
+pub struct ResponseWriter<'p> {
+    element: &'p str,
+    /// The elements open below the response element.
+    open: Vec<&'p str>,
+    /// The collection being written: its name, and whether its start tag is out.
+    collection: Option<(&'p str, bool)>,
+}
+
+impl<'p> ResponseWriter<'p> {
+    /// Writes the envelope's start and `<{element} xmlns="{namespace}">`.
+    pub fn start(
+        out: &mut String,
+        version: SoapVersion,
+        namespace: &str,
+        element: &'p str,
+        wsa: Option<&WsaReply<'_>>,
+    ) -> ResponseWriter<'p> {
+        open_envelope(out, version, wsa);
+        out.push('<');
+        out.push_str(element);
+        out.push_str(r#" xmlns=""#);
+        out.push_str(&escape(namespace));
+        out.push_str(r#"">"#);
+        ResponseWriter {
+            element,
+            open: Vec::new(),
+            collection: None,
+        }
+    }
+
+    /// An element with text, by its path below the response element.
+    pub fn leaf(&mut self, out: &mut String, path: &'p [String], text: &str) {
+        let Some((leaf, parents)) = path.split_last() else {
+            return;
+        };
+        move_to(out, None, &mut self.open, parents);
+        open_tag(out, None, leaf);
+        out.push_str(&escape(text));
+        close_tag(out, None, leaf);
+    }
+
+    /// A collection starts (its items follow, then [`ResponseWriter::end_collection`]).
+    pub fn start_collection(&mut self, out: &mut String, path: &'p [String]) {
+        let Some((name, parents)) = path.split_last() else {
+            return;
+        };
+        move_to(out, None, &mut self.open, parents);
+        self.collection = Some((name, false));
+    }
+
+    /// One item of the current collection: `<{item}>`, its fields, `</{item}>`.
+    pub fn item(&mut self, out: &mut String, item: &str, fields: &[(&[String], String)]) {
+        if let Some((name, started)) = &mut self.collection
+            && !*started
+        {
+            open_tag(out, None, name);
+            *started = true;
+        }
+        open_tag(out, None, item);
+        write_fields(out, None, fields);
+        close_tag(out, None, item);
+    }
+
+    /// The current collection ends: `</Collection>`, or `<Collection/>` without items.
+    pub fn end_collection(&mut self, out: &mut String) {
+        match self.collection.take() {
+            Some((name, true)) => close_tag(out, None, name),
+            Some((name, false)) => {
+                out.push('<');
+                out.push_str(name);
+                out.push_str("/>");
+            }
+            None => {}
+        }
+    }
+
+    /// Closes what is open, the response element and the envelope.
+    pub fn finish(mut self, out: &mut String) {
+        self.end_collection(out);
+        move_to(out, None, &mut self.open, &[]);
+        close_tag(out, None, self.element);
+        close_envelope(out);
+    }
+}
+
 /// A response: `<{element} xmlns="{namespace}">` with its parts in order.
 pub fn response(
     version: SoapVersion,
@@ -145,46 +235,20 @@ pub fn response(
     wsa: Option<&WsaReply<'_>>,
 ) -> Vec<u8> {
     let mut out = String::with_capacity(512);
-    open_envelope(&mut out, version, wsa);
-    out.push('<');
-    out.push_str(element);
-    out.push_str(r#" xmlns=""#);
-    out.push_str(&escape(namespace));
-    out.push_str(r#"">"#);
-    let mut open: Vec<&str> = Vec::new();
+    let mut w = ResponseWriter::start(&mut out, version, namespace, element, wsa);
     for part in parts {
         match part {
-            Out::Leaf(path, text) => {
-                let Some((leaf, parents)) = path.split_last() else {
-                    continue;
-                };
-                move_to(&mut out, None, &mut open, parents);
-                open_tag(&mut out, None, leaf);
-                out.push_str(&escape(text.as_str()));
-                close_tag(&mut out, None, leaf);
-            }
+            Out::Leaf(path, text) => w.leaf(&mut out, path, text),
             Out::Collection { path, item, items } => {
-                let Some((name, parents)) = path.split_last() else {
-                    continue;
-                };
-                move_to(&mut out, None, &mut open, parents);
-                if items.is_empty() {
-                    out.push('<');
-                    out.push_str(name);
-                    out.push_str("/>");
-                } else {
-                    open_tag(&mut out, None, name);
-                    write_items(&mut out, None, item, items);
-                    close_tag(&mut out, None, name);
+                w.start_collection(&mut out, path);
+                for fields in items {
+                    w.item(&mut out, item, fields);
                 }
+                w.end_collection(&mut out);
             }
         }
     }
-    move_to(&mut out, None, &mut open, &[]);
-    out.push_str("</");
-    out.push_str(element);
-    out.push('>');
-    close_envelope(&mut out);
+    w.finish(&mut out);
     out.into_bytes()
 }
 

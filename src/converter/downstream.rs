@@ -1,0 +1,124 @@
+//! Where a call's answer goes. Most answers are small and leave whole, with a
+//! `Content-Length`, after the call is done (its status can still be a fault's). A read
+//! whose collections grow past `threshold` bytes of SOAP starts its answer early instead: the
+//! head (200) and what is written so far leave, then a chunk each time the buffer fills
+//! again, while REST is still sending, so the memory a call holds is bounded by the
+//! threshold, not by the answer. The front turns the pieces into an HTTP response.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+/// One piece of an answer, in order: a head, then (for a streamed answer) chunks.
+#[derive(Debug)]
+pub enum Piece {
+    Head(Head),
+    Chunk(Bytes),
+    /// The answer cannot be finished (an upstream failure after its head left): the
+    /// connection is closed without the rest, so the caller sees a broken answer, never a
+    /// wrong one.
+    Abort,
+}
+
+#[derive(Debug)]
+pub struct Head {
+    pub status: u16,
+    pub content_type: Cow<'static, str>,
+    /// The whole body, for an answer that did not stream.
+    pub whole: Option<Vec<u8>>,
+}
+
+/// The caller went away while its answer streamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gone;
+
+/// The sending side of an answer's pieces.
+pub struct Downstream {
+    tx: Option<mpsc::Sender<Piece>>,
+    threshold: usize,
+    started: bool,
+}
+
+/// The SOAP bytes a streamed answer collects before it sends a chunk.
+pub const STREAM_THRESHOLD: usize = 32 * 1024;
+
+impl Downstream {
+    /// Pieces go to `tx`; an answer streams once `threshold` bytes are written.
+    pub fn new(tx: mpsc::Sender<Piece>, threshold: usize) -> Downstream {
+        Downstream {
+            tx: Some(tx),
+            threshold: threshold.max(1),
+            started: false,
+        }
+    }
+
+    /// Never streams: every answer is kept whole (for tools that want the bytes).
+    pub fn whole() -> Downstream {
+        Downstream {
+            tx: None,
+            threshold: usize::MAX,
+            started: false,
+        }
+    }
+
+    /// Whether the head has left (the status can no longer change).
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Sends what `out` holds once it is over the threshold (the head first, with
+    /// `content_type`); `out` is then empty.
+    pub async fn flush(
+        &mut self,
+        content_type: &'static str,
+        out: &mut String,
+    ) -> Result<(), Gone> {
+        if out.len() < self.threshold {
+            return Ok(());
+        }
+        self.send_chunk(content_type, out).await
+    }
+
+    /// The rest of a streamed answer.
+    pub async fn finish(
+        &mut self,
+        content_type: &'static str,
+        out: &mut String,
+    ) -> Result<(), Gone> {
+        self.send_chunk(content_type, out).await
+    }
+
+    /// Ends a streamed answer without its rest.
+    pub async fn abort(&mut self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Piece::Abort).await;
+        }
+    }
+
+    async fn send_chunk(
+        &mut self,
+        content_type: &'static str,
+        out: &mut String,
+    ) -> Result<(), Gone> {
+        let Some(tx) = &self.tx else {
+            return Ok(());
+        };
+        if !self.started {
+            let head = Head {
+                status: 200,
+                content_type: Cow::Borrowed(content_type),
+                whole: None,
+            };
+            tx.send(Piece::Head(head)).await.map_err(|_| Gone)?;
+            self.started = true;
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(out, String::with_capacity(self.threshold + 4096));
+        tx.send(Piece::Chunk(Bytes::from(chunk.into_bytes())))
+            .await
+            .map_err(|_| Gone)
+    }
+}
