@@ -108,8 +108,8 @@ enum Mode {
     Escape,
     /// Inside `\uXXXX`: this many hex digits to go.
     Hex(u8),
-    /// Inside `true`, `false` or `null`: the word and how much of it was read.
-    Literal(&'static [u8], u8),
+    /// Inside `true`, `false` or `null`: the word (in [`WORDS`]) and how much of it was read.
+    Literal(u8, u8),
     /// Inside a number.
     Number,
     /// After the top-level value: only whitespace may follow.
@@ -134,6 +134,9 @@ enum Items {
     Closed,
 }
 
+/// The literals, as [`Mode::Literal`] counts them.
+const WORDS: [&[u8]; 3] = [b"true", b"false", b"null"];
+
 /// Bytes that end the fast run inside a string: `"`, `\` and the control characters.
 static STRING_STOP: [bool; 256] = {
     let mut t = [false; 256];
@@ -146,6 +149,30 @@ static STRING_STOP: [bool; 256] = {
     t[b'\\' as usize] = true;
     t
 };
+
+/// How many leading 8-byte blocks of `bytes` (in bytes) hold none of `"`, `\` and the
+/// control characters: the plain inside of a string, skipped a word at a time.
+fn plain_run(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    /// A byte of `x` is below `n` (exact for "any", `n` at most 0x80).
+    fn any_below(x: u64, n: u8) -> bool {
+        x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS != 0
+    }
+    let mut run = 0;
+    for block in bytes.chunks_exact(8) {
+        // A failed conversion (never: the block is 8 bytes) reads as a stop.
+        let w = u64::from_ne_bytes(block.try_into().unwrap_or([0; 8]));
+        if any_below(w, 0x20)
+            || any_below(w ^ (ONES * u64::from(b'"')), 1)
+            || any_below(w ^ (ONES * u64::from(b'\\')), 1)
+        {
+            break;
+        }
+        run += 8;
+    }
+    run
+}
 
 fn is_number_byte(b: u8) -> bool {
     matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
@@ -273,10 +300,13 @@ impl ItemSplitter {
         let n = chunk.len();
         let mut i = 0;
         self.cap_from = 0;
+        // The mode lives in a register while the chunk is read; the helpers return the next.
+        let mut mode = self.mode;
         while i < n {
             let b = chunk[i];
-            match self.mode {
+            match mode {
                 Mode::Str => {
+                    i += plain_run(&chunk[i..]);
                     while i < n && !STRING_STOP[chunk[i] as usize] {
                         i += 1;
                     }
@@ -284,10 +314,15 @@ impl ItemSplitter {
                         None => {}
                         Some(b'"') => {
                             i += 1;
-                            self.string_end(chunk, i, on_item)?;
+                            mode = self.string_end(chunk, i, on_item)?;
+                            // Most member names are followed at once by their colon.
+                            if mode == Mode::Colon && chunk.get(i) == Some(&b':') {
+                                mode = Mode::Value;
+                                i += 1;
+                            }
                         }
                         Some(b'\\') => {
-                            self.mode = Mode::Escape;
+                            mode = Mode::Escape;
                             i += 1;
                         }
                         Some(_) => {
@@ -296,7 +331,7 @@ impl ItemSplitter {
                     }
                 }
                 Mode::Escape => {
-                    self.mode = match b {
+                    mode = match b {
                         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Mode::Str,
                         b'u' => Mode::Hex(4),
                         _ => return Err(self.syntax(i, "an unknown escape in a string").into()),
@@ -309,7 +344,7 @@ impl ItemSplitter {
                             .syntax(i, "a \\u escape without four hex digits")
                             .into());
                     }
-                    self.mode = if left <= 1 {
+                    mode = if left <= 1 {
                         Mode::Str
                     } else {
                         Mode::Hex(left - 1)
@@ -322,38 +357,44 @@ impl ItemSplitter {
                     }
                     if i < n {
                         // The number ended before this byte, which is read again.
-                        self.value_done(chunk, i, on_item)?;
+                        mode = self.value_done(chunk, i, on_item)?;
                     }
                 }
-                Mode::Literal(word, at) => {
+                Mode::Literal(w, at) => {
+                    let word = WORDS[usize::from(w)];
                     if word.get(usize::from(at)) != Some(&b) {
                         return Err(self.syntax(i, "not true, false or null").into());
                     }
                     i += 1;
-                    if usize::from(at) + 1 == word.len() {
-                        self.value_done(chunk, i, on_item)?;
+                    mode = if usize::from(at) + 1 == word.len() {
+                        self.value_done(chunk, i, on_item)?
                     } else {
-                        self.mode = Mode::Literal(word, at + 1);
+                        Mode::Literal(w, at + 1)
+                    };
+                }
+                _ if is_ws(b) => {
+                    i += 1;
+                    while i < n && is_ws(chunk[i]) {
+                        i += 1;
                     }
                 }
-                _ if is_ws(b) => i += 1,
                 Mode::Value | Mode::ValueOrClose => {
                     i += 1;
-                    if b == b']' && self.mode == Mode::ValueOrClose {
-                        self.close(true, chunk, i, on_item)?;
+                    mode = if b == b']' && mode == Mode::ValueOrClose {
+                        self.close(true, chunk, i, on_item)?
                     } else {
-                        self.begin_value(b, i - 1)?;
-                    }
+                        self.begin_value(b, i - 1)?
+                    };
                 }
                 Mode::KeyOrClose | Mode::Key => {
                     if b == b'"' {
                         self.key_str = true;
-                        self.mode = Mode::Str;
+                        mode = Mode::Str;
                         if self.depth == 1 {
                             self.start_capture(Capture::Key, i);
                         }
-                    } else if b == b'}' && self.mode == Mode::KeyOrClose {
-                        self.close(false, chunk, i + 1, on_item)?;
+                    } else if b == b'}' && mode == Mode::KeyOrClose {
+                        mode = self.close(false, chunk, i + 1, on_item)?;
                     } else {
                         return Err(self.syntax(i, "expected a member name").into());
                     }
@@ -363,15 +404,15 @@ impl ItemSplitter {
                     if b != b':' {
                         return Err(self.syntax(i, "expected ':' after a member name").into());
                     }
-                    self.mode = Mode::Value;
+                    mode = Mode::Value;
                     i += 1;
                 }
                 Mode::CommaOrClose => {
                     let in_array = self.top_is_array();
                     match b {
-                        b',' => self.mode = if in_array { Mode::Value } else { Mode::Key },
+                        b',' => mode = if in_array { Mode::Value } else { Mode::Key },
                         b']' | b'}' if (b == b']') == in_array => {
-                            self.close(in_array, chunk, i + 1, on_item)?;
+                            mode = self.close(in_array, chunk, i + 1, on_item)?;
                         }
                         _ if in_array => return Err(self.syntax(i, "expected ',' or ']'").into()),
                         _ => return Err(self.syntax(i, "expected ',' or '}'").into()),
@@ -386,6 +427,7 @@ impl ItemSplitter {
                 }
             }
         }
+        self.mode = mode;
         self.hold(chunk)?;
         Ok(())
     }
@@ -402,7 +444,8 @@ impl ItemSplitter {
     }
 
     /// A value starts with byte `b` at `i` (already counted as read).
-    fn begin_value(&mut self, b: u8, i: usize) -> Result<(), Fault> {
+    #[inline]
+    fn begin_value(&mut self, b: u8, i: usize) -> Result<Mode, Fault> {
         let offset = self.consumed + i;
         match self.depth {
             0 if b != b'{' => {
@@ -423,7 +466,7 @@ impl ItemSplitter {
             2 if self.items == Items::Open => self.start_capture(Capture::Item, i),
             _ => {}
         }
-        self.mode = match b {
+        Ok(match b {
             b'{' => {
                 self.push(false, offset)?;
                 Mode::KeyOrClose
@@ -436,13 +479,12 @@ impl ItemSplitter {
                 self.key_str = false;
                 Mode::Str
             }
-            b't' => Mode::Literal(b"true", 1),
-            b'f' => Mode::Literal(b"false", 1),
-            b'n' => Mode::Literal(b"null", 1),
+            b't' => Mode::Literal(0, 1),
+            b'f' => Mode::Literal(1, 1),
+            b'n' => Mode::Literal(2, 1),
             b'-' | b'0'..=b'9' => Mode::Number,
             _ => return Err(self.syntax(i, "expected a JSON value")),
-        };
-        Ok(())
+        })
     }
 
     fn push(&mut self, array: bool, offset: usize) -> Result<(), Fault> {
@@ -462,14 +504,16 @@ impl ItemSplitter {
         Ok(())
     }
 
-    /// The innermost array (or object) closes; `end` is just after its closing byte.
+    /// The innermost array (or object) closes; `end` is just after its closing byte. The
+    /// mode after it.
+    #[inline]
     fn close<E>(
         &mut self,
         array: bool,
         chunk: &[u8],
         end: usize,
         on_item: &mut impl FnMut(&[u8]) -> Result<(), E>,
-    ) -> Result<(), SplitError<E>> {
+    ) -> Result<Mode, SplitError<E>> {
         self.depth -= 1;
         match self.depth {
             1 if array && self.items == Items::Open => self.items = Items::Closed,
@@ -484,17 +528,17 @@ impl ItemSplitter {
         self.value_done(chunk, end, on_item)
     }
 
-    /// A string's closing quote was read; `end` is just after it.
+    /// A string's closing quote was read; `end` is just after it. The mode after it.
+    #[inline]
     fn string_end<E>(
         &mut self,
         chunk: &[u8],
         end: usize,
         on_item: &mut impl FnMut(&[u8]) -> Result<(), E>,
-    ) -> Result<(), SplitError<E>> {
+    ) -> Result<Mode, SplitError<E>> {
         if !self.key_str {
             return self.value_done(chunk, end, on_item);
         }
-        self.mode = Mode::Colon;
         if self.depth == 1 {
             let len = self.buf.len() + (end - self.cap_from);
             let is_items = self.capture == Capture::Key
@@ -512,21 +556,17 @@ impl ItemSplitter {
                 .into());
             }
         }
-        Ok(())
+        Ok(Mode::Colon)
     }
 
-    /// A value ended just before `end`.
+    /// A value ended just before `end`: the mode after it.
+    #[inline]
     fn value_done<E>(
         &mut self,
         chunk: &[u8],
         end: usize,
         on_item: &mut impl FnMut(&[u8]) -> Result<(), E>,
-    ) -> Result<(), SplitError<E>> {
-        self.mode = if self.depth == 0 {
-            Mode::End
-        } else {
-            Mode::CommaOrClose
-        };
+    ) -> Result<Mode, SplitError<E>> {
         if self.depth == 2 && self.capture == Capture::Item {
             let len = self.buf.len() + (end - self.cap_from);
             if len > self.max_item {
@@ -537,7 +577,11 @@ impl ItemSplitter {
             self.count += 1;
             self.end_capture();
         }
-        Ok(())
+        Ok(if self.depth == 0 {
+            Mode::End
+        } else {
+            Mode::CommaOrClose
+        })
     }
 
     fn too_large(&self) -> Fault {
@@ -721,6 +765,10 @@ mod tests {
             ),
             (r#"{"ø":[{"æ":"å"}]}"#, "ø"),
             (r#"{"a\"b":["\"",[]]}"#, "a\"b"),
+            (
+                "{\"k\":[\"ÆØÅ æøå Köge 日本語 😀😀 \u{7f}\u{7f} plain text, long enough\"]}",
+                "k",
+            ),
         ] {
             splits_as_parsed(doc.as_bytes(), key);
         }
@@ -879,6 +927,7 @@ mod tests {
             (r#"{"k":["\x"]}"#, 8),
             (r#"{"k":["\u12G4"]}"#, 11),
             ("{\"k\":[\"a\nb\"]}", 8),
+            ("{\"k\":[\"0123456789abcdef\u{1f}\"]}", 23),
             (r#"{,}"#, 1),
             (r#"{"a":1,}"#, 7),
             (r#"{"a"::1}"#, 5),
