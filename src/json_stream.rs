@@ -36,7 +36,7 @@
 use std::convert::Infallible;
 
 /// How deeply arrays and objects may nest (the top-level object is level 1); deeper is
-/// [`Fault::TooDeep`]. The same as serde_json's default recursion limit.
+/// [`Fault::TooDeep`]. serde_json's default recursion limit is also 128.
 pub const MAX_DEPTH: usize = 128;
 
 /// Why a document was not split to the end.
@@ -540,13 +540,11 @@ impl ItemSplitter {
             return self.value_done(chunk, end, on_item);
         }
         if self.depth == 1 {
-            let len = self.buf.len() + (end - self.cap_from);
-            let is_items = self.capture == Capture::Key
-                && len <= self.key_limit
-                && decodes_to(
-                    captured(&mut self.buf, self.spanning, &chunk[self.cap_from..end]),
-                    &self.key,
-                );
+            let is_items = self.capture == Capture::Key && {
+                let part = &chunk[self.cap_from..end];
+                self.buf.len() + part.len() <= self.key_limit
+                    && decodes_to(captured(&mut self.buf, self.spanning, part), &self.key)
+            };
             self.member_is_items = is_items;
             self.end_capture();
             if is_items && self.items != Items::NotSeen {
@@ -764,6 +762,10 @@ mod tests {
                 "kontaktgrupper",
             ),
             (r#"{"ø":[{"æ":"å"}]}"#, "ø"),
+            (
+                r#"{"kontaktgrupperkontaktgrupperkontaktgrupperkontaktgrupperkontaktgrupperkontaktgrupperkontaktgrupperkontaktgrupper":[1],"kontaktgrupper":[2]}"#,
+                "kontaktgrupper",
+            ),
             (r#"{"a\"b":["\"",[]]}"#, "a\"b"),
             (
                 "{\"k\":[\"ÆØÅ æøå Köge 日本語 😀😀 \u{7f}\u{7f} plain text, long enough\"]}",
