@@ -36,6 +36,7 @@ pub mod dktime;
 pub mod door;
 pub mod embedded;
 pub mod json;
+pub mod json_stream;
 pub mod mapping;
 pub mod observe;
 pub mod soap;
