@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
-use vos_converter::converter::core::{self, Read, Registration};
+use vos_converter::converter::core::{self, Answer, Read, ReadAnswer, Registration};
 use vos_converter::converter::{Arrival, Call, Converter, Failure, Outcome};
 use vos_converter::door::Presented;
 use vos_converter::mapping::{self, Behaviour, Plan};
@@ -164,9 +164,17 @@ fn respond(call: &Call<'_>, answers: &[bytes::Bytes]) -> Outcome {
             .unwrap()
             .response(&answers[0]),
         Behaviour::Read(plan) => {
+            // As `serve` writes a read: each collection's answer fed as it arrives (here in
+            // one chunk), items transcoded one by one.
             let read = Read::new(call, plan).unwrap();
-            let items = read.items(answers.iter().cloned().map(Ok).collect());
-            items.and_then(|items| read.alone(items))
+            let mut out = String::with_capacity(4096);
+            let mut answer = ReadAnswer::start(call, &read, &mut out);
+            while let Some(i) = answer.next_collection(&mut out).unwrap() {
+                answer.feed(&answers[i], &mut out).unwrap();
+                answer.end_collection(&mut out, true).unwrap();
+            }
+            answer.finish(&mut out);
+            Ok(Answer::Bytes(out.into_bytes()))
         }
         Behaviour::Retired { .. } => unreachable!(),
     };

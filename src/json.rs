@@ -148,6 +148,142 @@ impl<'de> Deserialize<'de> for Json<'de> {
     }
 }
 
+/// The member paths a mapping reads of each item of a collection, as a tree of member
+/// names; each leaf is a slot of [`Paths::pluck`]'s output. Built once per call.
+#[derive(Debug, Default)]
+pub struct Paths {
+    members: Vec<(String, Node)>,
+    slots: usize,
+}
+
+#[derive(Debug)]
+enum Node {
+    Slot(usize),
+    Object(Vec<(String, Node)>),
+}
+
+impl Paths {
+    /// The tree of `paths`; the i-th path's value lands in slot i.
+    pub fn new<S: AsRef<str>>(paths: &[&[S]]) -> Paths {
+        let mut tree = Paths::default();
+        for (slot, path) in paths.iter().enumerate() {
+            let mut level = &mut tree.members;
+            for (depth, seg) in path.iter().enumerate() {
+                let last = depth + 1 == path.len();
+                let at = match level.iter().position(|(k, _)| k == seg.as_ref()) {
+                    Some(i) => i,
+                    None => {
+                        let node = if last {
+                            Node::Slot(slot)
+                        } else {
+                            Node::Object(Vec::new())
+                        };
+                        level.push((seg.as_ref().to_owned(), node));
+                        level.len() - 1
+                    }
+                };
+                match &mut level[at].1 {
+                    Node::Object(children) if !last => level = children,
+                    // A path that is a prefix of another (or the same twice) keeps the first.
+                    _ => break,
+                }
+            }
+        }
+        tree.slots = paths.len();
+        tree
+    }
+
+    /// The values at the paths in one JSON document, in one pass that builds nothing else:
+    /// every member nobody reads is skipped (and checked) by serde_json. A missing member,
+    /// `null`, or a path through something that is not an object leaves its slot `None`;
+    /// a member named twice keeps the last value, as [`Json::get`] does.
+    pub fn pluck<'a>(
+        &self,
+        text: &'a [u8],
+        slots: &mut Vec<Option<Json<'a>>>,
+    ) -> serde_json::Result<()> {
+        slots.clear();
+        slots.resize(self.slots, None);
+        let mut de = serde_json::Deserializer::from_slice(text);
+        de::DeserializeSeed::deserialize(
+            Pluck {
+                members: &self.members,
+                slots,
+            },
+            &mut de,
+        )?;
+        de.end()
+    }
+}
+
+/// One object level of a pluck.
+struct Pluck<'t, 's, 'a> {
+    members: &'t [(String, Node)],
+    slots: &'s mut Vec<Option<Json<'a>>>,
+}
+
+impl<'de> de::DeserializeSeed<'de> for Pluck<'_, '_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Pluck<'_, '_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    // Anything but an object has none of the members: its slots stay empty.
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+            match self.members.iter().find(|(k, _)| *k == key) {
+                Some((_, Node::Slot(i))) => {
+                    let v: Json<'de> = map.next_value()?;
+                    self.slots[*i] = Some(v).filter(|v| !matches!(v, Json::Null));
+                }
+                Some((_, Node::Object(children))) => map.next_value_seed(Pluck {
+                    members: children,
+                    slots: &mut *self.slots,
+                })?,
+                None => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +326,40 @@ mod tests {
         for bad in [&b"{"[..], b"[1,]", b"nul", b"{\"a\" 1}", b"\"\xff\""] {
             assert!(Json::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn pluck_reads_the_paths_and_skips_the_rest() {
+        let text = br#"{"id":"9b2c","skip":{"deep":[1,{"id":"no"}],"s":"}]\""},
+            "registreretAf":{"organisationstype":1,"organisationskode":"K\u00f8ge"},
+            "slutdato":null,"n":7,"oprettetAf":"not an object","n":8}"#;
+        let paths: [&[&str]; 6] = [
+            &["id"],
+            &["registreretAf", "organisationstype"],
+            &["registreretAf", "organisationskode"],
+            &["slutdato"],
+            &["n"],
+            &["oprettetAf", "brugerId"],
+        ];
+        let tree = Paths::new(&paths);
+        let mut slots = Vec::new();
+        tree.pluck(text, &mut slots).unwrap();
+        let whole = Json::parse(text).unwrap();
+        for (path, got) in paths.iter().zip(&slots) {
+            assert_eq!(got.as_ref(), whole.at(path), "{path:?}");
+        }
+        assert_eq!(slots[2].as_ref().and_then(Json::as_str), Some("Køge"));
+        assert_eq!(slots[4], Some(Json::Int(8)), "the last wins");
+        for bad in [
+            &b"{"[..],
+            b"{\"id\":1,}",
+            b"[1,]",
+            b"{\"id\":\"\xff\"}",
+            b"{} x",
+        ] {
+            assert!(tree.pluck(bad, &mut slots).is_err(), "{bad:?}");
+        }
+        tree.pluck(b"[1,2]", &mut slots).unwrap();
+        assert!(slots.iter().all(Option::is_none));
     }
 }

@@ -176,13 +176,21 @@ async fn a_large_history_leaves_in_chunks_while_rest_is_still_sending() {
     parse_xml(&text).unwrap_or_else(|e| panic!("not well-formed ({e})"));
     assert_eq!(text.matches("<ContactGroupHistory>").count(), n);
     assert_eq!(text.matches("<PersonCategoryHistory>").count(), 1);
-    assert!(text.ends_with("</soap:Envelope>"), "{}", &text[text.len() - 200..]);
     assert!(
-        text.contains("<ContactGroupIdentifier>7b1e4c2a-9d3f-4a5b-8c6d-1e2f3a4b5c6d</ContactGroupIdentifier><ContactGroupTypeIdentifier>2</ContactGroupTypeIdentifier><ContactGroupStartTime>2024-03-31T00:00:00+02:00</ContactGroupStartTime><ContactGroupEventTime>2024-03-31T09:15:00+02:00</ContactGroupEventTime>"),
+        text.ends_with("</soap:Envelope>"),
+        "{}",
+        &text[text.len() - 200..]
+    );
+    assert!(
+        text.contains("<ContactGroupIdentifier>7b1e4c2a-9d3f-4a5b-8c6d-1e2f3a4b5c6d</ContactGroupIdentifier><ContactGroupTypeIdentifier>2</ContactGroupTypeIdentifier><ContactGroupStartTime>2024-03-31T00:00:00+01:00</ContactGroupStartTime><ContactGroupEventTime>2024-03-31T09:15:00+02:00</ContactGroupEventTime>"),
         "{}",
         &text[..2000]
     );
-    assert_eq!(seen.lock().unwrap().len(), 2, "one REST call per collection");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        2,
+        "one REST call per collection"
+    );
 }
 
 #[tokio::test]
@@ -218,8 +226,10 @@ async fn a_rest_answer_that_breaks_off_cuts_the_streamed_answer_off() {
         .await
         .unwrap();
     assert!(
-        metrics.lines().any(|l| l.starts_with("vos_converter_upstream_errors_total")
-            && l.contains("GetKontaktgruppeHistorik")),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("vos_converter_upstream_errors_total")
+                && l.contains("GetKontaktgruppeHistorik")),
         "{metrics}"
     );
 }

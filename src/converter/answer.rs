@@ -25,10 +25,40 @@ pub fn map_fields<'p>(
     json: &Json<'_>,
     inputs: &[Option<Canon>],
 ) -> Result<Fields<'p>, Failure> {
+    map_with(fields, inputs, |_, path| json.at(path))
+}
+
+/// SOAP fields from values plucked per field (`json::Paths::pluck` over the fields' paths,
+/// in their order) and the request's inputs.
+pub fn map_plucked<'p>(
+    fields: &'p [OutField],
+    slots: &[Option<Json<'_>>],
+    inputs: &[Option<Canon>],
+) -> Result<Fields<'p>, Failure> {
+    map_with(fields, inputs, |i, _| slots.get(i).and_then(Option::as_ref))
+}
+
+/// The paths `map_plucked` reads, one per field (none for a field from an input).
+pub fn field_paths(fields: &[OutField]) -> crate::json::Paths {
+    let paths: Vec<&[String]> = fields
+        .iter()
+        .map(|f| match &f.source {
+            OutSource::Json(path) => path.as_slice(),
+            OutSource::Input(_) => &[],
+        })
+        .collect();
+    crate::json::Paths::new(&paths)
+}
+
+fn map_with<'p, 'j, 'a: 'j>(
+    fields: &'p [OutField],
+    inputs: &[Option<Canon>],
+    json_at: impl Fn(usize, &[String]) -> Option<&'j Json<'a>>,
+) -> Result<Fields<'p>, Failure> {
     let mut out = Vec::with_capacity(fields.len());
-    for f in fields {
+    for (i, f) in fields.iter().enumerate() {
         let value = match &f.source {
-            OutSource::Json(path) => match json.at(path) {
+            OutSource::Json(path) => match json_at(i, path) {
                 Some(v) => Some(f.ty.from_json(v).map_err(|_| {
                     Failure::Upstream(UpstreamError::Invalid(format!(
                         "{} is not a {:?}",

@@ -12,13 +12,16 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 
-use super::answer::{collection_items, map_fields, map_response, parse_answer, read_parts};
+use super::answer::{
+    collection_items, field_paths, map_fields, map_plucked, map_response, parse_answer, read_parts,
+};
 use super::call::Call;
 use super::fault::{Failure, fault_for};
 use super::request::{arg_value, choose_call, map_request, typed_inputs};
 use super::shadow::{self, Difference};
 use crate::catalog::Fejl;
-use crate::json::Json;
+use crate::json::{Json, Paths};
+use crate::json_stream::{ItemSplitter, SplitError};
 use crate::mapping::{CallPlan, Canon, CollectionPlan, ReadPart, ReadPlan, RestCall, Target};
 use crate::soap::splice::{Replacement, splice};
 use crate::soap::write::{self, Fields, Out, ResponseWriter, WsaReply};
@@ -222,59 +225,8 @@ impl<'p> Read<'p> {
         Ok(Answer::Parts(read_parts(self.plan, items, &self.inputs)?))
     }
 
-    /// The read's parts in the WSDL's order (echoed inputs and collections), for writing
-    /// the answer as its collections arrive.
-    pub fn order(&self) -> &'p [ReadPart] {
-        &self.plan.order
-    }
-
     pub fn collection(&self, i: usize) -> &'p CollectionPlan {
         &self.plan.collections[i]
-    }
-
-    /// Starts the answer: the envelope and the response element.
-    pub fn start(&self, call: &Call<'p>, out: &mut String) -> ResponseWriter<'p> {
-        let wsa = wsa_reply(call, true);
-        ResponseWriter::start(
-            out,
-            call.version,
-            &call.service().namespace,
-            &call.op.response_element,
-            wsa.as_ref(),
-        )
-    }
-
-    /// The echoed input `i` of the plan.
-    pub fn echo(
-        &self,
-        w: &mut ResponseWriter<'p>,
-        out: &mut String,
-        i: usize,
-    ) -> Result<(), Failure> {
-        let fields = map_fields(
-            std::slice::from_ref(&self.plan.echo[i]),
-            &Json::Null,
-            &self.inputs,
-        )?;
-        for (path, text) in fields {
-            w.leaf(out, path, &text);
-        }
-        Ok(())
-    }
-
-    /// One item of collection `i`, from its JSON (one element of the answer's array).
-    pub fn item(
-        &self,
-        w: &mut ResponseWriter<'p>,
-        out: &mut String,
-        i: usize,
-        json: &[u8],
-    ) -> Result<(), Failure> {
-        let c = &self.plan.collections[i];
-        let item = parse_answer(&c.call.operation_id, json)?;
-        let fields = map_fields(&c.fields, &item, &self.inputs)?;
-        w.item(out, &c.item, &fields);
-        Ok(())
     }
 
     /// The legacy service's answer with the collections' content replaced by `items`; a
@@ -332,50 +284,162 @@ impl<'p> Read<'p> {
     }
 }
 
-/// One collection's items, transcoded from its REST answer as the answer arrives: each
-/// element of the answer's array becomes an item of the SOAP collection.
-pub struct Transcoder<'r, 'p> {
+/// A read's answer written as its collections arrive (sans-IO): the driver asks for the
+/// next collection that needs its REST answer, feeds that answer's bytes as they come, and
+/// ends the collection; echoed inputs and the envelope are written in between.
+///
+/// ```text
+/// let mut a = ReadAnswer::start(call, &read, out);
+/// while let Some(i) = a.next_collection(out)? {
+///     for chunk in answer_of(i) { a.feed(&chunk, out)? }   // only when i has an answer
+///     a.end_collection(out)?;
+/// }
+/// a.finish(out);
+/// ```
+pub struct ReadAnswer<'r, 'p> {
     read: &'r Read<'p>,
-    collection: usize,
-    /// The answer so far (until the incremental splitter reads it item by item).
-    buffer: Vec<u8>,
+    w: ResponseWriter<'p>,
+    /// The next part of `plan.order` to write.
+    part: usize,
+    current: Option<Transcoder<'r, 'p>>,
+}
+
+impl<'r, 'p> ReadAnswer<'r, 'p> {
+    /// Writes the envelope's start and the response element.
+    pub fn start(call: &Call<'p>, read: &'r Read<'p>, out: &mut String) -> ReadAnswer<'r, 'p> {
+        let wsa = wsa_reply(call, true);
+        let w = ResponseWriter::start(
+            out,
+            call.version,
+            &call.service().namespace,
+            &call.op.response_element,
+            wsa.as_ref(),
+        );
+        ReadAnswer {
+            read,
+            w,
+            part: 0,
+            current: None,
+        }
+    }
+
+    /// Writes the parts up to the next collection and starts it: its index, or `None`
+    /// when every part is written.
+    pub fn next_collection(&mut self, out: &mut String) -> Result<Option<usize>, Failure> {
+        let plan = self.read.plan;
+        while let Some(part) = plan.order.get(self.part) {
+            self.part += 1;
+            match *part {
+                ReadPart::Echo(i) => {
+                    let fields = map_fields(
+                        std::slice::from_ref(&plan.echo[i]),
+                        &Json::Null,
+                        &self.read.inputs,
+                    )?;
+                    for (path, text) in fields {
+                        self.w.leaf(out, path, &text);
+                    }
+                }
+                ReadPart::Collection(i) => {
+                    self.w.start_collection(out, &plan.collections[i].element);
+                    self.current = Some(Transcoder::new(self.read, i));
+                    return Ok(Some(i));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The next bytes of the current collection's REST answer.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut String) -> Result<(), Failure> {
+        match &mut self.current {
+            Some(t) => t.feed(chunk, &mut self.w, out),
+            None => Ok(()),
+        }
+    }
+
+    /// The current collection ends; `answered` says whether it had a REST answer (fed
+    /// whole), or is empty without one (after the cutover, or a problem in `empty_on`).
+    pub fn end_collection(&mut self, out: &mut String, answered: bool) -> Result<(), Failure> {
+        if let Some(t) = self.current.take()
+            && answered
+        {
+            t.finish()?;
+        }
+        self.w.end_collection(out);
+        Ok(())
+    }
+
+    /// Closes the answer.
+    pub fn finish(self, out: &mut String) {
+        self.w.finish(out);
+    }
+}
+
+/// The longest item of a collection's answer (one contact group version is ~0.5 KiB).
+const MAX_ITEM_BYTES: usize = 1 << 20;
+
+/// One collection's items, transcoded from its REST answer as the answer arrives: each
+/// element of the answer's array (`json_stream::ItemSplitter`) has the fields the mapping
+/// reads plucked (`json::Paths`) and is written as an item of the SOAP collection at once.
+/// What a call holds is one item and the SOAP written since the last chunk left, however
+/// long the answer.
+struct Transcoder<'r, 'p> {
+    read: &'r Read<'p>,
+    collection: &'p CollectionPlan,
+    split: ItemSplitter,
+    paths: Paths,
 }
 
 impl<'r, 'p> Transcoder<'r, 'p> {
-    pub fn new(read: &'r Read<'p>, collection: usize) -> Transcoder<'r, 'p> {
+    fn new(read: &'r Read<'p>, collection: usize) -> Transcoder<'r, 'p> {
+        let c = read.collection(collection);
         Transcoder {
             read,
-            collection,
-            buffer: Vec::new(),
+            collection: c,
+            split: ItemSplitter::new(&c.items, MAX_ITEM_BYTES),
+            paths: field_paths(&c.fields),
         }
     }
 
     /// The next bytes of the answer; the items completed by them are written to `out`.
-    pub fn feed(
+    fn feed(
         &mut self,
         chunk: &[u8],
-        _w: &mut ResponseWriter<'p>,
-        _out: &mut String,
+        w: &mut ResponseWriter<'p>,
+        out: &mut String,
     ) -> Result<(), Failure> {
-        self.buffer.extend_from_slice(chunk);
-        Ok(())
+        let (c, paths, inputs) = (self.collection, &self.paths, &self.read.inputs);
+        self.split
+            .feed(chunk, |item| {
+                let mut slots = Vec::with_capacity(c.fields.len());
+                paths
+                    .pluck(item, &mut slots)
+                    .map_err(|_| invalid(c, "an item is not JSON"))?;
+                let fields = map_plucked(&c.fields, &slots, inputs)?;
+                w.item(out, &c.item, &fields);
+                Ok(())
+            })
+            .map_err(|e| match e {
+                SplitError::Fault(f) => invalid(c, &f.to_string()),
+                SplitError::Callback(failure) => failure,
+            })
     }
 
-    /// The answer ended: it must have been the object with the collection's array.
-    pub fn finish(self, w: &mut ResponseWriter<'p>, out: &mut String) -> Result<(), Failure> {
-        let c = self.read.collection(self.collection);
-        let json = parse_answer(&c.call.operation_id, &self.buffer)?;
-        let items = json.get(&c.items).and_then(Json::as_array).ok_or_else(|| {
-            Failure::Upstream(UpstreamError::Invalid(format!(
-                "{} lacks {}",
-                c.call.operation_id, c.items
-            )))
-        })?;
-        for item in items {
-            let fields = map_fields(&c.fields, item, &self.read.inputs)?;
-            w.item(out, &c.item, &fields);
-        }
-        Ok(())
+    /// The answer ended: it must have been one object with the collection's array.
+    fn finish(self) -> Result<(), Failure> {
+        self.split
+            .finish()
+            .map(|_| ())
+            .map_err(|f| invalid(self.collection, &f.to_string()))
+    }
+}
+
+/// A collection's answer is not the list it should be: an invalid answer of its operation.
+fn invalid(c: &CollectionPlan, what: &str) -> Failure {
+    Failure::Answer {
+        operation_id: c.call.operation_id.clone(),
+        error: UpstreamError::Invalid(format!("{} ({}): {what}", c.call.operation_id, c.items)),
     }
 }
 

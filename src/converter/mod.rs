@@ -35,7 +35,6 @@ use futures_util::future::join_all;
 
 use crate::cutover::Cutover;
 use crate::door::Door;
-use crate::mapping::ReadPart;
 use crate::mapping::{Behaviour, CallPlan, Plan, ReadPlan};
 use crate::observe::metrics::Metrics;
 use crate::observe::usage::Usage;
@@ -365,7 +364,8 @@ impl Converter {
         }
     }
 
-    /// A read's answer, part by part: collections from their REST bodies as they arrive.
+    /// A read's answer, part by part: collections from their REST bodies as they arrive
+    /// (`core::ReadAnswer`), flushed downstream whenever enough is written.
     async fn write_read<'p>(
         &self,
         call: &Call<'p>,
@@ -375,27 +375,20 @@ impl Converter {
         down: &mut Downstream,
     ) -> Result<(), Stop> {
         let content_type = call.version.content_type();
-        let mut w = read.start(call, out);
-        for part in read.order() {
-            match *part {
-                ReadPart::Echo(i) => read.echo(&mut w, out, i)?,
-                ReadPart::Collection(i) => {
-                    w.start_collection(out, &read.collection(i).element);
-                    if let Some(body) = bodies.get_mut(i).and_then(Option::take) {
-                        let mut items = core::Transcoder::new(read, i);
-                        let mut body = body;
-                        while let Some(chunk) = body.chunk().await.map_err(Failure::Upstream)? {
-                            items.feed(&chunk, &mut w, out)?;
-                            down.flush(content_type, out).await?;
-                        }
-                        items.finish(&mut w, out)?;
-                    }
-                    w.end_collection(out);
+        let mut answer = core::ReadAnswer::start(call, read, out);
+        while let Some(i) = answer.next_collection(out)? {
+            let body = bodies.get_mut(i).and_then(Option::take);
+            let answered = body.is_some();
+            if let Some(mut body) = body {
+                while let Some(chunk) = body.chunk().await.map_err(Failure::Upstream)? {
+                    answer.feed(&chunk, out)?;
                     down.flush(content_type, out).await?;
                 }
             }
+            answer.end_collection(out, answered)?;
+            down.flush(content_type, out).await?;
         }
-        w.finish(out);
+        answer.finish(out);
         Ok(())
     }
 
