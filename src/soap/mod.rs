@@ -1,12 +1,15 @@
 //! The SOAP side: versions and content types, reading requests (`envelope`), writing
 //! responses and faults (`write`), the WSDL as served (`wsdl`), and the HTTP front
-//! (`front`). Only this module reads or writes XML on the request path.
+//! (`front`), and the one rule for references in XML text (`resolve_reference`). Only this
+//! module reads or writes XML on the request path.
 
 pub mod envelope;
 pub mod front;
 pub mod splice;
 pub mod write;
 pub mod wsdl;
+
+use quick_xml::events::BytesRef;
 
 use crate::catalog::Fejl;
 
@@ -76,6 +79,44 @@ pub fn version_and_action<'h>(
     }
 }
 
+/// A reference in XML text that stands for no character.
+#[derive(Debug)]
+pub enum BadReference<'r> {
+    /// `&#…;` that is not a number, is `&#0;`, or names no Unicode scalar value (a
+    /// surrogate, or beyond U+10FFFF); quick-xml's error says which.
+    CharRef(quick_xml::Error),
+    /// A named entity other than the five predefined ones. Both readers refuse a DOCTYPE,
+    /// so nothing can have declared it: the document is not well-formed XML.
+    UnknownEntity(&'r str),
+}
+
+impl std::fmt::Display for BadReference<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadReference::CharRef(e) => write!(f, "{e}"),
+            BadReference::UnknownEntity(name) => write!(f, "unknown entity &{name};"),
+        }
+    }
+}
+
+/// The character an entity or character reference in text stands for (`r` is what stands
+/// between `&` and `;`). The one rule of both XML readers, the request's (`envelope`) and
+/// the legacy answer's (`splice`): the five predefined entities and character references,
+/// nothing else.
+pub fn resolve_reference<'r>(r: &'r BytesRef<'_>) -> Result<char, BadReference<'r>> {
+    if let Some(c) = r.resolve_char_ref().map_err(BadReference::CharRef)? {
+        return Ok(c);
+    }
+    match &**r {
+        "lt" => Ok('<'),
+        "gt" => Ok('>'),
+        "amp" => Ok('&'),
+        "apos" => Ok('\''),
+        "quot" => Ok('"'),
+        name => Err(BadReference::UnknownEntity(name)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +150,51 @@ mod tests {
             version_and_action("application/json", None),
             Err(Fejl::UgyldigSoapMedietype)
         );
+    }
+
+    fn resolve(name: &str) -> Result<char, String> {
+        resolve_reference(&BytesRef::new(name)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn references_are_the_predefined_entities_and_characters() {
+        for (name, c) in [
+            ("lt", '<'),
+            ("gt", '>'),
+            ("amp", '&'),
+            ("apos", '\''),
+            ("quot", '"'),
+        ] {
+            assert_eq!(resolve(name), Ok(c));
+        }
+        for (name, c) in [
+            ("#230", 'æ'),
+            ("#xE6", 'æ'),
+            ("#xe6", 'æ'),
+            ("#10", '\n'),
+            ("#x1F600", '😀'),
+            ("#x10FFFF", '\u{10FFFF}'),
+        ] {
+            assert_eq!(resolve(name), Ok(c), "&{name};");
+        }
+        // Not a character: NUL, surrogates, beyond Unicode, signs, no digits, `X`.
+        for name in [
+            "#0", "#x0", "#xD800", "#xDFFF", "#55296", "#x110000", "#+65", "#-65", "#x", "#",
+            "#X41", "#x4G",
+        ] {
+            let r = BytesRef::new(name);
+            let e = resolve_reference(&r).unwrap_err();
+            assert!(matches!(e, BadReference::CharRef(_)), "&{name}; gave {e:?}");
+        }
+        // Only the five entities: HTML's names, case variants and undeclared ones are not.
+        for name in ["nbsp", "aelig", "LT", "Amp", "a", ""] {
+            let r = BytesRef::new(name);
+            let e = resolve_reference(&r).unwrap_err();
+            assert!(
+                matches!(e, BadReference::UnknownEntity(n) if n == name),
+                "{e:?}"
+            );
+        }
+        assert_eq!(resolve("nbsp"), Err("unknown entity &nbsp;".to_owned()));
     }
 }

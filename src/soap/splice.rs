@@ -8,6 +8,7 @@ use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
 
+use super::resolve_reference;
 use super::write::{Fields, write_items};
 
 /// What to put into one collection of the legacy response.
@@ -117,17 +118,16 @@ pub fn splice(
             }
             (Some(_), Event::Text(t)) => text.push_str(&t.xml10_content()),
             (Some(_), Event::CData(c)) => text.push_str(&c.into_inner()),
-            (Some(_), Event::GeneralRef(r)) => match r.resolve_char_ref() {
-                Ok(Some(c)) => text.push(c),
-                _ => match &*r {
-                    "lt" => text.push('<'),
-                    "gt" => text.push('>'),
-                    "amp" => text.push('&'),
-                    "apos" => text.push('\''),
-                    "quot" => text.push('"'),
-                    _ => {}
-                },
-            },
+            // Resolved wherever it is: an unknown entity or a reference to no character makes
+            // the answer not XML (nothing may declare an entity: a DOCTYPE is refused), and
+            // passing it on would hand the caller a document its parser refuses.
+            (state, Event::GeneralRef(r)) => {
+                let c = resolve_reference(&r)
+                    .map_err(|e| format!("the legacy response is not XML: {e}"))?;
+                if state.is_some() {
+                    text.push(c);
+                }
+            }
             (Some((i, depth)), Event::Empty(e)) => {
                 if *depth == 0 {
                     legacy_items[*i].push(Vec::new());
@@ -216,14 +216,18 @@ mod tests {
         assert!(s.legacy_items[1].is_empty());
     }
 
-    #[test]
-    fn empty_replacements_empty_the_collections_and_keep_the_rest() {
-        let none: Vec<Vec<(&[String], String)>> = Vec::new();
-        let r = [Replacement {
+    /// The contact groups emptied, nothing else replaced.
+    fn emptied_kg() -> [Replacement<'static>; 1] {
+        [Replacement {
             local: "ContactGroupCollection",
             item: "ContactGroup",
-            items: &none,
-        }];
+            items: &[],
+        }]
+    }
+
+    #[test]
+    fn empty_replacements_empty_the_collections_and_keep_the_rest() {
+        let r = emptied_kg();
         let body = String::from_utf8(splice(LEGACY, "urn:ps", &r).unwrap().body).unwrap();
         assert!(
             body.contains(r#"<ps:ContactGroupCollection count="1"></ps:ContactGroupCollection>"#),
@@ -231,5 +235,28 @@ mod tests {
         );
         assert!(body.contains("<!-- legacy says hello -->") && body.contains("keep &lt;me&gt;"));
         assert!(splice("<a><b>", "urn:ps", &r).is_err());
+    }
+
+    #[test]
+    fn a_reference_to_nothing_is_refused_not_dropped() {
+        let r = emptied_kg();
+        // Inside a replaced collection (read for the shadow compare) and outside it (copied).
+        for bad in ["&nbsp;", "&#0;", "&#xD800;", "&foo;"] {
+            for legacy in [
+                LEGACY.replace("1 &amp; 2", &format!("1 {bad} 2")),
+                LEGACY.replace("keep &lt;me&gt;", &format!("keep {bad}")),
+            ] {
+                let e = splice(&legacy, "urn:ps", &r).err();
+                assert!(
+                    e.as_deref()
+                        .is_some_and(|e| e.starts_with("the legacy response is not XML")),
+                    "{bad}: {e:?}"
+                );
+            }
+        }
+        assert!(
+            splice(&LEGACY.replace("1 &amp; 2", "&#230;&quot;"), "urn:ps", &r)
+                .is_ok_and(|s| s.legacy_items[0][0][1] == ("X".to_owned(), "æ\"".to_owned()))
+        );
     }
 }
