@@ -448,15 +448,15 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
     let door = Arc::new(crate::door::Door::new(crate::door::DoorConfig {
         mode,
         agreements: cfg.agreements.clone(),
-        trusted_proxies: cfg.proxies()?,
-        client_cert_header: cfg.client_cert_header.clone(),
+        trusted_proxies: cfg.trusted_proxies.clone(),
+        client_cert_header: cfg.client_cert_header.as_ref().map(|h| h.to_string()),
         trust: forwarded_trust.clone(),
     })?);
 
     // The REST service: the configured one, or the reference backend on a loopback port.
     let mut embedded_backend = None;
     let rest_url = match &cfg.rest_url {
-        Some(url) => url.clone(),
+        Some(url) => url.to_string(),
         None => {
             let db = cfg.data_dir.join("vos-backend.db");
             ensure_parent(&db)?;
@@ -490,9 +490,9 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
     };
     let upstream = Upstream::new(&UpstreamConfig {
         base_url: rest_url.clone(),
-        connect_timeout: cfg.connect_timeout(),
-        request_timeout: cfg.upstream_timeout(),
-        codelist_ttl: cfg.codelist_ttl(),
+        connect_timeout: cfg.connect_timeout,
+        request_timeout: cfg.upstream_timeout,
+        codelist_ttl: cfg.codelist_ttl,
         max_connections: cfg.rest_max_connections,
         tls: rest_tls,
     })?;
@@ -508,7 +508,11 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
         }
     }
     let legacy = Legacy {
-        urls: cfg.legacy_url.clone().into_iter().collect(),
+        urls: cfg
+            .legacy_url
+            .iter()
+            .map(|(s, u)| (s.clone(), u.to_string()))
+            .collect(),
         shadow_compare: cfg.shadow_compare,
     };
     std::fs::create_dir_all(&cfg.data_dir).map_err(|source| CliError::DataDir {
@@ -516,7 +520,7 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
         source,
     })?;
     let usage = Usage::load(Some(cfg.data_dir.join("migration-usage.json")));
-    let cutover = cfg.cutover()?;
+    let cutover = cfg.cutover_rules();
     let converter = Converter::new(plan.clone(), upstream, limits)
         .with_cutover(cutover.clone())
         .with_legacy(legacy)
@@ -546,8 +550,8 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
             converter,
             front::FrontConfig {
                 max_body: cfg.max_body_bytes,
-                body_timeout: cfg.body_timeout(),
-                public_url: cfg.public_url.clone(),
+                body_timeout: cfg.body_timeout,
+                public_url: cfg.public_url.as_ref().map(|u| u.to_string()),
                 scheme,
             },
         )
@@ -625,8 +629,12 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
         crate::door::Mode::Proxy => writeln!(
             out,
             "  identity: proxy: client certificate from header {} of {}, {} connection agreements; SIGHUP reloads them",
-            cfg.client_cert_header.as_deref().unwrap_or("-"),
-            cfg.trusted_proxies.join(", "),
+            cfg.client_cert_header.as_ref().map_or("-", |h| h.as_str()),
+            cfg.trusted_proxies
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             door.agreement_count()
         )?,
     }
@@ -650,7 +658,7 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
             writeln!(out, "  OpenAPI:       {rest_url}{OPENAPI_PATH}")?;
         }
     }
-    let cutover = cfg.cutover()?;
+    let cutover = cfg.cutover_rules();
     let dk = |t: jiff::Timestamp| crate::dktime::format_xs_datetime(t);
     writeln!(
         out,

@@ -92,19 +92,33 @@ fn the_readme_documents_every_error_code() {
     }
 }
 
+/// README's configuration table is the one `config::SETTINGS` generates;
+/// `UPDATE_README=1` rewrites it.
 #[test]
-fn the_readme_documents_every_setting() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    for field in vos_converter::config::FIELDS {
-        // The one flag named in the singular, as the issue that added it spells it
-        // (`--trusted-proxy CIDR[,CIDR...]`).
-        let flag = match field {
-            "trusted_proxies" => "--trusted-proxy".to_owned(),
-            _ => format!("--{}", field.replace('_', "-")),
-        };
-        let env = format!("VOS_{}", field.to_uppercase());
-        let row = format!("| `{field}` | `{flag}` | `{env}` |");
-        assert!(readme.contains(&row), "README lacks the row `{row}`");
+fn the_readme_configuration_table_is_generated() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let start = readme
+        .find("| setting | flag | environment |")
+        .expect("README has the configuration table");
+    let end = readme[start..]
+        .find("\n\n")
+        .map_or(readme.len(), |i| start + i + 1);
+    let table = vos_converter::config::readme_table();
+    if readme[start..end] == table {
+        return;
     }
+    if std::env::var_os("UPDATE_README").is_some() {
+        std::fs::write(
+            &path,
+            format!("{}{table}{}", &readme[..start], &readme[end..]),
+        )
+        .unwrap();
+        return;
+    }
+    assert_eq!(
+        readme[start..end],
+        table,
+        "README.md's configuration table is not config::SETTINGS'; UPDATE_README=1 cargo test --test openapi_doc rewrites it"
+    );
 }

@@ -36,38 +36,12 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The `VOS_*` variables `serve` reads: none of the test's environment reaches the child.
-const SERVE_ENV: [&str; 30] = [
-    "VOS_CONFIG",
-    "VOS_LISTEN",
-    "VOS_REST_URL",
-    "VOS_DATA_DIR",
-    "VOS_CUTOVER",
-    "VOS_CUTOVER_OVERRIDE",
-    "VOS_LEGACY_URL",
-    "VOS_SHADOW_COMPARE",
-    "VOS_UPSTREAM_TIMEOUT_MS",
-    "VOS_CONNECT_TIMEOUT_MS",
-    "VOS_CODELIST_TTL_SECS",
-    "VOS_MAX_BODY_BYTES",
-    "VOS_MAX_DEPTH",
-    "VOS_MAX_ELEMENTS",
-    "VOS_LOG_FORMAT",
-    "VOS_REST_MAX_CONNECTIONS",
-    "VOS_BODY_TIMEOUT_MS",
-    "VOS_MAX_CONNECTIONS",
-    "VOS_IDENTITY",
-    "VOS_TLS_CERT",
-    "VOS_TLS_KEY",
-    "VOS_CLIENT_CA",
-    "VOS_CLIENT_CRL",
-    "VOS_AGREEMENTS",
-    "VOS_TRUSTED_PROXIES",
-    "VOS_CLIENT_CERT_HEADER",
-    "VOS_PUBLIC_URL",
-    "VOS_REST_CLIENT_CERT",
-    "VOS_REST_CLIENT_KEY",
-    "VOS_REST_CA",
-];
+fn serve_env() -> impl Iterator<Item = String> {
+    ["VOS_CONFIG", "VOS_LOG_FORMAT"]
+        .map(str::to_owned)
+        .into_iter()
+        .chain(vos_converter::config::SETTINGS.iter().map(|s| s.env()))
+}
 
 // ---------------------------------------------------------------------------------------
 // The guard
@@ -274,7 +248,7 @@ impl Serve {
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", rust_log);
-        for var in SERVE_ENV {
+        for var in serve_env() {
             cmd.env_remove(var);
         }
         let mut child = ChildGuard::spawn(&mut cmd);
