@@ -15,6 +15,12 @@
 #                               reconnects (a new connection per request) with TLS session
 #                               resumption on and off (the load generator is
 #                               examples/tls_load.rs: wrk cannot present a client certificate)
+#   scripts/bench.sh scale      a person's PersonHistoryService answer with N contact group
+#                               versions, N = 1, 50, 400, 2000: GetPersonHistory (PHS v4)
+#                               through the converter against the same two REST history reads
+#                               made directly, one client; the converter's CPU per call and
+#                               per history item; its peak RSS under 256 connections on the
+#                               largest N
 #   scripts/bench.sh all        load, callgrind and micro, in that order
 #
 # Setup (load and callgrind): the reference backend as its own process (`vos-converter
@@ -54,10 +60,28 @@
 # (<kind>_reconnect_resumed: rustls' in-memory ticket store, each handshake checked to be
 # resumed; <kind>_reconnect_full: Resumption::disabled(), every handshake full).
 #
+# Scale (scale): the load's two processes and identity. One fictitious person per N
+# (SetPersonRegister as STAR) with one contact group, created and then updated N - 1 times
+# (each update sets another end date: a new version, src/backend/rules.rs), so that
+# GetKontaktgruppeHistorik answers N versions, and one person category
+# (scripts/bench/history.py, one keep-alive connection). Checked once per N before any
+# load: the SOAP answer holds N <ContactGroupHistory> items and REST's history N versions,
+# or the mode fails. Per N: a warm-up, then BENCH_RUNS runs at concurrency 1 of
+#   soap_history                 GetPersonHistory (no period) via the converter, which makes
+#                                GetKontaktgruppeHistorik and GetPersonkategoriHistorik
+#   rest_kontaktgruppehistorik   GET kontaktgruppehistorik direct (X-Cpr)
+#   rest_personkategorihistorik  GET personkategorihistorik direct (X-Cpr)
+# (every other run in reverse order); the ratio is SOAP p50 / (the two REST p50s added up,
+# as read/both: a REST client reading both one after the other), per run, then the median.
+# Then BENCH_RUNS measurements of soap_history on the largest N at 256 connections: the
+# converter's peak RSS (VmHWM, reset before each). Defaults: 3 runs of 5 s per N, 2 s
+# warm-up (BENCH_RUNS, BENCH_DURATION, BENCH_WARMUP override them).
+#
 # Output: a table at the end, target/bench/summary.json (load), target/bench/callgrind.json
 # and target/bench/callgrind-*-top.txt (callgrind), target/bench/micro.json (micro),
-# target/bench/tls-summary.json (tls), and the raw per-run records in
-# target/bench/load-raw.jsonl and tls-raw.jsonl.
+# target/bench/tls-summary.json (tls), target/bench/scale-summary.json (scale; its table is
+# markdown), and the raw per-run records in target/bench/load-raw.jsonl, tls-raw.jsonl and
+# scale-raw.jsonl.
 #
 # Installs wrk and valgrind with apt-get when missing (CI runs as root); python3 too.
 # Downloads nothing else. Kills only the processes it started, by pid.
@@ -69,6 +93,9 @@
 #   BENCH_DURATION_256=5    seconds per measurement at 256 connections
 #   BENCH_WARMUP=5          seconds of warm-up per scenario (concurrency 32) before run 1
 #   BENCH_SKIP_BUILD=1      use target/release/vos-converter (tls: and examples/tls_load) as it is
+#   BENCH_BIN=PATH          the release binary to use instead of target/release/vos-converter
+#                           (with BENCH_SKIP_BUILD=1: e.g. one built in another target folder)
+#   BENCH_SCALE_NS="1 50 400 2000"  scale: the history lengths N (1 to 9999 each)
 #   BENCH_RUST_LOG=info     RUST_LOG of the converter and the backend (the log goes to a file)
 #   BENCH_REST_LATENCY_MS=0 the backend answers every request this much later (its dev-mode
 #                           --dev-latency-ms): REST as far away as STAR's production service
@@ -81,7 +108,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HERE="$ROOT/scripts/bench"
 OUT="${BENCH_OUT:-$ROOT/target/bench}"
-BIN="$ROOT/target/release/vos-converter"
+BIN="${BENCH_BIN:-$ROOT/target/release/vos-converter}"
 LOAD_BIN="$ROOT/target/release/examples/tls_load"
 CG_TARGET="$ROOT/target/bench-callgrind"
 CG_BIN="$CG_TARGET/release/vos-converter"
@@ -161,6 +188,11 @@ ensure_tools() {
 
 build_release() {
     section "build: release binary"
+    if [[ -n "${BENCH_BIN:-}" ]]; then
+        [[ -x "$BIN" ]] || fail "BENCH_BIN=$BIN is not an executable"
+        info "BENCH_BIN: using $BIN as it is"
+        return 0
+    fi
     if [[ "${BENCH_SKIP_BUILD:-}" == 1 && -x "$BIN" ]]; then
         info "BENCH_SKIP_BUILD=1: using $BIN as it is"
         return 0
@@ -443,6 +475,7 @@ load_once() {
 }
 
 RAW=""
+RAW_EXTRA="" # more fields of every raw record (scale: ,"n":N), a leading comma each
 # measure RUN KIND CONNECTIONS SECONDS -- one measurement with the converter's and the
 # backend's CPU, the converter's peak RSS and own time around it; appended to $RAW.
 measure() {
@@ -477,7 +510,7 @@ measure() {
         "$run" "$kind" "$side" "$conns" "$secs" $((cu1 + cs1 - cu0 - cs0)) $((cu1 - cu0)) $((cs1 - cs0)) \
         $((bu1 + bs1 - bu0 - bs0)) "$CLK_TCK" \
         "$hwm" "$hwm_before" "$rss" "$own0" "$own1" "$(cut -d' ' -f1-3 /proc/loadavg)")"
-    printf '%s\n' "${json%\}},$extra}" >>"$RAW"
+    printf '%s\n' "${json%\}},$extra$RAW_EXTRA}" >>"$RAW"
     python3 - "${json}" "$((cu1 + cs1 - cu0 - cs0))" "$CLK_TCK" "$kind" "$conns" "$run" "$hwm" <<'PY'
 import json, sys
 d = json.loads(sys.argv[1]); ticks, tck = int(sys.argv[2]), int(sys.argv[3])
@@ -669,6 +702,80 @@ PY
 }
 
 # ---------------------------------------------------------------------------------------------
+# scale: GetPersonHistory with N contact group versions
+
+# scale_cpr N -- the fictitious person of history length N: day 31, month 01, then 85 and N
+# (four digits); the load's numbers never look like that.
+scale_cpr() { printf '310185%04d' "$1"; }
+
+run_scale() {
+    RUNS="${BENCH_RUNS:-3}"
+    DURATION="${BENCH_DURATION:-5}"
+    WARMUP="${BENCH_WARMUP:-2}"
+    local ns=() n largest=0
+    read -r -a ns <<<"${BENCH_SCALE_NS:-1 50 400 2000}"
+    ((${#ns[@]} > 0)) || fail "BENCH_SCALE_NS is empty"
+    for n in "${ns[@]}"; do
+        [[ "$n" =~ ^[1-9][0-9]{0,3}$ ]] || fail "BENCH_SCALE_NS: $n is not a number from 1 to 9999"
+        ((n > largest)) && largest=$n
+    done
+    ensure_tools wrk
+    build_release
+    mkdir -p "$OUT"
+    TMP_DIR="$(mktemp -d "${TMPDIR:-/tmp}/vos-bench.XXXXXX")"
+    RAW="$OUT/scale-raw.jsonl"
+    : >"$RAW"
+    local sizes="$OUT/scale-sizes.jsonl"
+    : >"$sizes"
+    section "start: backend and converter as separate processes (release build)"
+    cp "$BIN" "$TMP_DIR/vos-converter"
+    info "binary: ${BIN#"$ROOT"/} built $(date -r "$BIN" '+%F %T'), sha256 $(sha256sum "$BIN" | cut -c1-16)"
+    start_backend "$TMP_DIR/vos-converter"
+    CONVERTER_BIN="$TMP_DIR/vos-converter" start_converter
+    local startup_hwm
+    startup_hwm="$(status_kib VmHWM "$CONVERTER_PID")"
+    info "converter RSS after start: $(status_kib VmRSS "$CONVERTER_PID") KiB (peak $startup_hwm KiB)"
+
+    section "seed: one person per N = ${ns[*]}, one contact group with N versions, one person category"
+    for n in "${ns[@]}"; do
+        python3 "$HERE/history.py" seed "$BACKEND_URL" "$(scale_cpr "$n")" "$n" ||
+            fail "seeding the history of N = $n failed"
+    done
+    section "check: per N, N <ContactGroupHistory> via the converter and N versions from REST"
+    for n in "${ns[@]}"; do
+        python3 "$HERE/history.py" verify "$BACKEND_URL" "$CONVERTER_URL" "$(scale_cpr "$n")" "$n" >>"$sizes" ||
+            fail "the history of N = $n is not answered whole"
+    done
+    SETUP="$SETUP; per N one person with one contact group of N versions (1 create + N-1 updates) and one person category (scripts/bench/history.py)"
+    local env_json="$OUT/scale-env.json"
+    write_env "$env_json" "$startup_hwm"
+
+    local forward=(soap_history rest_kontaktgruppehistorik rest_personkategorihistorik)
+    local backward=(rest_personkategorihistorik rest_kontaktgruppehistorik soap_history)
+    local kind run
+    for n in "${ns[@]}"; do
+        READ_CPRS=("$(scale_cpr "$n")")
+        RAW_EXTRA=",\"n\":$n"
+        section "N = $n: warm-up, ${WARMUP} s per scenario at concurrency 1"
+        for kind in "${forward[@]}"; do measure 0 "$kind" 1 "$WARMUP"; done
+        for run in $(seq 1 "$RUNS"); do
+            section "N = $n: run $run of $RUNS (${DURATION} s per measurement, concurrency 1)"
+            if ((run % 2)); then
+                for kind in "${forward[@]}"; do measure "$run" "$kind" 1 "$DURATION"; done
+            else
+                for kind in "${backward[@]}"; do measure "$run" "$kind" 1 "$DURATION"; done
+            fi
+        done
+    done
+    READ_CPRS=("$(scale_cpr "$largest")")
+    RAW_EXTRA=",\"n\":$largest"
+    at_256 soap_history
+    RAW_EXTRA=""
+    section "summary"
+    python3 "$HERE/summarize.py" scale "$RAW" "$env_json" "$sizes" "$OUT/scale-summary.json"
+}
+
+# ---------------------------------------------------------------------------------------------
 # callgrind
 
 # callgrind_run KIND N -- the converter under callgrind, N requests of KIND, stopped; the
@@ -742,6 +849,7 @@ main() {
     callgrind) run_callgrind ;;
     micro) run_micro ;;
     tls) run_tls ;;
+    scale) run_scale ;;
     all)
         run_load
         stop_process "$CONVERTER_PID" converter 30
@@ -752,7 +860,7 @@ main() {
         run_micro
         ;;
     *)
-        echo "usage: scripts/bench.sh [load|callgrind|micro|tls|all]" >&2
+        echo "usage: scripts/bench.sh [load|callgrind|micro|tls|scale|all]" >&2
         exit 2
         ;;
     esac

@@ -5,11 +5,15 @@
     summarize.py tls RAW.jsonl ENV.json OUT.json
     summarize.py callgrind RAW.txt N OUTDIR
     summarize.py micro CRITERION.txt OUT.json
+    summarize.py scale RAW.jsonl ENV.json SIZES.jsonl OUT.json
 
 Ratios are SOAP via the converter / REST called directly, computed within each run (the two
 measurements of a pair run back to back) and then the median over the runs. tls: the same,
 plus the reconnects (a new connection per request, TLS session resumption on and off) against
-the keep-alive measurement of the same kind and run. Standard library only.
+the keep-alive measurement of the same kind and run. scale: per history length N, the SOAP
+history read against the two REST history reads one after the other (their p50s added up,
+as read/both), the converter's CPU per call and per history item, and its peak RSS under
+256 connections on the largest N; the table is markdown. Standard library only.
 """
 
 import json
@@ -386,6 +390,131 @@ def callgrind(raw_path, n, outdir):
     print(f"\nwritten: {outdir}/callgrind.json")
 
 
+SCALE_SOAP = "soap_history"
+SCALE_REST = ("rest_kontaktgruppehistorik", "rest_personkategorihistorik")
+
+
+def scale(raw_path, env_path, sizes_path, out_path):
+    env = json.load(open(env_path))
+    recs = [json.loads(line) for line in open(raw_path) if line.strip()]
+    sizes = {d["n"]: d for d in (json.loads(line) for line in open(sizes_path) if line.strip())}
+    by = {}
+    for r in recs:
+        r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+        r["converter_cpu_us_per_req"] = r["converter_cpu_ticks"] / r["clk_tck"] / r["requests"] * 1e6
+        r["backend_cpu_us_per_req"] = r["backend_cpu_ticks"] / r["clk_tck"] / r["requests"] * 1e6
+        by[(r["n"], r["run"], r["kind"], r["connections"])] = r
+    ns = sorted({r["n"] for r in recs if r["connections"] == 1})
+    runs = sorted({r["run"] for r in recs if r["run"] > 0 and r["connections"] == 1})
+
+    rows = {}
+    for n in ns:
+        per_run = []
+        for run in runs:
+            a = by.get((n, run, SCALE_SOAP, 1))
+            bs = [by.get((n, run, k, 1)) for k in SCALE_REST]
+            if not a or not all(bs):
+                continue
+            rest_p50 = sum(b["p50_us"] for b in bs)
+            rest_mean = sum(b["mean_us"] for b in bs)
+            cpu = a["converter_cpu_us_per_req"]
+            per_run.append({
+                "run": run,
+                "soap_p50_ms": a["p50_us"] / 1000,
+                "soap_p99_ms": a["p99_us"] / 1000,
+                "rest_kontaktgruppehistorik_p50_ms": bs[0]["p50_us"] / 1000,
+                "rest_personkategorihistorik_p50_ms": bs[1]["p50_us"] / 1000,
+                "rest_p50_sum_ms": rest_p50 / 1000,
+                "p50_ratio": a["p50_us"] / rest_p50,
+                "mean_ratio": a["mean_us"] / rest_mean,
+                "p50_added_ms": (a["p50_us"] - rest_p50) / 1000,
+                "soap_requests": a["requests"],
+                "converter_cpu_us_per_call": cpu,
+                "converter_user_us_per_call": a["converter_user_ticks"] / a["clk_tck"] / a["requests"] * 1e6,
+                "converter_sys_us_per_call": a["converter_sys_ticks"] / a["clk_tck"] / a["requests"] * 1e6,
+                "converter_cpu_us_per_item": cpu / n,
+                "backend_cpu_us_per_soap_call": a["backend_cpu_us_per_req"],
+                "backend_cpu_us_per_rest_pair": sum(b["backend_cpu_us_per_req"] for b in bs),
+                "converter_peak_rss_mib": a["converter_hwm_kib"] / 1024,
+            })
+        if not per_run:
+            continue
+        keys = [k for k in per_run[0] if k != "run"]
+        rows[str(n)] = {
+            "n": n,
+            "runs": len(per_run),
+            **{f"{k}_median": med([p[k] for p in per_run]) for k in keys},
+            "p50_ratio_spread": spread([p["p50_ratio"] for p in per_run]),
+            **{k: v for k, v in sizes.get(n, {}).items() if k != "n"},
+            "per_run": per_run,
+        }
+
+    # The cost of one more item: the CPU per call's growth from the smallest N, per item.
+    if rows:
+        base = rows[str(ns[0])]
+        for row in rows.values():
+            row["converter_cpu_us_per_added_item_median"] = (
+                (row["converter_cpu_us_per_call_median"] - base["converter_cpu_us_per_call_median"])
+                / (row["n"] - base["n"]) if row["n"] > base["n"] else None)
+
+    at256 = [r for r in recs if r["kind"] == SCALE_SOAP and r["connections"] == 256 and r["run"] > 0]
+    rss = None
+    if at256:
+        rss = {
+            "n": at256[0]["n"],
+            "runs": len(at256),
+            "seconds": at256[0]["seconds"],
+            "converter_peak_rss_mib_max": max(r["converter_hwm_kib"] for r in at256) / 1024,
+            "converter_peak_rss_mib_median": med([r["converter_hwm_kib"] / 1024 for r in at256]),
+            "rps_median": med([r["rps"] for r in at256]),
+            "p50_ms_median": med([r["p50_us"] / 1000 for r in at256]),
+            "p99_ms_median": med([r["p99_us"] / 1000 for r in at256]),
+            "converter_cpu_us_per_call_median": med([r["converter_cpu_us_per_req"] for r in at256]),
+        }
+
+    summary = {
+        "environment": env,
+        "runs": runs,
+        "rows": rows,
+        "rss_256": rss,
+        "converter_startup_hwm_mib": env.get("converter_startup_hwm_kib", 0) / 1024,
+        "notes": [
+            "one person per N: one contact group with N versions (1 create + N-1 updates of the end date) and one person category",
+            "SOAP: GetPersonHistory (PHS v4, no period) via the converter, which makes GetKontaktgruppeHistorik and "
+            "GetPersonkategoriHistorik; REST: the same two GETs made directly, one after the other (p50s added up, as read/both)",
+            "latency at concurrency 1 (one wrk connection); ratio = SOAP p50 / REST p50 sum per run, then the median over runs",
+            "converter CPU = utime+stime of the converter's process during the SOAP measurement / calls; per item = / N",
+            "peak RSS = VmHWM, reset (clear_refs 5) before each measurement at 256 connections on the largest N; "
+            "its CPU per call counts the calls completed within the measurement only (those still in flight at the "
+            "end did work that is not counted as calls): a rough figure",
+            "converter_cpu_us_per_added_item: (CPU per call at N - at the smallest N) / (N - smallest N)",
+        ],
+    }
+    json.dump(summary, open(out_path, "w"), indent=2)
+
+    print(f"\nmachine: {env.get('cpus')} CPUs ({env.get('cpu_model')}), load at start "
+          f"{' '.join(env.get('loadavg_at_start', []))}; {len(runs)} runs of {env.get('duration_s')} s per "
+          f"measurement at concurrency 1; RUST_LOG={env.get('rust_log')}; REST answers "
+          f"{env.get('rest_latency_ms', 0)} ms late\n")
+    print("| N | SOAP p50 ms | REST p50 sum ms | ratio [min-max] | CPU µs/call | CPU µs/item | SOAP bytes | REST bytes |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows.values():
+        lo, hi = row["p50_ratio_spread"]
+        rest_bytes = (row.get("rest_kontaktgruppehistorik_bytes", 0) or 0) + (row.get("rest_personkategorihistorik_bytes", 0) or 0)
+        print(f"| {row['n']} | {row['soap_p50_ms_median']:.3f} | {row['rest_p50_sum_ms_median']:.3f} "
+              f"| {row['p50_ratio_median']:.3f} [{lo:.3f}-{hi:.3f}] | {row['converter_cpu_us_per_call_median']:.0f} "
+              f"| {row['converter_cpu_us_per_item_median']:.2f} | {row.get('soap_bytes', '-')} | {rest_bytes or '-'} |")
+    if rss:
+        print(f"\nconverter peak RSS under 256 connections on the N = {rss['n']} read: "
+              f"{rss['converter_peak_rss_mib_max']:.1f} MiB (max of {rss['runs']} runs of {rss['seconds']} s; "
+              f"median {rss['converter_peak_rss_mib_median']:.1f} MiB; {rss['rps_median']:.0f} req/s, "
+              f"p50 {rss['p50_ms_median']:.1f} ms, p99 {rss['p99_ms_median']:.1f} ms); "
+              f"{summary['converter_startup_hwm_mib']:.1f} MiB after start")
+    else:
+        print("\nconverter peak RSS under 256 connections: not measured")
+    print(f"\nwritten: {out_path}")
+
+
 UNIT_NS = {"ps": 1e-3, "ns": 1.0, "µs": 1e3, "us": 1e3, "ms": 1e6, "s": 1e9}
 
 
@@ -426,5 +555,7 @@ if __name__ == "__main__":
         callgrind(*sys.argv[2:5])
     elif mode == "micro":
         micro(*sys.argv[2:4])
+    elif mode == "scale":
+        scale(*sys.argv[2:6])
     else:
         sys.exit(f"summarize.py: unknown mode {mode}")

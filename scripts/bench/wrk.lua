@@ -9,6 +9,9 @@
 --   rest_status          GET /personvisitering/v1/status (X-Cpr)
 --   soap_create          POST /PersonRegistrationService/9 CreateContactGroup (SOAP 1.1)
 --   rest_create          POST /personvisitering/v1/kontaktgrupper (JSON)
+--   soap_history         POST /PersonHistoryService/4 GetPersonHistory (SOAP 1.1, no period)
+--   rest_kontaktgruppehistorik  GET /personvisitering/v1/kontaktgruppehistorik (X-Cpr)
+--   rest_personkategorihistorik GET /personvisitering/v1/personkategorihistorik (X-Cpr)
 -- Every request is STAR's (organisation type 5): it sees every person and may register a
 -- person who is not in the person register. Reads cycle over the seeded CPR numbers given
 -- after SLOT. Creates give every request a fresh fictitious CPR number (ten digits, a valid
@@ -57,6 +60,20 @@ local function soap_read_request(cpr)
    return wrk.format("POST", "/PersonStatusService/20", {
       ["Content-Type"] = "text/xml; charset=utf-8",
       ["SOAPAction"] = '"urn:dk:star:dfdg:PersonStatusService:20/GetVariablePersonStatus"',
+   }, body)
+end
+
+-- GetPersonHistory without a period: the converter makes GetKontaktgruppeHistorik and
+-- GetPersonkategoriHistorik without fraDato/tilDato (scripts/bench.sh scale).
+local function soap_history_request(cpr)
+   local body = soap_envelope('xmlns:phs="urn:dk:star:dfdg:PersonHistoryService:4"',
+      '    <phs:GetPersonHistoryRequest>\n'
+      .. '      <phs:PersonCivilRegistrationIdentifier>' .. cpr
+      .. '</phs:PersonCivilRegistrationIdentifier>\n'
+      .. '    </phs:GetPersonHistoryRequest>\n')
+   return wrk.format("POST", "/PersonHistoryService/4", {
+      ["Content-Type"] = "text/xml; charset=utf-8",
+      ["SOAPAction"] = '"urn:dk:star:dfdg:PersonHistoryService:4/GetPersonHistory"',
    }, body)
 end
 
@@ -132,6 +149,13 @@ function init(args)
       end,
       rest_status = function(c)
          return rest_get_request(API .. "/status", c)
+      end,
+      soap_history = soap_history_request,
+      rest_kontaktgruppehistorik = function(c)
+         return rest_get_request(API .. "/kontaktgruppehistorik", c)
+      end,
+      rest_personkategorihistorik = function(c)
+         return rest_get_request(API .. "/personkategorihistorik", c)
       end,
    }
    if builders[kind] then
