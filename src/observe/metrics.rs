@@ -290,7 +290,7 @@ impl Metrics {
         );
         registry.register(
             "upstream_errors",
-            "REST calls that failed, by operationId and kind (timeout, unreachable, invalid)",
+            "REST calls that failed, by operationId and kind (timeout, unreachable, invalid, cancelled)",
             upstream_errors.clone(),
         );
         registry.register(
