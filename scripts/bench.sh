@@ -571,15 +571,8 @@ run_load() {
     TMP_DIR="$(mktemp -d "${TMPDIR:-/tmp}/vos-bench.XXXXXX")"
     RAW="$OUT/load-raw.jsonl"
     : >"$RAW"
-    section "start: backend and converter as separate processes (release build)"
-    # A private copy: a rebuild of target/release during the run changes nothing here.
-    cp "$BIN" "$TMP_DIR/vos-converter"
-    info "binary: ${BIN#"$ROOT"/} built $(date -r "$BIN" '+%F %T'), sha256 $(sha256sum "$BIN" | cut -c1-16)"
-    start_backend "$TMP_DIR/vos-converter"
-    CONVERTER_BIN="$TMP_DIR/vos-converter" start_converter
-    local startup_hwm
-    startup_hwm="$(status_kib VmHWM "$CONVERTER_PID")"
-    info "converter RSS after start: $(status_kib VmRSS "$CONVERTER_PID") KiB (peak $startup_hwm KiB)"
+    start_pair
+    local startup_hwm="$STARTUP_HWM"
     seed_backend
     check_requests
     local env_json="$OUT/load-env.json"
@@ -727,14 +720,8 @@ run_scale() {
     : >"$RAW"
     local sizes="$OUT/scale-sizes.jsonl"
     : >"$sizes"
-    section "start: backend and converter as separate processes (release build)"
-    cp "$BIN" "$TMP_DIR/vos-converter"
-    info "binary: ${BIN#"$ROOT"/} built $(date -r "$BIN" '+%F %T'), sha256 $(sha256sum "$BIN" | cut -c1-16)"
-    start_backend "$TMP_DIR/vos-converter"
-    CONVERTER_BIN="$TMP_DIR/vos-converter" start_converter
-    local startup_hwm
-    startup_hwm="$(status_kib VmHWM "$CONVERTER_PID")"
-    info "converter RSS after start: $(status_kib VmRSS "$CONVERTER_PID") KiB (peak $startup_hwm KiB)"
+    start_pair
+    local startup_hwm="$STARTUP_HWM"
 
     section "seed: one person per N = ${ns[*]}, one contact group with N versions, one person category"
     for n in "${ns[@]}"; do
@@ -840,6 +827,19 @@ run_micro() {
     read -r -a args <<<"${BENCH_MICRO_ARGS:---warm-up-time 1 --measurement-time 3}"
     (cd "$ROOT" && cargo bench --locked --bench convert -- "${args[@]}") | tee "$OUT/micro.txt"
     python3 "$HERE/summarize.py" micro "$OUT/micro.txt" "$OUT/micro.json"
+}
+
+# Starts the backend and the converter as separate processes from a private copy of $BIN (a
+# rebuild of target/release during the run changes nothing here); sets STARTUP_HWM, the
+# converter's peak RSS after start (KiB).
+start_pair() {
+    section "start: backend and converter as separate processes (release build)"
+    cp "$BIN" "$TMP_DIR/vos-converter"
+    info "binary: ${BIN#"$ROOT"/} built $(date -r "$BIN" '+%F %T'), sha256 $(sha256sum "$BIN" | cut -c1-16)"
+    start_backend "$TMP_DIR/vos-converter"
+    CONVERTER_BIN="$TMP_DIR/vos-converter" start_converter
+    STARTUP_HWM="$(status_kib VmHWM "$CONVERTER_PID")"
+    info "converter RSS after start: $(status_kib VmRSS "$CONVERTER_PID") KiB (peak $STARTUP_HWM KiB)"
 }
 
 main() {

@@ -35,7 +35,7 @@ pub struct Gone;
 
 /// The sending side of an answer's pieces.
 pub struct Downstream {
-    tx: Option<mpsc::Sender<Piece>>,
+    tx: mpsc::Sender<Piece>,
     threshold: usize,
     started: bool,
 }
@@ -47,17 +47,8 @@ impl Downstream {
     /// Pieces go to `tx`; an answer streams once `threshold` bytes are written.
     pub fn new(tx: mpsc::Sender<Piece>, threshold: usize) -> Downstream {
         Downstream {
-            tx: Some(tx),
+            tx,
             threshold: threshold.max(1),
-            started: false,
-        }
-    }
-
-    /// Never streams: every answer is kept whole (for tools that want the bytes).
-    pub fn whole() -> Downstream {
-        Downstream {
-            tx: None,
-            threshold: usize::MAX,
             started: false,
         }
     }
@@ -91,9 +82,7 @@ impl Downstream {
 
     /// Ends a streamed answer without its rest.
     pub async fn abort(&mut self) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(Piece::Abort).await;
-        }
+        let _ = self.tx.send(Piece::Abort).await;
     }
 
     async fn send_chunk(
@@ -101,9 +90,7 @@ impl Downstream {
         content_type: &'static str,
         out: &mut String,
     ) -> Result<(), Gone> {
-        let Some(tx) = &self.tx else {
-            return Ok(());
-        };
+        let tx = &self.tx;
         if !self.started {
             let head = Head {
                 status: 200,
