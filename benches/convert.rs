@@ -6,40 +6,27 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use vos_converter::converter::core::{self, Answer, Read, ReadAnswer, Registration};
-use vos_converter::converter::{Arrival, Call, Converter, Failure, Outcome};
+use vos_converter::converter::{Arrival, Call, Failure, Outcome};
 use vos_converter::door::Presented;
-use vos_converter::mapping::{self, Behaviour, Plan};
+use vos_converter::mapping::Behaviour;
 use vos_converter::observe::metrics::{CallRecord, Metrics};
 use vos_converter::observe::usage::{Usage, UsageCall};
-use vos_converter::soap::envelope::Limits;
 use vos_converter::upstream::RestRequest;
 
-const LIMITS: Limits = Limits {
-    max_depth: 32,
-    max_elements: 2000,
-};
 const HEADER: &str = r#"<s:Header><d:RequestUserMetadata xmlns:d="urn:dk:star:dfdg:common:1"><d:OrganisationType>1</d:OrganisationType><d:OrganisationCode>101</d:OrganisationCode><d:UserIdentifier>ab12</d:UserIdentifier></d:RequestUserMetadata><a:MessageID xmlns:a="http://www.w3.org/2005/08/addressing">urn:uuid:0b7e9c2a-5d1f-4c3e-8a6b-1f2e3d4c5b6a</a:MessageID></s:Header>"#;
 
-/// The converter as `serve` builds it, before the cutover (no call reaches its upstream here).
-fn converter(plan: Arc<Plan>) -> Converter {
-    let upstream =
-        vos_converter::upstream::Upstream::new(&vos_converter::upstream::UpstreamConfig {
-            base_url: "http://127.0.0.1:9".into(),
-            connect_timeout: std::time::Duration::from_secs(1),
-            request_timeout: std::time::Duration::from_secs(1),
-            codelist_ttl: std::time::Duration::from_secs(1),
-            max_connections: 1,
-            tls: None,
-        })
-        .unwrap();
+/// The converter as `serve` builds it in dev mode (`app::app` from the default settings),
+/// before the cutover (no call reaches its upstream here), its data dir in `data`.
+fn app(data: &std::path::Path) -> vos_converter::app::App {
+    let mut cfg = vos_converter::config::Config::defaults().unwrap();
+    cfg.data_dir = data.to_owned();
     // Before the cutover: reads call REST.
-    let cutover = vos_converter::cutover::Cutover::new("2099-01-01T00:00:00Z".parse().unwrap());
-    Converter::new(plan, upstream, LIMITS).with_cutover(cutover)
+    cfg.cutover = "2099-01-01T00:00:00Z".parse().unwrap();
+    vos_converter::app::app(&cfg, "http://127.0.0.1:9").unwrap()
 }
 
 struct Case {
@@ -184,8 +171,9 @@ fn respond(call: &Call<'_>, answers: &[bytes::Bytes]) -> Outcome {
 }
 
 fn bench(c: &mut Criterion) {
-    let plan = Arc::new(mapping::compile().unwrap());
-    let converter = converter(plan.clone());
+    let data = tempfile::tempdir().unwrap();
+    let app = app(data.path());
+    let (plan, converter) = (&app.plan, app.converter());
     let now = jiff::Timestamp::now();
     for case in cases() {
         let service = plan.service(case.endpoint).unwrap();
@@ -247,8 +235,9 @@ fn bench(c: &mut Criterion) {
 /// person category), from REST's answers to the SOAP bytes (the `write` phase), per N. The
 /// per-item cost is the slope; `scripts/bench.sh scale` measures the same N over sockets.
 fn scale(c: &mut Criterion) {
-    let plan = Arc::new(mapping::compile().unwrap());
-    let converter = converter(plan.clone());
+    let data = tempfile::tempdir().unwrap();
+    let app = app(data.path());
+    let (plan, converter) = (&app.plan, app.converter());
     let case = cases()
         .into_iter()
         .find(|c| c.name == "GetPersonHistory")

@@ -13,13 +13,8 @@ use serde::Deserialize;
 use crate::backend::{self, API_PAGE, BackendConfig, BackendError, OPENAPI_PATH};
 use crate::catalog::Catalog;
 use crate::config::{Config, ConfigError, Overrides};
-use crate::converter::{Converter, Legacy};
 use crate::dktime::Clock;
 use crate::mapping::{self, MappingError};
-use crate::observe::usage::Usage;
-use crate::soap::envelope::Limits;
-use crate::soap::front::{self, SoapState};
-use crate::upstream::{Upstream, UpstreamConfig};
 use crate::{embedded, vos};
 
 #[derive(Debug, Parser)]
@@ -421,37 +416,9 @@ fn spawn_reload(
 
 async fn run_serve(o: Overrides) -> Result<(), CliError> {
     let cfg = Config::load(&o)?;
-    Catalog::load()?;
-    let plan = Arc::new(mapping::compile().map_err(CliError::Mapping)?);
-    let mode = cfg.identity_mode()?;
-
-    // The door: TLS material (reloaded on SIGHUP), the agreements, the trusted proxies.
-    let trust = crate::tls::ClientTrust {
-        ca: cfg.client_ca.clone(),
-        crl: cfg.client_crl.clone(),
-    };
-    let listener_tls = match (&cfg.tls_cert, &cfg.tls_key) {
-        (Some(c), Some(k)) => Some(crate::tls::Reloadable::new(
-            Some((c.clone(), k.clone())),
-            trust.clone(),
-        )?),
-        _ => None,
-    };
-    // Forwarded certificates are verified against the client CAs (required in proxy mode).
-    let forwarded_trust = match (&listener_tls, mode, trust.ca.is_empty()) {
-        (Some(t), _, _) => Some(t.clone()),
-        (None, crate::door::Mode::Proxy, false) => {
-            Some(crate::tls::Reloadable::new(None, trust.clone())?)
-        }
-        _ => None,
-    };
-    let door = Arc::new(crate::door::Door::new(crate::door::DoorConfig {
-        mode,
-        agreements: cfg.agreements.clone(),
-        trusted_proxies: cfg.trusted_proxies.clone(),
-        client_cert_header: cfg.client_cert_header.as_ref().map(|h| h.to_string()),
-        trust: forwarded_trust.clone(),
-    })?);
+    // Checked before anything starts: a configuration the builder would refuse must not
+    // leave a backend listening.
+    cfg.identity_mode()?;
 
     // The REST service: the configured one, or the reference backend on a loopback port.
     let mut embedded_backend = None;
@@ -478,60 +445,11 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
             url
         }
     };
+    let app = crate::app::app(&cfg, &rest_url)?;
+    let (plan, mode, door) = (app.plan.clone(), app.mode, app.door.clone());
 
-    let rest_tls = if cfg.rest_client_cert.is_some() || cfg.rest_ca.is_some() {
-        let identity = cfg
-            .rest_client_cert
-            .as_deref()
-            .zip(cfg.rest_client_key.as_deref());
-        Some(crate::tls::client_config(identity, cfg.rest_ca.as_deref())?)
-    } else {
-        None
-    };
-    let upstream = Upstream::new(&UpstreamConfig {
-        base_url: rest_url.clone(),
-        connect_timeout: cfg.connect_timeout,
-        request_timeout: cfg.upstream_timeout,
-        codelist_ttl: cfg.codelist_ttl,
-        max_connections: cfg.rest_max_connections,
-        tls: rest_tls,
-    })?;
-    let limits = Limits {
-        max_depth: cfg.max_depth,
-        max_elements: cfg.max_elements,
-    };
-    for service in cfg.legacy_url.keys() {
-        if !plan.services.iter().any(|s| s.name == *service) {
-            return Err(CliError::Other(format!(
-                "legacy_url: {service} is not a mapped service"
-            )));
-        }
-    }
-    let legacy = Legacy {
-        urls: cfg
-            .legacy_url
-            .iter()
-            .map(|(s, u)| (s.clone(), u.to_string()))
-            .collect(),
-        shadow_compare: cfg.shadow_compare,
-    };
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| CliError::DataDir {
-        path: cfg.data_dir.clone(),
-        source,
-    })?;
-    let usage = Usage::load(Some(cfg.data_dir.join("migration-usage.json")));
-    let cutover = cfg.cutover_rules();
-    let converter = Converter::new(plan.clone(), upstream, limits)
-        .with_cutover(cutover.clone())
-        .with_legacy(legacy)
-        .with_usage(usage)
-        .with_door(door.clone());
-    let now = jiff::Timestamp::now();
-    for (t, c, at) in cutover.overrides() {
-        converter.metrics.set_past_cutover(t, c, now >= at);
-    }
     // The usage aggregates reach the disk every 10 s and at shutdown.
-    let usage = converter.usage.clone();
+    let usage = app.converter().usage.clone();
     let persist = actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
         loop {
@@ -539,28 +457,12 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
             usage.persist(Clock::System.today());
         }
     });
-    let usage = converter.usage.clone();
-    let scheme = if listener_tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let state = Arc::new(
-        SoapState::new(
-            converter,
-            front::FrontConfig {
-                max_body: cfg.max_body_bytes,
-                body_timeout: cfg.body_timeout,
-                public_url: cfg.public_url.as_ref().map(|u| u.to_string()),
-                scheme,
-            },
-        )
-        .map_err(CliError::Other)?,
-    );
+    let usage = app.converter().usage.clone();
+    let scheme = app.scheme();
     let listener = bind(&cfg.listen)?;
     let addr = listener.local_addr()?;
     raise_open_files(cfg.max_connections);
-    let routes = front::configure(state);
+    let routes = app.routes();
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     // actix bounds connections per worker thread.
     let per_worker = cfg.max_connections.div_ceil(workers).max(1);
@@ -570,22 +472,14 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
         // An answer's small TLS records must not wait for the client's delayed ACK (~40 ms
         // on a new connection after the session tickets; docs/performance.md, TLS).
         .tcp_nodelay(true)
-        .on_connect(crate::tls::on_connect(listener_tls.clone()))
+        .on_connect(crate::tls::on_connect(app.listener_tls.clone()))
         .shutdown_timeout(10);
-    let server = match &listener_tls {
+    let server = match &app.listener_tls {
         Some(t) => server.listen_rustls_0_23(listener, t.server_config()?)?,
         None => server.listen(listener)?,
     }
     .run();
-    let sets = [
-        ("listener TLS", listener_tls.clone()),
-        ("forwarded-certificate trust", forwarded_trust),
-    ];
-    let sets = sets
-        .into_iter()
-        .filter_map(|(w, t)| Some((w, t?)))
-        .collect();
-    let reload = spawn_reload(sets, Some(door.clone()))?;
+    let reload = spawn_reload(app.reloadable(), Some(door.clone()))?;
 
     let base = format!("{scheme}://{addr}");
     let mut out = std::io::stdout().lock();

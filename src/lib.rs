@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //!
+//! - [`app`]: the one builder: the converter's parts from the configuration.
 //! - [`cli`]: argument parsing and choosing the command (`backend`, `openapi`; `serve` and
 //!   `check` come with the converter).
 //! - [`vos`]: the REST contract (paths, headers, JSON types with OpenAPI schemas), shared by
@@ -25,6 +26,7 @@
 //!
 //! ARCHITECTURE.md has the request paths and the invariants.
 
+pub mod app;
 pub mod backend;
 pub mod catalog;
 pub mod cli;

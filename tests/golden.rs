@@ -9,8 +9,8 @@
 //! - `request.toml`: `content_type`, optional `soap_action` (the SOAPAction header as sent,
 //!   quotes included), optional `traceparent` (sent to the converter; the upstream calls must
 //!   continue its trace), optional `cutover` (the converter's cutover, a date or an
-//!   xs:dateTime as in the `cutover` setting; without it the converter has
-//!   `Converter::new`'s default, 2025-03-01, which is past: reads call no REST), optional
+//!   xs:dateTime as in the `cutover` setting; without it the setting's default,
+//!   2025-03-01, which is past: reads call no REST), optional
 //!   `description`;
 //! - `upstream.json`: the REST exchanges the converter is expected to make. Each `response`
 //!   is an INPUT: what the fake REST service answers. Each `request` is an EXPECTATION: what
@@ -34,7 +34,7 @@
 //!   rest byte for byte.
 //!
 //! Every case gets its own fake REST service (a real HTTP server) and its own converter,
-//! assembled as `cli::run_serve` does, so the code-list cache starts empty: a create that
+//! built by `app::app` as `serve` builds it, so the code-list cache starts empty: a create that
 //! checks a code list fetches it first, and that GET is the case's first exchange.
 //!
 //! Every upstream call must carry a valid W3C `traceparent` (all of one SOAP request in one
@@ -52,13 +52,9 @@ use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use vos_converter::catalog::Catalog;
-use vos_converter::converter::Converter;
-use vos_converter::cutover::Cutover;
+use vos_converter::app;
+use vos_converter::config::Config;
 use vos_converter::mapping::{self, Behaviour, Plan};
-use vos_converter::soap::envelope::Limits;
-use vos_converter::soap::front::{self, SoapState};
-use vos_converter::upstream::{Upstream, UpstreamConfig};
 
 /// The request headers of an upstream call that `upstream.json` records (lower-case).
 const RECORDED_HEADERS: [&str; 5] = [
@@ -71,9 +67,6 @@ const RECORDED_HEADERS: [&str; 5] = [
 
 /// What the answer's random `wsa:MessageID` is replaced with before comparing.
 const NIL_MESSAGE_ID: &str = "urn:uuid:00000000-0000-0000-0000-000000000000";
-
-/// The request body limit the converter is built with (the default of `max_body_bytes`).
-const MAX_BODY: usize = 1 << 20;
 
 fn golden_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
@@ -353,39 +346,17 @@ async fn fake_rest(
         .body(bytes)
 }
 
-/// The converter, assembled as `cli::run_serve` assembles it, calling `rest_base`; with
-/// `cutover`, that cutover instead of `Converter::new`'s default.
-fn start_converter(rest_base: &str, cutover: Option<jiff::Timestamp>) -> Running {
-    Catalog::load().unwrap();
-    let plan = std::sync::Arc::new(compile_plan());
-    let upstream = Upstream::new(&UpstreamConfig {
-        base_url: rest_base.to_owned(),
-        connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(10),
-        max_connections: 8,
-        tls: None,
-        codelist_ttl: Duration::from_secs(300),
-    })
-    .unwrap();
-    let limits = Limits {
-        max_depth: 32,
-        max_elements: 2000,
-    };
-    let mut converter = Converter::new(plan, upstream, limits);
+/// The converter as `serve` builds it in dev mode (`app::app` from the default settings),
+/// calling `rest_base`, its data dir in `data`; with `cutover`, that cutover instead of the
+/// default.
+fn start_converter(rest_base: &str, cutover: Option<jiff::Timestamp>, data: &Path) -> Running {
+    let mut cfg = Config::defaults().unwrap();
+    cfg.data_dir = data.to_owned();
     if let Some(at) = cutover {
-        converter = converter.with_cutover(Cutover::new(at));
+        cfg.cutover = at;
     }
-    let state = std::sync::Arc::new(
-        SoapState::new(
-            converter,
-            front::FrontConfig {
-                max_body: MAX_BODY,
-                ..front::FrontConfig::default()
-            },
-        )
-        .unwrap(),
-    );
-    let routes = front::configure(state);
+    let app = app::app(&cfg, rest_base).unwrap();
+    let routes = app.routes();
     Running::start(move |listener| {
         Ok(
             HttpServer::new(move || App::new().configure(routes.clone()))
@@ -684,7 +655,8 @@ fn check(case: &Case, update: bool) -> Result<(), String> {
         })
     });
     let (fake_server, fake) = start_fake(&exchanges);
-    let converter = start_converter(&fake_server.base, cutover);
+    let data = tempfile::tempdir().unwrap();
+    let converter = start_converter(&fake_server.base, cutover, data.path());
     let answer = send_soap(
         &format!("{}{}", converter.base, case.endpoint),
         &meta,

@@ -74,8 +74,10 @@ pub struct Converter {
 }
 
 impl Converter {
-    /// A converter with the default cutover (`config::DEFAULT_CUTOVER`) and no legacy services.
-    pub fn new(plan: Arc<Plan>, upstream: Upstream, limits: Limits) -> Converter {
+    /// A converter whose callers `door` decides, with the default cutover
+    /// (`config::DEFAULT_CUTOVER`), no legacy services and usage kept in memory only.
+    /// `app::app` is the one place that builds it from a configuration.
+    pub fn new(plan: Arc<Plan>, upstream: Upstream, limits: Limits, door: Arc<Door>) -> Converter {
         let metrics = Arc::new(Metrics::new());
         Converter {
             plan,
@@ -85,13 +87,8 @@ impl Converter {
             usage: Arc::new(Usage::load(None)),
             cutover: Arc::new(Cutover::new(crate::config::default_cutover())),
             legacy: Arc::new(Legacy::default()),
-            door: Arc::new(Door::header_mode()),
+            door,
         }
-    }
-
-    pub fn with_door(mut self, door: Arc<Door>) -> Converter {
-        self.door = door;
-        self
     }
 
     pub fn with_cutover(mut self, cutover: Cutover) -> Converter {

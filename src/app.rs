@@ -1,0 +1,184 @@
+//! The one builder. [`app`] turns a [`Config`] (and the REST service's address) into
+//! everything the converter runs: the door, the REST client, the converter with its plan,
+//! cutover, legacy services and usage, and the SOAP front's state. `serve` binds it to a
+//! listener, `tests/golden.rs` binds it to a test listener with a fake REST service behind
+//! it, and `benches/convert.rs` drives its converter's core directly; so none of them can
+//! assemble the parts differently (axum's testing example, `fn app()`, is the model).
+//!
+//! What is not here is IO that outlives a call: the listener, the embedded reference
+//! backend, the usage file's timer, the SIGHUP reload. Those belong to `cli::run_serve`.
+
+use std::sync::Arc;
+
+use crate::catalog::Catalog;
+use crate::cli::CliError;
+use crate::config::Config;
+use crate::converter::{Converter, Legacy};
+use crate::door::{Door, DoorConfig, Mode};
+use crate::mapping::{self, Plan};
+use crate::observe::usage::Usage;
+use crate::soap::envelope::Limits;
+use crate::soap::front::{self, FrontConfig, SoapState};
+use crate::tls::{ClientTrust, Reloadable};
+use crate::upstream::{Upstream, UpstreamConfig};
+
+/// The converter's parts, built from the configuration.
+pub struct App {
+    /// The mappings, compiled and checked against their contracts.
+    pub plan: Arc<Plan>,
+    /// The SOAP front's state; it owns the converter.
+    pub state: Arc<SoapState>,
+    /// Who may call for whom.
+    pub door: Arc<Door>,
+    /// How callers are identified.
+    pub mode: Mode,
+    /// The HTTPS listener's certificate and client CAs (SIGHUP reloads them); `None`: HTTP.
+    pub listener_tls: Option<Arc<Reloadable>>,
+    /// What forwarded client certificates are verified against: the listener's client CAs,
+    /// or in proxy mode without a listener certificate, the client CAs alone.
+    pub forwarded_trust: Option<Arc<Reloadable>>,
+}
+
+impl App {
+    /// The converter every SOAP call goes through.
+    pub fn converter(&self) -> &Converter {
+        &self.state.converter
+    }
+
+    /// The listener's scheme.
+    pub fn scheme(&self) -> &'static str {
+        if self.listener_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The routes of the SOAP endpoints, their WSDLs, the dashboard, the metrics and the
+    /// health checks, for `App::new().configure(..)` on every worker.
+    pub fn routes(&self) -> impl Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static {
+        front::configure(self.state.clone())
+    }
+
+    /// The TLS material SIGHUP reloads, named for the log.
+    pub fn reloadable(&self) -> Vec<(&'static str, Arc<Reloadable>)> {
+        [
+            ("listener TLS", self.listener_tls.clone()),
+            ("forwarded-certificate trust", self.forwarded_trust.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(what, t)| Some((what, t?)))
+        .collect()
+    }
+}
+
+/// Everything the converter runs, from `cfg`, calling the REST service at `rest_url` (the
+/// configured `rest_url`, or the embedded backend's loopback address in dev mode). The data
+/// dir is created (the usage file lives there); nothing listens yet and no REST call is made.
+pub fn app(cfg: &Config, rest_url: &str) -> Result<App, CliError> {
+    Catalog::load()?;
+    let plan = Arc::new(mapping::compile().map_err(CliError::Mapping)?);
+    let mode = cfg.identity_mode()?;
+
+    // The door: TLS material, the agreements, the trusted proxies.
+    let trust = ClientTrust {
+        ca: cfg.client_ca.clone(),
+        crl: cfg.client_crl.clone(),
+    };
+    let listener_tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => Some(Reloadable::new(
+            Some((c.clone(), k.clone())),
+            trust.clone(),
+        )?),
+        _ => None,
+    };
+    // Forwarded certificates are verified against the client CAs (required in proxy mode).
+    let forwarded_trust = match (&listener_tls, mode, trust.ca.is_empty()) {
+        (Some(t), _, _) => Some(t.clone()),
+        (None, Mode::Proxy, false) => Some(Reloadable::new(None, trust)?),
+        _ => None,
+    };
+    let door = Arc::new(Door::new(DoorConfig {
+        mode,
+        agreements: cfg.agreements.clone(),
+        trusted_proxies: cfg.trusted_proxies.clone(),
+        client_cert_header: cfg.client_cert_header.as_ref().map(|h| h.to_string()),
+        trust: forwarded_trust.clone(),
+    })?);
+
+    let rest_tls = if cfg.rest_client_cert.is_some() || cfg.rest_ca.is_some() {
+        let identity = cfg
+            .rest_client_cert
+            .as_deref()
+            .zip(cfg.rest_client_key.as_deref());
+        Some(crate::tls::client_config(identity, cfg.rest_ca.as_deref())?)
+    } else {
+        None
+    };
+    let upstream = Upstream::new(&UpstreamConfig {
+        base_url: rest_url.to_owned(),
+        connect_timeout: cfg.connect_timeout,
+        request_timeout: cfg.upstream_timeout,
+        codelist_ttl: cfg.codelist_ttl,
+        max_connections: cfg.rest_max_connections,
+        tls: rest_tls,
+    })?;
+    let limits = Limits {
+        max_depth: cfg.max_depth,
+        max_elements: cfg.max_elements,
+    };
+    for service in cfg.legacy_url.keys() {
+        if !plan.services.iter().any(|s| s.name == *service) {
+            return Err(CliError::Other(format!(
+                "legacy_url: {service} is not a mapped service"
+            )));
+        }
+    }
+    let legacy = Legacy {
+        urls: cfg
+            .legacy_url
+            .iter()
+            .map(|(s, u)| (s.clone(), u.to_string()))
+            .collect(),
+        shadow_compare: cfg.shadow_compare,
+    };
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| CliError::DataDir {
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
+    let usage = Usage::load(Some(cfg.data_dir.join("migration-usage.json")));
+    let cutover = cfg.cutover_rules();
+    let converter = Converter::new(plan.clone(), upstream, limits, door.clone())
+        .with_cutover(cutover.clone())
+        .with_legacy(legacy)
+        .with_usage(usage);
+    let now = jiff::Timestamp::now();
+    for (t, c, at) in cutover.overrides() {
+        converter.metrics.set_past_cutover(t, c, now >= at);
+    }
+    let scheme = if listener_tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let state = Arc::new(
+        SoapState::new(
+            converter,
+            FrontConfig {
+                max_body: cfg.max_body_bytes,
+                body_timeout: cfg.body_timeout,
+                public_url: cfg.public_url.as_ref().map(|u| u.to_string()),
+                scheme,
+            },
+        )
+        .map_err(CliError::Other)?,
+    );
+    Ok(App {
+        plan,
+        state,
+        door,
+        mode,
+        listener_tls,
+        forwarded_trust,
+    })
+}
