@@ -278,7 +278,7 @@ fn scale(c: &mut Criterion) {
 /// calls are).
 fn record(c: &mut Criterion) {
     let metrics = Metrics::new();
-    let usage = Usage::load(None);
+    let usage = Usage::in_memory();
     let now = jiff::Timestamp::now();
     let mut g = c.benchmark_group("record");
     for (name, fault_code) in [("ok", None), ("fault", Some(100028))] {

@@ -146,7 +146,11 @@ pub fn app(cfg: &Config, rest_url: &str) -> Result<App, CliError> {
         path: cfg.data_dir.clone(),
         source,
     })?;
-    let usage = Usage::load(Some(cfg.data_dir.join("migration-usage.json")));
+    let usage = Usage::load(cfg.data_dir.join("migration-usage.json")).map_err(|e| {
+        CliError::Other(format!(
+            "{e}; it is kept as it is: fix or move it, then start again"
+        ))
+    })?;
     let cutover = cfg.cutover_rules();
     let converter = Converter::new(plan.clone(), upstream, limits, door.clone())
         .with_cutover(cutover.clone())

@@ -454,7 +454,8 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
         loop {
             tick.tick().await;
-            usage.persist(Clock::System.today());
+            // A failed write is logged and retried at the next tick.
+            let _ = usage.persist(Clock::System.today());
         }
     });
     let usage = app.converter().usage.clone();
@@ -584,7 +585,7 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
     server.await?;
     reload.abort();
     persist.abort();
-    usage.persist(Clock::System.today());
+    let _ = usage.persist(Clock::System.today());
     if let Some(h) = embedded_backend {
         h.stop(true).await;
     }

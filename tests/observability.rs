@@ -1452,6 +1452,73 @@ async fn migration_usage_survives_a_graceful_restart() {
     assert!(status.success(), "second run exited with {status}:\n{log}");
 }
 
+/// SIGKILL gives no chance to write: what the periodic write (every 10 s) put on disk is
+/// what the next process finds, complete, and a damaged file is kept aside, not replaced.
+#[tokio::test]
+async fn migration_usage_written_before_a_sigkill_is_found_after_it() {
+    clear_of_midnight();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("migration-usage.json");
+    let mut s = Serve::start_in(dir.path(), &[], "info");
+    for _ in 0..3 {
+        s.soap(
+            Pss,
+            V11,
+            "GetVariablePersonStatus",
+            &metadata("2", "12"),
+            &person_status(CPR_101),
+        )
+        .await
+        .expect_ok("GetVariablePersonStatus");
+    }
+    // The next tick writes the three calls.
+    let deadline = std::time::Instant::now() + Duration::from_secs(25);
+    loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if text.contains("GetVariablePersonStatus") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no usage file 25 s after the calls:\n{}",
+            s.kill()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    s.kill();
+    assert!(
+        !dir.path().join("migration-usage.json.tmp").exists(),
+        "a temporary file is left over"
+    );
+
+    let mut s = Serve::start_in(dir.path(), &[], "info");
+    let (_, after) = s.migration().await;
+    assert_eq!(find_org(&after, "2", "12")["calls"], 3, "{after:#}");
+    s.kill();
+
+    // A damaged file: the next start keeps it aside, logs it, and starts empty.
+    std::fs::write(&file, "{\"days\": {").unwrap();
+    let mut s = Serve::start_in(dir.path(), &[], "info");
+    let (_, empty) = s.migration().await;
+    assert_eq!(empty["organisations"], json!([]), "{empty:#}");
+    let (status, log) = s.stop();
+    assert!(status.success(), "{status}:\n{log}");
+    assert!(
+        log.contains("migration usage file unreadable; moved aside"),
+        "{log}"
+    );
+    let kept: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("migration-usage.json.corrupt-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(&kept[0])).unwrap(),
+        "{\"days\": {"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // 5. --log-format json
 // ---------------------------------------------------------------------------------------

@@ -84,7 +84,7 @@ impl Converter {
             upstream: upstream.with_metrics(metrics.clone()),
             limits,
             metrics,
-            usage: Arc::new(Usage::load(None)),
+            usage: Arc::new(Usage::in_memory()),
             cutover: Arc::new(Cutover::new(crate::config::default_cutover())),
             legacy: Arc::new(Legacy::default()),
             door,

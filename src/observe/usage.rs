@@ -3,11 +3,18 @@
 //! organisation labels are the metrics' bounded ones), written to the data dir so they
 //! survive a restart, and served as JSON at `/api/migration` for the dashboard and other
 //! tools.
+//!
+//! Calls never wait for a snapshot or a write: a call adds to `recent` (one map update
+//! under its lock); `/api/migration` and `persist` first swap `recent`'s increments out
+//! (a short swap) and fold them into the `book`, which only they lock. The file is written
+//! durably (temp file, fsync, rename, fsync of the folder), and a file that cannot be read
+//! at start is moved aside, never overwritten.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use jiff::{Timestamp, civil::Date};
 use serde::{Deserialize, Serialize};
@@ -39,14 +46,30 @@ struct Stored {
 
 pub struct Usage {
     path: Option<PathBuf>,
-    inner: Mutex<Inner>,
+    /// What calls touch.
+    recent: Mutex<Recent>,
+    /// The aggregates up to the last fold; locked by snapshots and `persist` only.
+    book: Mutex<Book>,
+    /// One writer of the file at a time.
+    disk: Mutex<()>,
 }
 
-struct Inner {
+/// The aggregates and whether the file has them.
+struct Book {
     stored: Stored,
-    dirty: bool,
+    /// Counts every fold that changed `stored`.
+    generation: u64,
+    /// The generation the file holds.
+    persisted: u64,
+}
+
+/// The calls since the last fold.
+struct Recent {
+    /// Increments by "date|type|code|service|operation".
+    days: BTreeMap<String, Count>,
+    /// Last calls by "type|code|service|operation".
+    last_seen: BTreeMap<String, Timestamp>,
     own_micros: VecDeque<u64>,
-    calls_since_start: u64,
     /// The Danish day of the last call, so that a call on the same day need not work it out.
     day: Option<Day>,
     /// The key being looked up ("date|type|code|service|operation"), reused between calls.
@@ -154,29 +177,55 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 impl Usage {
-    /// Usage persisted at `path` (read now if it exists; a damaged file is set aside).
-    pub fn load(path: Option<PathBuf>) -> Usage {
-        let stored = path
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .and_then(|t| match serde_json::from_str(&t) {
-                Ok(s) => Some(s),
+    /// Usage kept in memory only.
+    pub fn in_memory() -> Usage {
+        Usage::new(None, Stored::default())
+    }
+
+    /// Usage persisted at `path`, read now if it exists. A file that is not valid usage
+    /// JSON is moved aside (`<name>.corrupt-<UTC time>`, logged as an error) and usage
+    /// starts empty; a file that cannot be read at all, or cannot be moved aside, is an
+    /// error: it is never overwritten.
+    pub fn load(path: PathBuf) -> Result<Usage, UsageError> {
+        let fail = |source| UsageError {
+            path: path.clone(),
+            source,
+        };
+        let stored = match std::fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Stored::default(),
+            Err(e) => return Err(fail(e)),
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(error = %e, "migration usage file unreadable; starting empty");
-                    None
+                    let aside = set_aside(&path).map_err(fail)?;
+                    tracing::error!(
+                        error = %e,
+                        kept_as = %aside.display(),
+                        "migration usage file unreadable; moved aside, starting empty"
+                    );
+                    Stored::default()
                 }
-            })
-            .unwrap_or_default();
+            },
+        };
+        Ok(Usage::new(Some(path), stored))
+    }
+
+    fn new(path: Option<PathBuf>, stored: Stored) -> Usage {
         Usage {
             path,
-            inner: Mutex::new(Inner {
-                stored,
-                dirty: false,
+            recent: Mutex::new(Recent {
+                days: BTreeMap::new(),
+                last_seen: BTreeMap::new(),
                 own_micros: VecDeque::with_capacity(OWN_SAMPLES),
-                calls_since_start: 0,
                 day: None,
                 key: String::new(),
             }),
+            book: Mutex::new(Book {
+                stored,
+                generation: 0,
+                persisted: 0,
+            }),
+            disk: Mutex::new(()),
         }
     }
 
@@ -190,7 +239,9 @@ impl Usage {
             fault,
             own_micros,
         } = *call;
-        let Ok(mut g) = self.inner.lock() else { return };
+        let Ok(mut g) = self.recent.lock() else {
+            return;
+        };
         let g = &mut *g;
         if !g.day.as_ref().is_some_and(|d| d.contains(now)) {
             g.day = Day::of(now);
@@ -218,52 +269,101 @@ impl Usage {
                 *c.faults.entry(f).or_default() += 1;
             }
         };
-        match g.stored.days.get_mut(key.as_str()) {
+        match g.days.get_mut(key.as_str()) {
             Some(c) => count(c),
-            None => count(g.stored.days.entry(key.clone()).or_default()),
+            None => count(g.days.entry(key.clone()).or_default()),
         }
-        match g.stored.last_seen.get_mut(&key[day_len..]) {
-            Some(t) => *t = now,
+        match g.last_seen.get_mut(&key[day_len..]) {
+            Some(t) => *t = (*t).max(now),
             None => {
-                g.stored.last_seen.insert(key[day_len..].to_owned(), now);
+                g.last_seen.insert(key[day_len..].to_owned(), now);
             }
         }
         if g.own_micros.len() == OWN_SAMPLES {
             g.own_micros.pop_front();
         }
         g.own_micros.push_back(own_micros);
-        g.calls_since_start += 1;
-        g.dirty = true;
     }
 
-    /// Writes the aggregates if anything changed (temp file + rename), dropping old days.
-    pub fn persist(&self, today: Date) {
-        let Some(path) = &self.path else { return };
-        let text = {
-            let Ok(mut g) = self.inner.lock() else { return };
-            if !g.dirty {
-                return;
+    /// The book with every call recorded so far folded in. `recent` is held only for the
+    /// swap of its two maps.
+    fn fold(&self) -> Option<MutexGuard<'_, Book>> {
+        let (days, last_seen) = {
+            let mut r = self.recent.lock().ok()?;
+            (
+                std::mem::take(&mut r.days),
+                std::mem::take(&mut r.last_seen),
+            )
+        };
+        let mut book = self.book.lock().ok()?;
+        if days.is_empty() && last_seen.is_empty() {
+            return Some(book);
+        }
+        book.generation += 1;
+        for (key, c) in days {
+            let into = book.stored.days.entry(key).or_default();
+            into.calls += c.calls;
+            for (code, n) in c.faults {
+                *into.faults.entry(code).or_default() += n;
             }
+        }
+        for (key, t) in last_seen {
+            let into = book.stored.last_seen.entry(key).or_insert(t);
+            *into = (*into).max(t);
+        }
+        Some(book)
+    }
+
+    /// Writes the aggregates if anything changed since the last write, dropping old days
+    /// first; durably (`write_durably`). Until a write succeeds the next call tries again:
+    /// the changes stay marked as not written.
+    pub fn persist(&self, today: Date) -> Result<(), UsageError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let Ok(_disk) = self.disk.lock() else {
+            return Ok(());
+        };
+        let (text, generation) = {
+            let Some(mut book) = self.fold() else {
+                return Ok(());
+            };
+            let before = (book.stored.days.len(), book.stored.last_seen.len());
             let oldest = today
                 .saturating_sub(jiff::Span::new().days(KEPT_DAYS))
                 .to_string();
-            g.stored
+            book.stored
                 .days
                 .retain(|k, _| k.split('|').next().is_some_and(|d| d >= oldest.as_str()));
             // Who called is remembered for a year, then forgotten.
             let year_ago = today.saturating_sub(jiff::Span::new().days(365));
-            g.stored
+            book.stored
                 .last_seen
                 .retain(|_, t| t.to_zoned(dktime::copenhagen().clone()).date() >= year_ago);
-            g.dirty = false;
-            serde_json::to_string(&g.stored)
+            if before != (book.stored.days.len(), book.stored.last_seen.len()) {
+                book.generation += 1;
+            }
+            if book.generation == book.persisted {
+                return Ok(());
+            }
+            let text = serde_json::to_vec(&book.stored).map_err(|e| UsageError {
+                path: path.clone(),
+                source: std::io::Error::other(e),
+            })?;
+            (text, book.generation)
         };
-        let Ok(text) = text else { return };
-        let tmp = path.with_extension("json.tmp");
-        let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
-        if let Err(e) = written {
-            tracing::warn!(error = %e, "cannot write the migration usage file");
+        if let Err(source) = write_durably(path, &text) {
+            let e = UsageError {
+                path: path.clone(),
+                source,
+            };
+            tracing::error!(error = %e, "cannot write the migration usage file; will retry");
+            return Err(e);
         }
+        if let Ok(mut book) = self.book.lock() {
+            book.persisted = book.persisted.max(generation);
+        }
+        Ok(())
     }
 
     pub fn snapshot(
@@ -277,7 +377,12 @@ impl Usage {
             .rev()
             .map(|d| today.saturating_sub(jiff::Span::new().days(d)))
             .collect();
-        let g = self.inner.lock().ok();
+        let own_micros: Vec<u64> = self
+            .recent
+            .lock()
+            .map(|r| r.own_micros.iter().copied().collect())
+            .unwrap_or_default();
+        let g = self.fold();
         let mut orgs: BTreeMap<(String, String), OrganisationUsage> = BTreeMap::new();
         let new_org = |ty: &str, code: &str| {
             let at = cutover.instant_for(ty, code);
@@ -402,21 +507,13 @@ impl Usage {
                     .cmp(&(&b.organisation_type, &b.organisation_code))
             })
         });
-        let overhead = match &g {
-            Some(g) => {
-                let mut s: Vec<u64> = g.own_micros.iter().copied().collect();
-                s.sort_unstable();
-                Overhead {
-                    samples: s.len() as u64,
-                    p50_micros: percentile(&s, 0.5),
-                    p99_micros: percentile(&s, 0.99),
-                }
-            }
-            None => Overhead {
-                samples: 0,
-                p50_micros: 0,
-                p99_micros: 0,
-            },
+        drop(g);
+        let mut s = own_micros;
+        s.sort_unstable();
+        let overhead = Overhead {
+            samples: s.len() as u64,
+            p50_micros: percentile(&s, 0.5),
+            p99_micros: percentile(&s, 0.99),
         };
         Migration {
             generated_at: now,
@@ -426,6 +523,57 @@ impl Usage {
             organisations,
         }
     }
+}
+
+/// The usage file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("migration usage file {}: {source}", path.display())]
+pub struct UsageError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+/// `bytes` as the new content of `path`, all or nothing, on disk before this returns: a
+/// temporary file beside it (0600) is written and fsynced, renamed over `path`, and the
+/// folder fsynced so that the rename itself survives a power cut.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(folder)?.sync_all()
+}
+
+/// Moves `path` to `<path>.corrupt-<UTC time>` (a free name) and answers where it went.
+fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let stamp = Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    for n in 0u32.. {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".corrupt-{stamp}"));
+        if n > 0 {
+            name.push(format!("-{n}"));
+        }
+        let aside = PathBuf::from(name);
+        if !aside.exists() {
+            std::fs::rename(path, &aside)?;
+            return Ok(aside);
+        }
+    }
+    Err(std::io::Error::other("no free name to move the file aside"))
 }
 
 #[cfg(test)]
@@ -443,7 +591,7 @@ mod tests {
             "101",
             "2027-01-01T00:00:00+01:00".parse().unwrap(),
         );
-        let u = Usage::load(Some(path.clone()));
+        let u = Usage::load(path.clone()).unwrap();
         let call = |t, c, s, o, fault| UsageCall {
             organisation_type: t,
             organisation_code: c,
@@ -466,9 +614,10 @@ mod tests {
             ),
             now,
         );
-        u.persist(now.to_zoned(dktime::copenhagen().clone()).date());
+        u.persist(now.to_zoned(dktime::copenhagen().clone()).date())
+            .unwrap();
 
-        let again = Usage::load(Some(path));
+        let again = Usage::load(path).unwrap();
         let m = again.snapshot(&cut, Catalog::load().ok(), now);
         assert_eq!(m.days.len(), SHOWN_DAYS as usize);
         let jc = &m.organisations[0];
@@ -502,7 +651,7 @@ mod tests {
     fn an_organisation_that_stopped_calling_stays_listed() {
         let now: Timestamp = "2026-11-27T12:00:00Z".parse().unwrap();
         let long_ago: Timestamp = "2026-10-01T12:00:00Z".parse().unwrap();
-        let u = Usage::load(None);
+        let u = Usage::in_memory();
         let call = UsageCall {
             organisation_type: "3",
             organisation_code: "147",
@@ -523,5 +672,113 @@ mod tests {
             vec![FaultCount { code: 0, count: 1 }],
             "codes outside the catalogue count as 0 (other)"
         );
+    }
+
+    fn one_call() -> UsageCall<'static> {
+        UsageCall {
+            organisation_type: "1",
+            organisation_code: "101",
+            service: "PersonRegistrationService",
+            operation: "CreateContactGroup",
+            fault: None,
+            own_micros: 10,
+        }
+    }
+
+    fn total_calls(u: &Usage, now: Timestamp) -> u64 {
+        let m = u.snapshot(&Cutover::new(now), None, now);
+        m.organisations.iter().map(|o| o.calls).sum()
+    }
+
+    #[test]
+    fn a_damaged_file_is_moved_aside_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("migration-usage.json");
+        std::fs::write(&path, b"{\"days\": {\"2026-1").unwrap();
+        let u = Usage::load(path.clone()).unwrap();
+        let aside: Vec<PathBuf> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("migration-usage.json.corrupt-")
+            })
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        assert_eq!(std::fs::read(&aside[0]).unwrap(), b"{\"days\": {\"2026-1");
+        assert!(!path.exists());
+        let now: Timestamp = "2026-11-27T12:00:00Z".parse().unwrap();
+        u.record(&one_call(), now);
+        u.persist(now.to_zoned(dktime::copenhagen().clone()).date())
+            .unwrap();
+        assert_eq!(total_calls(&Usage::load(path.clone()).unwrap(), now), 1);
+        assert_eq!(std::fs::read(&aside[0]).unwrap(), b"{\"days\": {\"2026-1");
+
+        // A second damaged file goes beside the first, not over it.
+        std::fs::write(&path, b"not json").unwrap();
+        Usage::load(path).unwrap();
+        let n = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(n, 2, "both damaged files are kept");
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        // A folder where the file should be: reading it fails, and nothing may replace it.
+        let path = dir.path().join("migration-usage.json");
+        std::fs::create_dir(&path).unwrap();
+        let e = Usage::load(path.clone()).err().unwrap();
+        assert!(e.to_string().contains("migration-usage.json"), "{e}");
+        assert!(path.is_dir());
+    }
+
+    #[test]
+    fn a_failed_write_is_tried_again_and_the_file_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("later");
+        let path = folder.join("migration-usage.json");
+        let u = Usage::load(path.clone()).unwrap();
+        let now: Timestamp = "2026-11-27T12:00:00Z".parse().unwrap();
+        let today = now.to_zoned(dktime::copenhagen().clone()).date();
+        u.record(&one_call(), now);
+        assert!(u.persist(today).is_err(), "the folder does not exist yet");
+        std::fs::create_dir(&folder).unwrap();
+        u.persist(today).unwrap();
+        assert_eq!(total_calls(&Usage::load(path.clone()).unwrap(), now), 1);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!folder.join("migration-usage.json.tmp").exists());
+    }
+
+    #[test]
+    fn snapshots_and_writes_lose_no_call_recorded_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("migration-usage.json");
+        let u = std::sync::Arc::new(Usage::load(path.clone()).unwrap());
+        let now: Timestamp = "2026-11-27T12:00:00Z".parse().unwrap();
+        let today = now.to_zoned(dktime::copenhagen().clone()).date();
+        let callers: Vec<_> = (0..4)
+            .map(|_| {
+                let u = u.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..2_000 {
+                        u.record(&one_call(), now);
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..20 {
+            u.persist(today).unwrap();
+            let _ = u.snapshot(&Cutover::new(now), None, now);
+        }
+        for c in callers {
+            c.join().unwrap();
+        }
+        assert_eq!(total_calls(&u, now), 8_000);
+        u.persist(today).unwrap();
+        assert_eq!(total_calls(&Usage::load(path).unwrap(), now), 8_000);
     }
 }
