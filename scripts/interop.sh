@@ -1199,7 +1199,7 @@ door_zeep() {
 door_certificate_mode() {
     local certs="$1" foreign="$2" ldir="$3" cutover="$4" port rc=0
     door_start "converter (HTTPS, identity certificate)" "$ldir/converter-tls" \
-        "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DOOR_DIR/data-tls" \
+        "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DOOR_DIR/data-tls" --dev \
         --tls-cert "$certs/server.pem" --tls-key "$certs/server-key.pem" --client-ca "$certs/ca.pem" \
         --client-crl "$certs/crl.pem" --agreements "$certs/agreements.toml" \
         --cutover-override "1:101=$cutover" || {
@@ -1234,7 +1234,7 @@ door_proxy_mode() {
         return 0
     fi
     door_start "converter (plain HTTP, identity proxy)" "$ldir/converter-proxy" \
-        "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DOOR_DIR/data-proxy" \
+        "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DOOR_DIR/data-proxy" --dev \
         --trusted-proxy 127.0.0.1/32 --client-cert-header X-Client-Cert --client-ca "$certs/ca.pem" \
         --agreements "$certs/agreements.toml" --cutover-override "1:101=$cutover" || {
         FAILED_SECTIONS+=("https-door-nginx")

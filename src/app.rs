@@ -156,6 +156,7 @@ pub fn app(cfg: &Config, rest_url: &str) -> Result<App, CliError> {
         .with_cutover(cutover.clone())
         .with_legacy(legacy)
         .with_usage(usage);
+    converter.metrics.set_dev_mode(cfg.dev_mode());
     let now = jiff::Timestamp::now();
     for (t, c, at) in cutover.overrides() {
         converter.metrics.set_past_cutover(t, c, now >= at);
@@ -173,6 +174,7 @@ pub fn app(cfg: &Config, rest_url: &str) -> Result<App, CliError> {
                 body_timeout: cfg.body_timeout,
                 public_url: cfg.public_url.as_ref().map(|u| u.to_string()),
                 scheme,
+                dev_mode: cfg.dev_mode(),
             },
         )
         .map_err(CliError::Other)?,

@@ -183,7 +183,7 @@ fn run_dev_certs(args: DevCertsArgs) -> Result<(), CliError> {
     writeln!(out, "try the HTTPS door:")?;
     writeln!(
         out,
-        "  vos-converter serve --tls-cert {d}/server.pem --tls-key {d}/server-key.pem --client-ca {d}/ca.pem --agreements {d}/agreements.toml"
+        "  vos-converter serve --dev --tls-cert {d}/server.pem --tls-key {d}/server-key.pem --client-ca {d}/ca.pem --agreements {d}/agreements.toml"
     )?;
     writeln!(
         out,
@@ -297,6 +297,7 @@ async fn run_backend(args: BackendArgs) -> Result<(), CliError> {
         clock: Clock::System,
         latency: std::time::Duration::from_millis(args.dev_latency_ms),
         tls,
+        signals: true,
     };
     let server = backend::server(listener, &cfg)?;
     if let Some(r) = reload {
@@ -437,6 +438,8 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
                     clock: Clock::System,
                     latency: std::time::Duration::ZERO,
                     tls: None,
+                    // Stopped below, after the converter's calls have drained.
+                    signals: false,
                 },
             )?;
             embedded_backend = Some(server.handle());
@@ -582,12 +585,16 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
             "identity mode header: callers are not verified"
         );
     }
+    // SIGTERM/SIGINT: the listener stops accepting and the calls in flight finish (each
+    // within its deadline; at most shutdown_timeout). Only then does the embedded backend
+    // stop (the draining calls may still need it), then the usage is written, then exit 0.
     server.await?;
     reload.abort();
-    persist.abort();
-    let _ = usage.persist(Clock::System.today());
     if let Some(h) = embedded_backend {
         h.stop(true).await;
     }
+    persist.abort();
+    let _ = usage.persist(Clock::System.today());
+    tracing::info!("stopped: calls drained, usage written");
     Ok(())
 }

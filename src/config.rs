@@ -290,6 +290,11 @@ settings! {
     /// embedded reference backend on a loopback port, in dev mode, seeded with fictitious
     /// citizens.
     rest_url: HttpUrl = optional("(embedded backend)") => http_url;
+    /// Run the embedded reference backend (dev mode) on purpose although a production
+    /// setting is given (`tls_cert`, `trusted_proxies`, `agreements` or a config file):
+    /// without it such a start with no `rest_url` refuses, so that nobody ends up in dev
+    /// mode by forgetting `rest_url`. Not with `rest_url`.
+    dev: bool = switch() => boolean;
     /// Folder of the embedded backend's SQLite file (`vos-backend.db`) and of the migration
     /// usage aggregates.
     data_dir: PathBuf = one("data") => path;
@@ -776,11 +781,48 @@ impl Config {
             path: o.config.as_deref(),
         })?;
         c.validate()?;
+        c.refuse_accidental_dev_mode(o.config.is_some())?;
         Ok(c)
+    }
+
+    /// A production setting without `rest_url` would run the embedded dev backend (its
+    /// fictitious data, its admin API, identity headers trusted by it): refused unless
+    /// `dev` says it is meant.
+    fn refuse_accidental_dev_mode(&self, from_file: bool) -> Result<(), ConfigError> {
+        if self.rest_url.is_some() || self.dev {
+            return Ok(());
+        }
+        let given: Vec<&str> = [
+            (self.tls_cert.is_some(), "tls_cert"),
+            (!self.trusted_proxies.is_empty(), "trusted_proxies"),
+            (self.agreements.is_some(), "agreements"),
+            (from_file, "a config file"),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect();
+        if given.is_empty() {
+            return Ok(());
+        }
+        Err(invalid(
+            "rest_url",
+            format!(
+                "{} given but no rest_url: this start would run the embedded reference backend \
+                 (dev mode, fictitious data). Give rest_url, or dev (--dev, VOS_DEV=true) to run \
+                 the dev backend on purpose",
+                given.join(", ")
+            ),
+        ))
     }
 
     /// What involves more than one setting (each one's own value is checked when parsed).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.dev && self.rest_url.is_some() {
+            return Err(invalid(
+                "dev",
+                "dev runs the embedded reference backend: not with rest_url",
+            ));
+        }
         if self.shadow_compare && self.legacy_url.is_empty() {
             return Err(invalid(
                 "shadow_compare",
@@ -950,7 +992,7 @@ mod tests {
     #[test]
     fn the_flags_are_a_valid_clap_command() {
         Overrides::augment_args(clap::Command::new("serve")).debug_assert();
-        assert_eq!(SETTINGS.len(), 28);
+        assert_eq!(SETTINGS.len(), 29);
     }
 
     #[test]
@@ -1059,6 +1101,7 @@ mod tests {
 
         // Each setting's own value is checked when it is parsed.
         let c = loaded(&[
+            "--dev",
             "--trusted-proxy",
             "10.0.0.0/8, 127.0.0.1",
             "--identity",
@@ -1099,6 +1142,7 @@ mod tests {
                     [legacy_url]\nPersonStatusService = \"http://legacy/pss\"\n";
         std::fs::write(&path, file).unwrap();
         let c = loaded(&[
+            "--dev",
             "--config",
             path.to_str().unwrap(),
             "--upstream-timeout-ms",
@@ -1136,6 +1180,7 @@ mod tests {
         );
         // An empty value: not given (a setting with a default), unset (one without).
         let c = loaded(&[
+            "--dev",
             "--config",
             path.to_str().unwrap(),
             "--cutover",

@@ -1040,7 +1040,13 @@ async fn wsdl_locations(s: &Serve, headers: &[(&str, &str)]) -> (Vec<String>, Ve
 #[tokio::test]
 async fn the_wsdl_names_the_address_the_client_used() {
     // The test client (127.0.0.1) is a trusted proxy here.
-    let mut s = Serve::start(&["--trusted-proxy", "127.0.0.1/32", "--identity", "header"]);
+    let mut s = Serve::start(&[
+        "--dev",
+        "--trusted-proxy",
+        "127.0.0.1/32",
+        "--identity",
+        "header",
+    ]);
     let direct = s.endpoint();
     assert_eq!(
         wsdl_locations(&s, &[]).await,
@@ -1102,7 +1108,13 @@ async fn the_wsdl_names_the_address_the_client_used() {
 /// used (its Host header, on plain http).
 #[tokio::test]
 async fn the_wsdl_ignores_forwarded_values_no_proxy_would_send() {
-    let mut s = Serve::start(&["--trusted-proxy", "127.0.0.1/32", "--identity", "header"]);
+    let mut s = Serve::start(&[
+        "--dev",
+        "--trusted-proxy",
+        "127.0.0.1/32",
+        "--identity",
+        "header",
+    ]);
     let direct = s.endpoint();
     let cases: [&[(&str, &str)]; 3] = [
         &[("X-Forwarded-Proto", "gopher")],

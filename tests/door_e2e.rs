@@ -149,10 +149,12 @@ impl Pki {
         self.path("agreements.toml")
     }
 
-    /// `serve` flags of the HTTPS door.
+    /// `serve` flags of the HTTPS door, in front of the embedded backend (`--dev`: on
+    /// purpose).
     fn https_args(&self) -> Vec<String> {
         let p = |n: &str| self.path(n).display().to_string();
         vec![
+            "--dev".into(),
             "--tls-cert".into(),
             p("server.pem"),
             "--tls-key".into(),
@@ -772,6 +774,8 @@ fn proxy_serve(pki: &Pki, trusted: &str, extra: &[&str]) -> Serve {
     let agreements = pki.agreements().display().to_string();
     let ca = pki.path("ca.pem").display().to_string();
     let mut args = vec![
+        // The embedded backend behind the door, on purpose.
+        "--dev",
         "--trusted-proxy",
         trusted,
         "--client-cert-header",

@@ -198,6 +198,9 @@ pub struct BackendConfig {
     /// HTTPS with required client certificates; absent: plain HTTP (the embedded dev
     /// backend on loopback).
     pub tls: Option<BackendTls>,
+    /// Stops on SIGTERM/SIGINT itself. The backend embedded in `serve` does not: `serve`
+    /// stops it after its own calls have drained, which may still need it.
+    pub signals: bool,
 }
 
 /// The backend's TLS: what it presents and trusts, and whose certificates may set the
@@ -383,6 +386,11 @@ pub fn server(listener: TcpListener, cfg: &BackendConfig) -> Result<Server, Back
         cfg.tls.as_ref().map(|t| t.reloadable.clone()),
     ))
     .shutdown_timeout(10);
+    let server = if cfg.signals {
+        server
+    } else {
+        server.disable_signals()
+    };
     let server = match &cfg.tls {
         Some(t) => server.listen_rustls_0_23(
             listener,

@@ -30,6 +30,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("a store connection was poisoned by a panic")]
     Poisoned,
+    #[error("the database file: {0}")]
+    Io(std::io::Error),
 }
 
 /// Schema migrations, oldest first. Never edit one that has shipped: add the next.
@@ -121,12 +123,30 @@ pub struct Store {
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    create_private(path)?;
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
+}
+
+/// Creates the database file readable by its owner only (0600) if it does not exist:
+/// SQLite gives its -wal and -shm files the database's mode, and would otherwise create all
+/// three with the umask's (often world-readable) mode. CPR numbers live in them.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Io(e)),
+    }
 }
 
 impl Store {

@@ -245,6 +245,7 @@ pub struct Metrics {
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     shadow: Family<CollectionLabels, Counter>,
     past_cutover: Family<OrgLabels, Gauge>,
+    dev_mode: Gauge,
     organisations: Mutex<Organisations>,
     /// Handles of the series calls have used, so that a call whose labels were seen before
     /// builds no label strings.
@@ -303,6 +304,12 @@ impl Metrics {
             "1 when the calling organisation is past its cutover (PSS/PHS collections empty)",
             past_cutover.clone(),
         );
+        let dev_mode = Gauge::default();
+        registry.register(
+            "dev_mode",
+            "1 when the converter runs the embedded reference backend (dev mode: fictitious data, not STAR's service)",
+            dev_mode.clone(),
+        );
         Metrics {
             registry,
             calls,
@@ -312,6 +319,7 @@ impl Metrics {
             upstream_errors,
             shadow,
             past_cutover,
+            dev_mode,
             organisations: Mutex::new(Organisations::default()),
             handles: RwLock::new(HashMap::new()),
             catalog: Catalog::load().ok(),
@@ -485,6 +493,11 @@ impl Metrics {
 
     /// Marks an organisation's cutover state (for organisations with their own cutover,
     /// known before they call).
+    /// Whether this is dev mode (`vos_converter_dev_mode`).
+    pub fn set_dev_mode(&self, dev: bool) {
+        self.dev_mode.set(i64::from(dev));
+    }
+
     pub fn set_past_cutover(&self, ty: &str, code: &str, past: bool) {
         let org = ty.parse::<u8>().ok().map(|t| (t, code));
         let (organisation_type, organisation_code) = self.organisation(org);

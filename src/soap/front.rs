@@ -36,6 +36,8 @@ pub struct FrontConfig {
     pub public_url: Option<String>,
     /// The listener's own scheme: `https` with TLS.
     pub scheme: &'static str,
+    /// Dev mode: REST is the embedded reference backend (`/readyz` says so).
+    pub dev_mode: bool,
 }
 
 impl Default for FrontConfig {
@@ -45,6 +47,7 @@ impl Default for FrontConfig {
             body_timeout: Duration::from_secs(10),
             public_url: None,
             scheme: "http",
+            dev_mode: false,
         }
     }
 }
@@ -329,6 +332,13 @@ async fn readyz(state: web::Data<Arc<SoapState>>) -> HttpResponse {
         )
     } else {
         "identity: header: WARNING identities are NOT verified (RequestUserMetadata is trusted as sent)\n".to_owned()
+    };
+    let identity = if state.front.dev_mode {
+        format!(
+            "{identity}mode: DEV MODE: REST is the embedded reference backend with fictitious data\n"
+        )
+    } else {
+        identity
     };
     if state.converter.upstream.probe().await {
         HttpResponse::Ok()

@@ -92,6 +92,7 @@ pub fn start_with_latency(clock: Clock, dev: bool, latency: std::time::Duration)
         clock,
         latency,
         tls: None,
+        signals: true,
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
