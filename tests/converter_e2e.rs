@@ -573,6 +573,100 @@ async fn a_retried_message_id_creates_one_record() {
     s.finish(&[]);
 }
 
+/// Without WS-Addressing a create's id comes from its content (issue 14 point 2): the same
+/// content sent again (a KSS retrying after a timeout, in SOAP 1.1 or 1.2, with or without
+/// offsets: the same instants) creates one record and answers its id; other content is
+/// another record. An update sent twice leaves one record with the second's content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retried_create_without_message_id_creates_one_record() {
+    let mut s = Serve::start(&[]);
+    let v11 = envelope(Soap::V11, &jobcenter(), &first_contact_group(CPR_101));
+    // The same content as SOAP 1.2 writes it: Danish local time without offsets.
+    let v12_body = create_contact_group(
+        CPR_101,
+        1,
+        "2024-01-01T00:00:00",
+        None,
+        "2024-01-01T10:00:00",
+    );
+    let v12 = envelope(Soap::V12, &jobcenter(), &v12_body);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let (client, url) = (s.client.clone(), s.endpoint());
+        let (v, message) = if i % 2 == 0 {
+            (Soap::V11, v11.clone())
+        } else {
+            (Soap::V12, v12.clone())
+        };
+        tasks.spawn(async move {
+            let r = post_soap(&client, &url, v, &action("CreateContactGroup"), &message).await;
+            (v, r)
+        });
+    }
+    let mut ids = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let (v, r) = done.unwrap();
+        ids.push(r.ok(v, "CreateContactGroup", "ContactGroupIdentifier"));
+    }
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "one content, several ids: {ids:?}"
+    );
+    let groups = s.contact_groups(CPR_101).await;
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(groups[0]["id"], Value::from(ids[0].to_string()));
+
+    // Another event time is another registration (here: closing the first, rule 5).
+    let later = create_contact_group(
+        CPR_101,
+        1,
+        "2024-02-01T00:00:00+01:00",
+        None,
+        "2024-02-01T10:00:00+01:00",
+    );
+    let r = s
+        .call(
+            Soap::V11,
+            "CreateContactGroup",
+            &envelope(Soap::V11, &jobcenter(), &later),
+        )
+        .await;
+    let second = r.ok(Soap::V11, "CreateContactGroup", "ContactGroupIdentifier");
+    assert_ne!(second, ids[0]);
+    assert_eq!(s.contact_groups(CPR_101).await.len(), 2);
+
+    // Updates are idempotent by nature: the same update twice, one record, the same content.
+    let update = update_contact_group(
+        CPR_101,
+        second,
+        1,
+        "2024-02-01T00:00:00+01:00",
+        Some("2024-02-10"),
+        "2024-02-01T10:00:00+01:00",
+    );
+    let message = envelope(Soap::V11, &jobcenter(), &update);
+    let mut after = Vec::new();
+    for _ in 0..2 {
+        let r = s.call(Soap::V11, "UpdateContactGroup", &message).await;
+        assert_eq!(
+            r.ok(Soap::V11, "UpdateContactGroup", "ContactGroupIdentifier"),
+            second
+        );
+        after.push(
+            s.rest_get(&format!("/kontaktgrupper/{second}"), CPR_101)
+                .await,
+        );
+    }
+    assert_eq!(after[0]["slutdato"], after[1]["slutdato"], "{after:?}");
+    assert_eq!(
+        after[0]["version"], after[1]["version"],
+        "the repeated update recorded a version: {after:?}"
+    );
+    assert_eq!(date_field(&after[1], "slutdato"), Some(date("2024-02-10")));
+    assert_eq!(s.contact_groups(CPR_101).await.len(), 2);
+    s.finish(&[]);
+}
+
 // ---------------------------------------------------------------------------------------
 // 4. Rule 4
 // ---------------------------------------------------------------------------------------

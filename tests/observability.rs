@@ -497,13 +497,14 @@ async fn fake_rest(
                 { "kode": 2, "navn": "Kontanthjælpsmodtager", "gyldigFra": "1990-01-01", "gyldigTil": null, "navngivetIKilden": true },
             ]}),
         ),
-        ("POST", "/kontaktgrupper") if !body["slutdato"].is_null() => {
+        // A create: with an id derived from the MessageID or the content (PUT .../{id}).
+        ("PUT", p) if p.starts_with("/kontaktgrupper/") && !body["slutdato"].is_null() => {
             problem(422, 100028, "Slutdato kan ikke være fremtidig")
         }
-        ("POST", "/kontaktgrupper") => ok(
+        ("PUT", p) if p.starts_with("/kontaktgrupper/") => ok(
             201,
             json!({
-                "id": uuid::Uuid::new_v4(),
+                "id": p.trim_start_matches("/kontaktgrupper/"),
                 "kontaktgruppetype": body["kontaktgruppetype"],
                 "startdato": body["startdato"],
                 "slutdato": null,
@@ -805,7 +806,7 @@ async fn metrics_and_migration_usage_count_every_call_by_caller_operation_and_ou
     // concurrent reads per PSS/PHS call (the refused ones included).
     let upstream: BTreeMap<String, f64> = [
         ("GetKontaktgruppetyper", 1.0),
-        ("CreateKontaktgruppe", 2.0),
+        ("CreateKontaktgruppeMedIdentifier", 2.0),
         ("GetKontaktgruppe", 1.0),
         ("UpdateKontaktgruppe", 1.0),
         ("GetKontaktgrupper", 4.0),
@@ -1061,8 +1062,15 @@ fn same_trace(seen: &[Recorded], trace: &str, parent: Option<&str>) -> Vec<(Stri
         assert!(!spans.contains(&span), "span id used twice: {seen:?}");
         spans.push(span);
     }
+    // A create's path ends in the id derived for it: `{id}` here.
     seen.iter()
-        .map(|r| (r.method.clone(), r.path.clone()))
+        .map(|r| {
+            let path = match r.path.rsplit_once('/') {
+                Some((head, id)) if uuid::Uuid::parse_str(id).is_ok() => format!("{head}/{{id}}"),
+                _ => r.path.clone(),
+            };
+            (r.method.clone(), path)
+        })
         .collect()
 }
 
@@ -1113,7 +1121,7 @@ async fn every_soap_answer_has_a_request_id_that_is_the_trace_sent_upstream() {
         same_trace(&fake.take(), t1, Some(p1)),
         vec![
             rest("GET", "/kodelister/kontaktgruppetyper"),
-            rest("POST", "/kontaktgrupper"),
+            rest("PUT", "/kontaktgrupper/{id}"),
         ]
     );
 
@@ -1133,7 +1141,7 @@ async fn every_soap_answer_has_a_request_id_that_is_the_trace_sent_upstream() {
     assert_eq!(r.request_id("REST's fault"), t2);
     assert_eq!(
         same_trace(&fake.take(), t2, Some(p2)),
-        vec![rest("POST", "/kontaktgrupper")]
+        vec![rest("PUT", "/kontaktgrupper/{id}")]
     );
 
     // Without a traceparent the converter starts a trace; REST sees that one.
@@ -1142,7 +1150,7 @@ async fn every_soap_answer_has_a_request_id_that_is_the_trace_sent_upstream() {
     let fresh = r.request_id("CreateContactGroup without traceparent");
     assert_eq!(
         same_trace(&fake.take(), &fresh, None),
-        vec![rest("POST", "/kontaktgrupper")]
+        vec![rest("PUT", "/kontaktgrupper/{id}")]
     );
     let again = s
         .call(Prs, V11, "CreateContactGroup", &create)

@@ -106,7 +106,13 @@ impl<'p> Registration<'p> {
     /// The registration `call` makes for `who` (the door's decision).
     pub fn new(call: &Call<'p>, plan: &'p CallPlan, who: &Identity) -> Result<Self, Failure> {
         let inputs = typed_inputs(call.op, &call.values)?;
-        let (rest, id) = choose_call(plan, &call.op.name, call.message_id.as_deref(), who);
+        let (rest, id) = choose_call(
+            plan,
+            &call.op.name,
+            call.message_id.as_deref(),
+            who,
+            &inputs,
+        );
         Ok(Registration {
             plan,
             inputs,

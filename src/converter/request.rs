@@ -1,6 +1,6 @@
 //! Building REST requests from a call's inputs: the inputs in canonical form, path
 //! parameters, query, headers and the JSON body, and the id a create gets from its
-//! `wsa:MessageID`. No IO.
+//! `wsa:MessageID` or, without one, from its content. No IO.
 
 use crate::catalog::Fejl;
 use crate::mapping::{CallPlan, Canon, OpPlan, RestCall, Source, Target};
@@ -12,6 +12,12 @@ use super::fault::Failure;
 /// a retry after an upgrade would create a second record.
 const MESSAGE_ID_NAMESPACE: uuid::Uuid =
     uuid::Uuid::from_u128(0x6f1c_2a4e_8b3d_4c59_a7e0_5d2b_9c81_f346);
+
+/// The namespace of the ids derived from (caller, operation, content), for creates without
+/// a MessageID: fixed forever, like `MESSAGE_ID_NAMESPACE`, and another one, so that a
+/// content can never give the id of some MessageID.
+const CONTENT_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x2b9e_7d10_c4a3_4f6e_9a58_e1d7_03c6_b2f4);
 
 /// Every input in canonical form; a missing required element or a value of the wrong type
 /// is refused, naming the element.
@@ -126,19 +132,46 @@ pub fn derived_id(who: &Identity, operation: &str, message_id: &str) -> uuid::Uu
     uuid::Uuid::new_v5(&MESSAGE_ID_NAMESPACE, name.as_bytes())
 }
 
-/// The call a registration makes: with a MessageID and a `call_with_message_id`, that call
-/// with the id derived from the caller and the MessageID; else the plain call.
+/// The id a create without a MessageID gets: the same caller, operation and content (every
+/// input of the operation in canonical form: for a create the CPR number, the type, the
+/// start, the end and the event time) always give the same id, so a retry of the same
+/// content creates one record. Its one consequence: two creates with the same content
+/// (the event time is to the second) are one registration.
+pub fn content_id(who: &Identity, operation: &str, inputs: &[Option<Canon>]) -> uuid::Uuid {
+    let mut name = format!(
+        "{}\n{}\n{operation}",
+        who.organisation_type, who.organisation_code
+    );
+    for input in inputs {
+        name.push('\n');
+        match input {
+            Some(v) => name.push_str(&v.to_text()),
+            // Absent differs from every text (no input's text holds a NUL).
+            None => name.push('\0'),
+        }
+    }
+    uuid::Uuid::new_v5(&CONTENT_NAMESPACE, name.as_bytes())
+}
+
+/// The call a registration makes: with a `call_with_message_id` (a create), that call with
+/// the id derived from the caller and the MessageID, or without a MessageID from the
+/// caller and the content; else the plain call.
 pub fn choose_call<'p>(
     plan: &'p CallPlan,
     operation: &str,
     message_id: Option<&str>,
     who: &Identity,
+    inputs: &[Option<Canon>],
 ) -> (&'p RestCall, Option<(&'p Target, Canon)>) {
     match (&plan.with_message_id, message_id) {
         (Some((call, target)), Some(mid)) => (
             call,
             Some((target, Canon::Uuid(derived_id(who, operation, mid)))),
         ),
-        _ => (&plan.call, None),
+        (Some((call, target)), None) => (
+            call,
+            Some((target, Canon::Uuid(content_id(who, operation, inputs)))),
+        ),
+        (None, _) => (&plan.call, None),
     }
 }
