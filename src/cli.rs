@@ -219,8 +219,8 @@ fn run_check(args: CheckArgs) -> Result<(), CliError> {
             let what = match &op.behaviour {
                 mapping::Behaviour::Call(c) => match &c.with_message_id {
                     Some((w, _)) => format!(
-                        "{} (with wsa:MessageID: {})",
-                        c.call.operation_id, w.operation_id
+                        "{} (the id from the wsa:MessageID, or without one from the content)",
+                        w.operation_id
                     ),
                     None => c.call.operation_id.clone(),
                 },

@@ -1357,6 +1357,49 @@ async fn every_soap_answer_has_a_request_id_that_is_the_trace_sent_upstream() {
     );
 }
 
+/// A code list is read once per `codelist_ttl_secs` and again after it expires.
+#[tokio::test]
+async fn a_code_list_is_read_again_after_its_ttl() {
+    let fake = Fake::start();
+    let s = Serve::start(&[
+        "--rest-url",
+        &fake.base,
+        "--identity",
+        "header",
+        "--codelist-ttl-secs",
+        "1",
+    ]);
+    let create = envelope(
+        V11,
+        &metadata("1", "101"),
+        &create_contact_group(CPR_101, "1", START_1, None, EVENT_1),
+    );
+    let code_list_reads = |seen: Vec<Recorded>| {
+        seen.iter()
+            .filter(|r| r.path.ends_with("/kodelister/kontaktgruppetyper"))
+            .count()
+    };
+    for _ in 0..3 {
+        s.call(Prs, V11, "CreateContactGroup", &create)
+            .await
+            .expect_ok("CreateContactGroup within the TTL");
+    }
+    assert_eq!(
+        code_list_reads(fake.take()),
+        1,
+        "three creates within the TTL"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    s.call(Prs, V11, "CreateContactGroup", &create)
+        .await
+        .expect_ok("CreateContactGroup after the TTL");
+    assert_eq!(
+        code_list_reads(fake.take()),
+        1,
+        "the expired list is read again"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // 4. Usage survives a restart
 // ---------------------------------------------------------------------------------------
