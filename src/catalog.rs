@@ -75,10 +75,11 @@ pub enum Fejl {
     UpstreamUtilgaengelig,
     UpstreamTimeout,
     UpstreamUgyldigtSvar,
+    UpstreamUdfaldUkendt,
 }
 
 impl Fejl {
-    pub const ALL: [Fejl; 41] = [
+    pub const ALL: [Fejl; 42] = [
         Fejl::SlutdatoFremtidig,
         Fejl::KontaktgruppeSkiftTilmeldt,
         Fejl::UgyldigJson,
@@ -120,6 +121,7 @@ impl Fejl {
         Fejl::UpstreamUtilgaengelig,
         Fejl::UpstreamTimeout,
         Fejl::UpstreamUgyldigtSvar,
+        Fejl::UpstreamUdfaldUkendt,
     ];
 
     pub fn key(self) -> &'static str {
@@ -165,6 +167,7 @@ impl Fejl {
             Fejl::UpstreamUtilgaengelig => "upstream_utilgaengelig",
             Fejl::UpstreamTimeout => "upstream_timeout",
             Fejl::UpstreamUgyldigtSvar => "upstream_ugyldigt_svar",
+            Fejl::UpstreamUdfaldUkendt => "upstream_udfald_ukendt",
         }
     }
 
