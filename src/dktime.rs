@@ -5,7 +5,11 @@
 
 use std::sync::LazyLock;
 
-use jiff::{Timestamp, civil::Date, tz::TimeZone};
+use jiff::{
+    Timestamp,
+    civil::Date,
+    tz::{AmbiguousOffset, TimeZone},
+};
 
 static COPENHAGEN: LazyLock<TimeZone> =
     LazyLock::new(|| TimeZone::get("Europe/Copenhagen").unwrap_or(TimeZone::UTC));
@@ -101,35 +105,99 @@ pub fn parse_xs_day(s: &str) -> Result<Date, BadTime> {
 }
 
 fn write_offset(out: &mut String, seconds: i32) {
-    use std::fmt::Write;
-    let sign = if seconds < 0 { '-' } else { '+' };
     let m = seconds.unsigned_abs() / 60;
-    let _ = write!(out, "{sign}{:02}:{:02}", m / 60, m % 60);
+    out.push(if seconds < 0 { '-' } else { '+' });
+    push_digits(out, m / 60, 2);
+    out.push(':');
+    push_digits(out, m % 60, 2);
+}
+
+/// `n`'s last `width` decimal digits, zero-padded.
+fn push_digits(out: &mut String, n: u32, width: u32) {
+    for p in (0..width).rev() {
+        out.push(char::from(b'0' + (n / 10u32.pow(p) % 10) as u8));
+    }
+}
+
+/// `YYYY-MM-DD` of a date with a four-digit year (as jiff's `Display` writes it), or false
+/// for a year jiff writes otherwise (before 1000 or signed), which is left to jiff.
+fn push_date(out: &mut String, d: Date) -> bool {
+    let Ok(year) = u32::try_from(d.year()) else {
+        return false;
+    };
+    if !(1000..=9999).contains(&year) {
+        return false;
+    }
+    push_digits(out, year, 4);
+    out.push('-');
+    push_digits(out, u32::from(d.month().unsigned_abs()), 2);
+    out.push('-');
+    push_digits(out, u32::from(d.day().unsigned_abs()), 2);
+    true
 }
 
 /// An instant as an xs:dateTime in Danish time with its offset: `2024-07-01T10:00:00+02:00`.
 pub fn format_xs_datetime(t: Timestamp) -> String {
-    use std::fmt::Write;
-    let z = t.to_zoned(copenhagen().clone());
     let mut out = String::with_capacity(32);
-    let _ = write!(out, "{}", z.datetime());
-    write_offset(&mut out, z.offset().seconds());
+    write_xs_datetime(&mut out, t);
     out
+}
+
+/// [`format_xs_datetime`], appended to `out`. The common case (whole seconds, a four-digit
+/// year) is written by hand from the offset alone, without a `Zoned` or `fmt` (issue 13:
+/// this was a sixth of a history item's cost); anything else as jiff writes it.
+pub fn write_xs_datetime(out: &mut String, t: Timestamp) {
+    let offset = copenhagen().to_offset(t);
+    let dt = offset.to_datetime(t);
+    let start = out.len();
+    if dt.subsec_nanosecond() == 0 && push_date(out, dt.date()) {
+        out.push('T');
+        push_digits(out, u32::from(dt.hour().unsigned_abs()), 2);
+        out.push(':');
+        push_digits(out, u32::from(dt.minute().unsigned_abs()), 2);
+        out.push(':');
+        push_digits(out, u32::from(dt.second().unsigned_abs()), 2);
+    } else {
+        use std::fmt::Write;
+        out.truncate(start);
+        let _ = write!(out, "{dt}");
+    }
+    write_offset(out, offset.seconds());
 }
 
 /// A day as an xs:dateTime: Danish midnight with the offset of that instant, so 2024-03-31
 /// is `2024-03-31T00:00:00+01:00` and 2024-07-01 is `2024-07-01T00:00:00+02:00`.
 pub fn format_xs_day(d: Date) -> String {
-    use std::fmt::Write;
-    let offset = d
-        .to_datetime(jiff::civil::Time::midnight())
-        .to_zoned(copenhagen().clone())
-        .map(|z| z.offset().seconds())
-        .unwrap_or(0);
     let mut out = String::with_capacity(25);
-    let _ = write!(out, "{d}T00:00:00");
-    write_offset(&mut out, offset);
+    write_xs_day(&mut out, d);
     out
+}
+
+/// [`format_xs_day`], appended to `out`.
+pub fn write_xs_day(out: &mut String, d: Date) {
+    let midnight = d.to_datetime(jiff::civil::Time::midnight());
+    let start = out.len();
+    // In year 9999 midnight may lie past `Timestamp::MAX`: left to `to_zoned`.
+    let offset = if d.year() < 9999 && push_date(out, d) {
+        // The offset `to_zoned` (the "compatible" rule) gives the result: in a gap the
+        // time moves forward into the later offset, in a fold the earlier instant is taken.
+        match copenhagen().to_ambiguous_timestamp(midnight).offset() {
+            AmbiguousOffset::Unambiguous { offset } => offset.seconds(),
+            AmbiguousOffset::Gap { after, .. } => after.seconds(),
+            AmbiguousOffset::Fold { before, .. } => before.seconds(),
+        }
+    } else {
+        // Years near jiff's limits, where the instant may not exist (offset 0, as before).
+        use std::fmt::Write;
+        out.truncate(start);
+        let _ = write!(out, "{d}");
+        midnight
+            .to_zoned(copenhagen().clone())
+            .map(|z| z.offset().seconds())
+            .unwrap_or(0)
+    };
+    out.push_str("T00:00:00");
+    write_offset(out, offset);
 }
 
 #[cfg(test)]
@@ -188,6 +256,61 @@ mod tests {
             format_xs_day(jiff::civil::date(2024, 10, 28)),
             "2024-10-28T00:00:00+01:00"
         );
+    }
+
+    /// The hand-written forms are what jiff writes through a `Zoned`: at instants from 1800
+    /// to 2100 a step apart that is no whole number of hours (so every hour of the day, and
+    /// the hours around the DST changes, come up), with and without fractions, and on days
+    /// from year 1 to 9999 (every day from 1850 to 2150).
+    #[test]
+    fn hand_written_times_are_what_jiff_writes() {
+        use std::fmt::Write;
+        let reference_instant = |t: Timestamp| {
+            let z = t.to_zoned(copenhagen().clone());
+            let mut out = format!("{}", z.datetime());
+            write_offset(&mut out, z.offset().seconds());
+            out
+        };
+        let reference_day = |d: Date| {
+            let offset = d
+                .to_datetime(jiff::civil::Time::midnight())
+                .to_zoned(copenhagen().clone())
+                .map(|z| z.offset().seconds())
+                .unwrap_or(0);
+            let mut out = String::new();
+            let _ = write!(out, "{d}T00:00:00");
+            write_offset(&mut out, offset);
+            out
+        };
+        let start: Timestamp = "1800-01-01T00:00:00Z".parse().unwrap();
+        let end: Timestamp = "2100-01-01T00:00:00Z".parse().unwrap();
+        let mut t = start;
+        while t < end {
+            for extra in [0, 1_500, 250_000_000] {
+                let u = t + jiff::SignedDuration::from_nanos(extra);
+                assert_eq!(format_xs_datetime(u), reference_instant(u), "{u}");
+            }
+            t += jiff::SignedDuration::from_secs(7 * 3600 + 17 * 60 + 3);
+        }
+        for edge in [Timestamp::MIN, Timestamp::MAX] {
+            assert_eq!(format_xs_datetime(edge), reference_instant(edge));
+        }
+        let mut d = jiff::civil::date(1, 1, 1);
+        loop {
+            assert_eq!(format_xs_day(d), reference_day(d), "{d}");
+            let step = if (1850..2150).contains(&d.year()) {
+                1
+            } else {
+                97
+            };
+            match d.checked_add(jiff::Span::new().days(step)) {
+                Ok(next) => d = next,
+                Err(_) => break,
+            }
+        }
+        for d in [jiff::civil::Date::MIN, jiff::civil::Date::MAX] {
+            assert_eq!(format_xs_day(d), reference_day(d), "{d}");
+        }
     }
 
     #[test]

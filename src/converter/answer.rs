@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use crate::json::Json;
-use crate::mapping::{Canon, CollectionPlan, OutField, OutSource, ReadPart, ReadPlan};
+use crate::mapping::{Canon, CollectionPlan, OutField, OutSource, ReadPart, ReadPlan, SoapValue};
 use crate::soap::write::{Fields, Out};
 use crate::upstream::{RestAnswer, UpstreamError};
 
@@ -28,17 +28,25 @@ pub fn map_fields<'p>(
     map_with(fields, inputs, |_, path| json.at(path))
 }
 
-/// SOAP fields from values plucked per field (`json::Paths::pluck` over the fields' paths,
-/// in their order) and the request's inputs.
-pub fn map_plucked<'p>(
+/// The values of one item's fields (in `out`, emptied first) from the values plucked per
+/// field (`json::Paths::pluck` over the fields' paths, in their order) and the request's
+/// inputs; texts are borrowed, not copied.
+pub fn plucked_values<'p, 'v>(
     fields: &'p [OutField],
-    slots: &[Option<Json<'_>>],
-    inputs: &[Option<Canon>],
-) -> Result<Fields<'p>, Failure> {
-    map_with(fields, inputs, |i, _| slots.get(i).and_then(Option::as_ref))
+    slots: &'v [Option<Json<'_>>],
+    inputs: &'v [Option<Canon>],
+    out: &mut Vec<(&'p [String], SoapValue<'v>)>,
+) -> Result<(), Failure> {
+    out.clear();
+    values_with(
+        fields,
+        inputs,
+        |i, _| slots.get(i).and_then(Option::as_ref),
+        |p, v| out.push((p, v)),
+    )
 }
 
-/// The paths `map_plucked` reads, one per field (none for a field from an input).
+/// The paths `plucked_values` reads, one per field (none for a field from an input).
 pub fn field_paths(fields: &[OutField]) -> crate::json::Paths {
     let paths: Vec<&[String]> = fields
         .iter()
@@ -52,14 +60,26 @@ pub fn field_paths(fields: &[OutField]) -> crate::json::Paths {
 
 fn map_with<'p, 'j, 'a: 'j>(
     fields: &'p [OutField],
-    inputs: &[Option<Canon>],
+    inputs: &'j [Option<Canon>],
     json_at: impl Fn(usize, &[String]) -> Option<&'j Json<'a>>,
 ) -> Result<Fields<'p>, Failure> {
     let mut out = Vec::with_capacity(fields.len());
+    values_with(fields, inputs, json_at, |p, v| out.push((p, v.to_soap())))?;
+    Ok(out)
+}
+
+/// Each field's value, in the fields' order, handed to `put` with the field's SOAP path;
+/// an optional field without a value is left out.
+fn values_with<'p, 'j, 'a: 'j>(
+    fields: &'p [OutField],
+    inputs: &'j [Option<Canon>],
+    json_at: impl Fn(usize, &[String]) -> Option<&'j Json<'a>>,
+    mut put: impl FnMut(&'p [String], SoapValue<'j>),
+) -> Result<(), Failure> {
     for (i, f) in fields.iter().enumerate() {
         let value = match &f.source {
             OutSource::Json(path) => match json_at(i, path) {
-                Some(v) => Some(f.ty.from_json(v).map_err(|_| {
+                Some(v) => Some(f.ty.from_json_soap(v).map_err(|_| {
                     Failure::Upstream(UpstreamError::Invalid(format!(
                         "{} is not a {:?}",
                         path.join("."),
@@ -68,10 +88,10 @@ fn map_with<'p, 'j, 'a: 'j>(
                 })?),
                 None => None,
             },
-            OutSource::Input(i) => inputs[*i].clone(),
+            OutSource::Input(i) => inputs[*i].as_ref().map(Canon::soap_value),
         };
         match value {
-            Some(c) => out.push((f.soap.as_slice(), c.to_soap())),
+            Some(v) => put(f.soap.as_slice(), v),
             None if f.optional => {}
             None => {
                 return Err(Failure::Upstream(UpstreamError::Invalid(format!(
@@ -81,7 +101,7 @@ fn map_with<'p, 'j, 'a: 'j>(
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The SOAP response fields of a registration from REST's JSON answer.

@@ -13,7 +13,8 @@ use std::borrow::Cow;
 use bytes::Bytes;
 
 use super::answer::{
-    collection_items, field_paths, map_fields, map_plucked, map_response, parse_answer, read_parts,
+    collection_items, field_paths, map_fields, map_response, parse_answer, plucked_values,
+    read_parts,
 };
 use super::call::Call;
 use super::fault::{Failure, fault_for};
@@ -22,7 +23,9 @@ use super::shadow::{self, Difference};
 use crate::catalog::Fejl;
 use crate::json::{Json, Paths};
 use crate::json_stream::{ItemSplitter, SplitError};
-use crate::mapping::{CallPlan, Canon, CollectionPlan, ReadPart, ReadPlan, RestCall, Target};
+use crate::mapping::{
+    CallPlan, Canon, CollectionPlan, ReadPart, ReadPlan, RestCall, SoapValue, Target,
+};
 use crate::soap::splice::{Replacement, splice};
 use crate::soap::write::{self, Fields, Out, ResponseWriter, WsaReply};
 use crate::soap::{SoapError, SoapVersion};
@@ -395,6 +398,10 @@ struct Transcoder<'r, 'p> {
     collection: &'p CollectionPlan,
     split: ItemSplitter,
     paths: Paths,
+    /// Per item, the plucked values and the fields' values, which borrow from that item's
+    /// bytes: kept empty between items only for their allocations.
+    slots: Vec<Option<Json<'static>>>,
+    values: Vec<(&'p [String], SoapValue<'static>)>,
 }
 
 impl<'r, 'p> Transcoder<'r, 'p> {
@@ -405,6 +412,8 @@ impl<'r, 'p> Transcoder<'r, 'p> {
             collection: c,
             split: ItemSplitter::new(&c.items, MAX_ITEM_BYTES),
             paths: field_paths(&c.fields),
+            slots: Vec::new(),
+            values: Vec::new(),
         }
     }
 
@@ -416,14 +425,18 @@ impl<'r, 'p> Transcoder<'r, 'p> {
         out: &mut String,
     ) -> Result<(), Failure> {
         let (c, paths, inputs) = (self.collection, &self.paths, &self.read.inputs);
+        let (kept_slots, kept_values) = (&mut self.slots, &mut self.values);
         self.split
             .feed(chunk, |item| {
-                let mut slots = Vec::with_capacity(c.fields.len());
+                let mut slots = recycle_slots(std::mem::take(kept_slots));
                 paths
                     .pluck(item, &mut slots)
                     .map_err(|_| invalid(c, "an item is not JSON"))?;
-                let fields = map_plucked(&c.fields, &slots, inputs)?;
-                w.item(out, &c.item, &fields);
+                let mut values = recycle_values(std::mem::take(kept_values));
+                plucked_values(&c.fields, &slots, inputs, &mut values)?;
+                w.item_values(out, &c.item, &values);
+                *kept_values = recycle_values(values);
+                *kept_slots = recycle_slots(slots);
                 Ok(())
             })
             .map_err(|e| match e {
@@ -439,6 +452,22 @@ impl<'r, 'p> Transcoder<'r, 'p> {
             .map(|_| ())
             .map_err(|f| invalid(self.collection, &f.to_string()))
     }
+}
+
+/// `v` emptied, for values of another lifetime (the allocation is reused: same layout).
+fn recycle_slots<'b>(mut v: Vec<Option<Json<'_>>>) -> Vec<Option<Json<'b>>> {
+    v.clear();
+    v.into_iter().map(|_| None).collect()
+}
+
+/// `v` emptied, for values of another lifetime (the allocation is reused: same layout).
+fn recycle_values<'p, 'b>(
+    mut v: Vec<(&'p [String], SoapValue<'_>)>,
+) -> Vec<(&'p [String], SoapValue<'b>)> {
+    v.clear();
+    v.into_iter()
+        .map(|(p, _)| (p, SoapValue::Text("")))
+        .collect()
 }
 
 /// A collection's answer is not the list it should be: an invalid answer of its operation.

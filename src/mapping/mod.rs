@@ -26,7 +26,7 @@ pub use plan::{
     Arg, Behaviour, CallPlan, Codes, CollectionPlan, Input, OpPlan, OutField, OutSource, Plan,
     ReadPart, ReadPlan, RestCall, ServicePlan, Source, Target, Unchanged,
 };
-pub use transform::{Canon, Transform};
+pub use transform::{Canon, SoapValue, Transform};
 
 #[cfg(test)]
 mod tests {

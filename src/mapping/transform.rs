@@ -117,6 +117,65 @@ impl Transform {
     }
 }
 
+/// A value on its way from JSON (or an input) into a SOAP answer: a text borrowed from
+/// where it was read, or any other canonical value. Read per item of a collection, where a
+/// `String` per text field was a cost of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SoapValue<'a> {
+    Text(&'a str),
+    Canon(Canon),
+}
+
+impl SoapValue<'_> {
+    /// The text of the SOAP element (unescaped; the writer escapes).
+    pub fn to_soap(&self) -> String {
+        match self {
+            SoapValue::Text(s) => (*s).to_owned(),
+            SoapValue::Canon(c) => c.to_soap(),
+        }
+    }
+}
+
+impl Transform {
+    /// JSON value → canonical, as a SOAP answer takes it (a text borrowed from `v`).
+    pub fn from_json_soap<'v>(self, v: &'v Json<'_>) -> Result<SoapValue<'v>, BadValue> {
+        match (self, v) {
+            (Transform::Cpr | Transform::String, Json::Str(s)) => Ok(SoapValue::Text(s)),
+            _ => self.from_json(v).map(SoapValue::Canon),
+        }
+    }
+}
+
+impl Canon {
+    /// The value as a SOAP answer takes it (a text borrowed from `self`).
+    pub fn soap_value(&self) -> SoapValue<'_> {
+        match self {
+            Canon::Text(s) => SoapValue::Text(s),
+            other => SoapValue::Canon(other.clone()),
+        }
+    }
+}
+
+/// `i`'s decimal digits, written into `buf`.
+fn itoa(i: i64, buf: &mut [u8; 20]) -> &str {
+    let mut n = i.unsigned_abs();
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    // Only ASCII digits and '-' were written.
+    std::str::from_utf8(&buf[at..]).unwrap_or_default()
+}
+
 impl Canon {
     /// The JSON text of the value, appended to `out` (a string is escaped as JSON wants).
     pub fn write_json(&self, out: &mut Vec<u8>) {
@@ -134,13 +193,20 @@ impl Canon {
 
     /// The text of a SOAP element (unescaped; the writer escapes).
     pub fn to_soap(&self) -> String {
+        let mut out = String::new();
+        self.write_soap(&mut out);
+        out
+    }
+
+    /// [`Canon::to_soap`], appended to `out`.
+    pub fn write_soap(&self, out: &mut String) {
         match self {
-            Canon::Text(s) => s.clone(),
-            Canon::Int(i) => i.to_string(),
-            Canon::Bool(b) => b.to_string(),
-            Canon::Uuid(u) => u.hyphenated().to_string(),
-            Canon::Day(d) => dktime::format_xs_day(*d),
-            Canon::Instant(t) => dktime::format_xs_datetime(*t),
+            Canon::Text(s) => out.push_str(s),
+            Canon::Int(i) => out.push_str(itoa(*i, &mut [0; 20])),
+            Canon::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Canon::Uuid(u) => out.push_str(u.hyphenated().encode_lower(&mut Uuid::encode_buffer())),
+            Canon::Day(d) => dktime::write_xs_day(out, *d),
+            Canon::Instant(t) => dktime::write_xs_datetime(out, *t),
         }
     }
 
@@ -194,6 +260,10 @@ mod tests {
             .unwrap();
         assert_eq!(u.to_soap(), "7d444840-9dc0-11d1-b245-5ffdce74fad2");
         assert_eq!(json(&Transform::Int.from_soap("13").unwrap()), "13");
+        for i in [0, 7, -7, 1_000_000, i64::MAX, i64::MIN] {
+            assert_eq!(Canon::Int(i).to_soap(), i.to_string());
+        }
+        assert_eq!(Canon::Bool(true).to_soap(), "true");
         assert_eq!(json(&Canon::Bool(false)), "false");
         assert_eq!(json(&u), r#""7d444840-9dc0-11d1-b245-5ffdce74fad2""#);
         assert_eq!(

@@ -5,6 +5,7 @@ use quick_xml::escape::escape;
 
 use super::SoapVersion;
 use super::envelope::{DFDG, WSA};
+use crate::mapping::{Canon, SoapValue};
 
 /// Which side a fault blames: the caller (Client / Sender) or the server (Server / Receiver).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,17 +110,41 @@ fn move_to<'a>(
 
 /// Fields by path, sharing enclosing elements, each name with `prefix` if given.
 pub fn write_fields(out: &mut String, prefix: Option<&str>, fields: &[(&[String], String)]) {
+    fields_with(out, prefix, fields, |out, text| push_escaped(out, text));
+}
+
+/// Fields by path as [`write_fields`] writes them, each text written by `text`.
+fn fields_with<T>(
+    out: &mut String,
+    prefix: Option<&str>,
+    fields: &[(&[String], T)],
+    text: impl Fn(&mut String, &T),
+) {
     let mut open: Vec<&str> = Vec::new();
-    for (path, text) in fields {
+    for (path, value) in fields {
         let Some((leaf, parents)) = path.split_last() else {
             continue;
         };
         move_to(out, prefix, &mut open, parents);
         open_tag(out, prefix, leaf);
-        out.push_str(&escape(text.as_str()));
+        text(out, value);
         close_tag(out, prefix, leaf);
     }
     move_to(out, prefix, &mut open, &[]);
+}
+
+fn push_escaped(out: &mut String, text: &str) {
+    out.push_str(&escape(text));
+}
+
+/// A value's text: a text escaped, any other value as it is (its digits, hyphens, colons
+/// and signs are nothing XML escapes).
+fn push_value(out: &mut String, value: &SoapValue<'_>) {
+    match value {
+        SoapValue::Text(s) => push_escaped(out, s),
+        SoapValue::Canon(Canon::Text(s)) => push_escaped(out, s),
+        SoapValue::Canon(c) => c.write_soap(out),
+    }
 }
 
 /// The items of a collection, each `<item>` with its fields.
@@ -178,7 +203,7 @@ impl<'p> ResponseWriter<'p> {
         };
         move_to(out, None, &mut self.open, parents);
         open_tag(out, None, leaf);
-        out.push_str(&escape(text));
+        push_escaped(out, text);
         close_tag(out, None, leaf);
     }
 
@@ -193,6 +218,25 @@ impl<'p> ResponseWriter<'p> {
 
     /// One item of the current collection: `<{item}>`, its fields, `</{item}>`.
     pub fn item(&mut self, out: &mut String, item: &str, fields: &[(&[String], String)]) {
+        self.open_item(out, item);
+        write_fields(out, None, fields);
+        close_tag(out, None, item);
+    }
+
+    /// [`ResponseWriter::item`] from the fields' values, each written straight into `out`.
+    pub fn item_values(
+        &mut self,
+        out: &mut String,
+        item: &str,
+        fields: &[(&[String], SoapValue<'_>)],
+    ) {
+        self.open_item(out, item);
+        fields_with(out, None, fields, push_value);
+        close_tag(out, None, item);
+    }
+
+    /// `<{item}>`, after the collection's start tag if this is its first item.
+    fn open_item(&mut self, out: &mut String, item: &str) {
         if let Some((name, started)) = &mut self.collection
             && !*started
         {
@@ -200,8 +244,6 @@ impl<'p> ResponseWriter<'p> {
             *started = true;
         }
         open_tag(out, None, item);
-        write_fields(out, None, fields);
-        close_tag(out, None, item);
     }
 
     /// The current collection ends: `</Collection>`, or `<Collection/>` without items.
