@@ -76,7 +76,7 @@ pub enum Opened<'t> {
     Problem(RestAnswer),
 }
 
-/// A 2xx REST answer's body, read chunk by chunk as it arrives, within the call's deadline
+/// A 2xx REST answer's body (or a legacy service's answer), read chunk by chunk as it arrives, within the call's deadline
 /// and `MAX_ANSWER_BYTES`. It holds its call's permit and upstream wait: the wait ends, and
 /// is recorded, when the body has been read to its end, fails, or is dropped.
 pub struct RestBody<'t> {
@@ -163,12 +163,11 @@ pub enum SetupError {
     Url(String),
 }
 
-/// What a legacy SOAP service answered.
-#[derive(Debug, Clone)]
-pub struct LegacyAnswer {
+/// What a legacy SOAP service answered: its head, and its body as it arrives.
+pub struct LegacyAnswer<'t> {
     pub status: u16,
     pub content_type: String,
-    pub body: bytes::Bytes,
+    pub body: RestBody<'t>,
 }
 
 impl UpstreamError {
@@ -747,17 +746,21 @@ impl Upstream {
     }
 
     /// Forwards a SOAP request unchanged to a legacy service (the splice), with the same
-    /// timeouts and connection bound; the answer comes back as it was.
-    pub async fn forward_soap(
-        &self,
+    /// deadline and connection bound, up to its answer's head: the status and content type,
+    /// and the body to be read as it arrives (`RestBody::chunk`, within `MAX_ANSWER_BYTES`).
+    /// The forward holds its permit and its [`Wait`] until the body is read to its end or
+    /// dropped.
+    pub async fn open_soap<'t>(
+        &'t self,
         url: &str,
         content_type: &str,
         soap_action: Option<&str>,
         body: bytes::Bytes,
-        trace: &Trace,
-    ) -> Result<LegacyAnswer, UpstreamError> {
+        trace: &'t Trace,
+    ) -> Result<LegacyAnswer<'t>, UpstreamError> {
         let wait = trace.wait(self.metrics.as_deref(), "legacy");
-        let result = async {
+        let deadline = trace.deadline();
+        let head = async {
             let invalid = |what: &str| UpstreamError::Invalid(format!("legacy request: {what}"));
             let uri: Uri = url.parse().map_err(|_| invalid("the URL"))?;
             let mut r = Request::post(uri)
@@ -778,22 +781,38 @@ impl Upstream {
             let req = r
                 .body(Full::new(body))
                 .map_err(|_| invalid("the request"))?;
-            let (status, content_type, body) = self
-                .exchange(req, Some(&self.inner.legacy_permits), trace.deadline())
-                .await?;
-            let content_type = content_type
-                .as_ref()
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("text/xml; charset=utf-8")
-                .to_owned();
-            Ok(LegacyAnswer {
-                status,
-                content_type,
-                body,
-            })
-        }
-        .await;
-        wait.finish(result)
+            let permit = self
+                .inner
+                .legacy_permits
+                .acquire()
+                .await
+                .map_err(|_| UpstreamError::Unreachable("the client is shut down".into()))?;
+            let res = self.client().request(req).await.map_err(classify)?;
+            Ok((permit, res))
+        };
+        let (permit, res) = match tokio::time::timeout_at(deadline.into(), head).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return wait.finish(Err(e)),
+            Err(_) => return wait.finish(Err(UpstreamError::Timeout)),
+        };
+        let content_type = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("text/xml; charset=utf-8")
+            .to_owned();
+        Ok(LegacyAnswer {
+            status: res.status().as_u16(),
+            content_type,
+            body: RestBody {
+                body: res.into_body(),
+                read: 0,
+                deadline,
+                done: false,
+                _permit: permit,
+                wait: Some(wait),
+            },
+        })
     }
 
     /// The codes of a REST code list, cached for `codelist_ttl`.

@@ -1,10 +1,8 @@
 //! REST answers to SOAP parts: a 2xx answer's JSON read in place, the mapped fields of an
 //! answer or of one item of a collection, and a read's parts in the WSDL's order. No IO.
 
-use bytes::Bytes;
-
 use crate::json::Json;
-use crate::mapping::{Canon, CollectionPlan, OutField, OutSource, ReadPart, ReadPlan, SoapValue};
+use crate::mapping::{Canon, OutField, OutSource, SoapValue};
 use crate::soap::write::{Fields, Out};
 use crate::upstream::{RestAnswer, UpstreamError};
 
@@ -114,57 +112,4 @@ pub fn map_response<'p>(
         .into_iter()
         .map(|(p, t)| Out::Leaf(p, t))
         .collect())
-}
-
-/// One collection's items from its REST answer; a code in `empty_on` means none.
-pub fn collection_items<'p>(
-    c: &'p CollectionPlan,
-    answer: Result<Bytes, Failure>,
-    inputs: &[Option<Canon>],
-) -> Result<Vec<Fields<'p>>, Failure> {
-    let bytes = match answer {
-        Ok(v) => v,
-        Err(Failure::Rest { fejlkode, .. }) if c.empty_on.contains(&fejlkode) => {
-            return Ok(Vec::new());
-        }
-        Err(e) => return Err(e),
-    };
-    let json = parse_answer(&c.call.operation_id, &bytes)?;
-    let items = json.get(&c.items).and_then(Json::as_array).ok_or_else(|| {
-        Failure::Upstream(UpstreamError::Invalid(format!(
-            "{} lacks {}",
-            c.call.operation_id, c.items
-        )))
-    })?;
-    items
-        .iter()
-        .map(|item| map_fields(&c.fields, item, inputs))
-        .collect()
-}
-
-/// A read's response parts in the WSDL's order: echoed inputs and the collections.
-pub fn read_parts<'p>(
-    plan: &'p ReadPlan,
-    mut items: Vec<Vec<Fields<'p>>>,
-    inputs: &[Option<Canon>],
-) -> Result<Vec<Out<'p>>, Failure> {
-    let mut parts = Vec::with_capacity(plan.order.len());
-    for part in &plan.order {
-        match *part {
-            ReadPart::Echo(i) => parts.extend(
-                map_fields(std::slice::from_ref(&plan.echo[i]), &Json::Null, inputs)?
-                    .into_iter()
-                    .map(|(p, t)| Out::Leaf(p, t)),
-            ),
-            ReadPart::Collection(i) => {
-                let c = &plan.collections[i];
-                parts.push(Out::Collection {
-                    path: &c.element,
-                    item: &c.item,
-                    items: std::mem::take(&mut items[i]),
-                });
-            }
-        }
-    }
-    Ok(parts)
 }

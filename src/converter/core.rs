@@ -5,17 +5,13 @@
 //!
 //! A registration (PRS) is [`Registration`]: its code lists, the read of rule 4, the write,
 //! one after the other. A read (PSS, PHS) is [`Read`]: one REST call per collection (none
-//! after the caller's cutover), then the answer written alone or spliced into the legacy
-//! service's. [`encode`] turns either's result into the bytes the caller gets.
+//! after the caller's cutover), then the answer written alone ([`ReadAnswer`]) or spliced
+//! into the legacy service's ([`SplicedAnswer`]), both as the answers arrive, by the same
+//! [`Transcoder`]. [`encode`] turns either's result into the bytes the caller gets.
 
 use std::borrow::Cow;
 
-use bytes::Bytes;
-
-use super::answer::{
-    collection_items, field_paths, map_fields, map_response, parse_answer, plucked_values,
-    read_parts,
-};
+use super::answer::{field_paths, map_fields, map_response, parse_answer, plucked_values};
 use super::call::Call;
 use super::fault::{Failure, fault_for};
 use super::request::{arg_value, choose_call, map_request, typed_inputs};
@@ -26,10 +22,10 @@ use crate::json_stream::{ItemSplitter, SplitError};
 use crate::mapping::{
     CallPlan, Canon, CollectionPlan, ReadPart, ReadPlan, RestCall, SoapValue, Target,
 };
-use crate::soap::splice::{Replacement, splice};
-use crate::soap::write::{self, Fields, Out, ResponseWriter, WsaReply};
+use crate::soap::splice::{Splicer, Step};
+use crate::soap::write::{self, Fields, Out, ResponseWriter, WsaReply, write_item_values};
 use crate::soap::{SoapError, SoapVersion};
-use crate::upstream::{Identity, LegacyAnswer, RestRequest, UpstreamError};
+use crate::upstream::{Identity, RestRequest, UpstreamError};
 
 /// What a call produced: parts to write, the answer written, a legacy answer to send as it
 /// is, or an answer that already went downstream in chunks.
@@ -195,9 +191,6 @@ pub struct Read<'p> {
     rest: bool,
 }
 
-/// One collection's items, per collection in the plan's order.
-pub type Items<'p> = Vec<Vec<Fields<'p>>>;
-
 impl<'p> Read<'p> {
     pub fn new(call: &Call<'p>, plan: &'p ReadPlan) -> Result<Self, Failure> {
         Ok(Read {
@@ -219,77 +212,8 @@ impl<'p> Read<'p> {
             .collect()
     }
 
-    /// The collections' items from the answers to `requests` (in its order; empty after the
-    /// cutover, and every collection is then empty).
-    pub fn items(&self, answers: Vec<Result<Bytes, Failure>>) -> Result<Items<'p>, Failure> {
-        let mut items: Items<'p> = vec![Vec::new(); self.plan.collections.len()];
-        for (i, (c, a)) in self.plan.collections.iter().zip(answers).enumerate() {
-            items[i] = collection_items(c, a, &self.inputs)?;
-        }
-        Ok(items)
-    }
-
-    /// The read's answer written alone (no legacy service).
-    pub fn alone(&self, items: Items<'p>) -> Result<Answer<'p>, Failure> {
-        Ok(Answer::Parts(read_parts(self.plan, items, &self.inputs)?))
-    }
-
     pub fn collection(&self, i: usize) -> &'p CollectionPlan {
         &self.plan.collections[i]
-    }
-
-    /// The legacy service's answer with the collections' content replaced by `items`; a
-    /// legacy fault (any non-2xx answer) passes through unchanged. With `compare`, also how
-    /// the legacy collections differed from REST's (before the cutover only).
-    pub fn splice(
-        &self,
-        namespace: &str,
-        legacy: LegacyAnswer,
-        items: &Items<'p>,
-        compare: bool,
-    ) -> Result<(Answer<'p>, Vec<Difference<'p>>), Failure> {
-        let LegacyAnswer {
-            status,
-            content_type,
-            body,
-        } = legacy;
-        if !(200..300).contains(&status) {
-            let raw = Answer::Raw {
-                status,
-                content_type,
-                body: body.to_vec(),
-            };
-            return Ok((raw, Vec::new()));
-        }
-        let text = std::str::from_utf8(&body).map_err(|_| {
-            Failure::Upstream(UpstreamError::Invalid(
-                "the legacy response is not UTF-8".into(),
-            ))
-        })?;
-        let replacements: Vec<Replacement<'_>> = self
-            .plan
-            .collections
-            .iter()
-            .zip(items)
-            .map(|(c, its)| Replacement {
-                local: c.element.last().map_or("", String::as_str),
-                item: &c.item,
-                items: its,
-            })
-            .collect();
-        let spliced = splice(text, namespace, &replacements)
-            .map_err(|e| Failure::Upstream(UpstreamError::Invalid(e)))?;
-        let differences = if compare && self.rest {
-            shadow::compare(self.plan, items, &spliced.legacy_items)
-        } else {
-            Vec::new()
-        };
-        let raw = Answer::Raw {
-            status,
-            content_type,
-            body: spliced.body,
-        };
-        Ok((raw, differences))
     }
 }
 
@@ -361,8 +285,9 @@ impl<'r, 'p> ReadAnswer<'r, 'p> {
 
     /// The next bytes of the current collection's REST answer.
     pub fn feed(&mut self, chunk: &[u8], out: &mut String) -> Result<(), Failure> {
+        let w = &mut self.w;
         match &mut self.current {
-            Some(t) => t.feed(chunk, &mut self.w, out),
+            Some(t) => t.feed(chunk, |item, values| w.item_values(out, item, values)),
             None => Ok(()),
         }
     }
@@ -417,12 +342,12 @@ impl<'r, 'p> Transcoder<'r, 'p> {
         }
     }
 
-    /// The next bytes of the answer; the items completed by them are written to `out`.
+    /// The next bytes of the answer; each item completed by them goes to `emit` (the item
+    /// element's name and its fields).
     fn feed(
         &mut self,
         chunk: &[u8],
-        w: &mut ResponseWriter<'p>,
-        out: &mut String,
+        mut emit: impl FnMut(&'p str, &[(&'p [String], SoapValue<'_>)]),
     ) -> Result<(), Failure> {
         let (c, paths, inputs) = (self.collection, &self.paths, &self.read.inputs);
         let (kept_slots, kept_values) = (&mut self.slots, &mut self.values);
@@ -434,7 +359,7 @@ impl<'r, 'p> Transcoder<'r, 'p> {
                     .map_err(|_| invalid(c, "an item is not JSON"))?;
                 let mut values = recycle_values(std::mem::take(kept_values));
                 plucked_values(&c.fields, &slots, inputs, &mut values)?;
-                w.item_values(out, &c.item, &values);
+                emit(&c.item, &values);
                 *kept_values = recycle_values(values);
                 *kept_slots = recycle_slots(slots);
                 Ok(())
@@ -468,6 +393,150 @@ fn recycle_values<'p, 'b>(
     v.into_iter()
         .map(|(p, _)| (p, SoapValue::Text("")))
         .collect()
+}
+
+/// The most items of one collection kept, per side, for the shadow compare; a call with
+/// more is not compared (the driver says so in the log).
+pub const SHADOW_MAX_ITEMS: usize = 10_000;
+
+/// What the driver of a [`SplicedAnswer`] does next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Splice {
+    /// Feed the next bytes of the legacy answer, or end it.
+    More,
+    /// Collection `i` is open in the legacy answer: feed its REST answer (if it has one),
+    /// then end the collection.
+    Collection(usize),
+    /// The legacy answer is written to its end.
+    Done,
+}
+
+/// A read's answer spliced into the legacy service's as both arrive (sans-IO): the legacy
+/// bytes are copied through (`soap::splice::Splicer`) up to where a collection goes; there
+/// the collection's REST answer is transcoded in by the plain read's [`Transcoder`], each
+/// item written with the legacy collection's prefix. With the shadow compare (before the
+/// cutover), both sides' items are kept, at most [`SHADOW_MAX_ITEMS`] per collection.
+///
+/// ```text
+/// let mut a = SplicedAnswer::new(call, &read, compare);
+/// loop { match a.next(out)? {
+///     Splice::More => match legacy.next() { Some(c) => a.feed_legacy(&c)?, None => a.end_legacy() },
+///     Splice::Collection(i) => { for chunk in answer_of(i) { a.feed(&chunk, out)? }; a.end_collection(answered)? }
+///     Splice::Done => break,
+/// }}
+/// for i in answers the legacy answer had no place for { a.check(i); feed; end_collection }
+/// let differences = a.finish();
+/// ```
+pub struct SplicedAnswer<'r, 'p> {
+    read: &'r Read<'p>,
+    splicer: Splicer<'p>,
+    /// The collection being transcoded, and its items' prefix: `None` for a REST answer
+    /// that is only checked (the legacy answer had no place for it).
+    current: Option<(usize, Transcoder<'r, 'p>, Option<Option<String>>)>,
+    compare: bool,
+    rest_items: Vec<Vec<Fields<'p>>>,
+    overflow: bool,
+}
+
+impl<'r, 'p> SplicedAnswer<'r, 'p> {
+    /// `compare`: the shadow compare is on (it runs only before the caller's cutover).
+    pub fn new(call: &Call<'p>, read: &'r Read<'p>, compare: bool) -> SplicedAnswer<'r, 'p> {
+        let compare = compare && read.rest;
+        let collections = read
+            .plan
+            .collections
+            .iter()
+            .map(|c| c.element.last().map_or("", String::as_str))
+            .collect();
+        SplicedAnswer {
+            read,
+            splicer: Splicer::new(
+                &call.service().namespace,
+                collections,
+                compare.then_some(SHADOW_MAX_ITEMS),
+            ),
+            current: None,
+            compare,
+            rest_items: vec![Vec::new(); read.plan.collections.len()],
+            overflow: false,
+        }
+    }
+
+    /// The next bytes of the legacy answer.
+    pub fn feed_legacy(&mut self, chunk: &[u8]) -> Result<(), Failure> {
+        self.splicer.feed(chunk).map_err(legacy_invalid)
+    }
+
+    /// The legacy answer ended.
+    pub fn end_legacy(&mut self) {
+        self.splicer.end();
+    }
+
+    /// Writes the legacy answer on, up to the next collection.
+    pub fn next(&mut self, out: &mut String) -> Result<Splice, Failure> {
+        match self.splicer.next(out).map_err(legacy_invalid)? {
+            Step::More => Ok(Splice::More),
+            Step::Done => Ok(Splice::Done),
+            Step::Collection { index, prefix } => {
+                self.current = Some((index, Transcoder::new(self.read, index), Some(prefix)));
+                Ok(Splice::Collection(index))
+            }
+        }
+    }
+
+    /// Collection `i`'s REST answer is read and checked, not written (the legacy answer
+    /// had no place for it).
+    pub fn check(&mut self, i: usize) {
+        self.current = Some((i, Transcoder::new(self.read, i), None));
+    }
+
+    /// The next bytes of the current collection's REST answer.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut String) -> Result<(), Failure> {
+        let Some((i, t, prefix)) = &mut self.current else {
+            return Ok(());
+        };
+        let (compare, kept, overflow) =
+            (self.compare, &mut self.rest_items[*i], &mut self.overflow);
+        let prefix = &*prefix;
+        t.feed(chunk, |item, values| {
+            if let Some(prefix) = prefix {
+                write_item_values(out, prefix.as_deref(), item, values);
+            }
+            if compare {
+                if kept.len() < SHADOW_MAX_ITEMS {
+                    kept.push(values.iter().map(|(p, v)| (*p, v.to_soap())).collect());
+                } else {
+                    *overflow = true;
+                }
+            }
+        })
+    }
+
+    /// The current collection ends; `answered`: it had a REST answer (fed whole).
+    pub fn end_collection(&mut self, answered: bool) -> Result<(), Failure> {
+        match self.current.take() {
+            Some((_, t, _)) if answered => t.finish(),
+            _ => Ok(()),
+        }
+    }
+
+    /// How the legacy collections differed from REST's (empty without the shadow compare);
+    /// `None` when a collection had too many items to compare.
+    pub fn finish(self) -> Option<Vec<Difference<'p>>> {
+        if !self.compare {
+            return Some(Vec::new());
+        }
+        let (legacy, overflow) = self.splicer.legacy_items();
+        if overflow || self.overflow {
+            return None;
+        }
+        Some(shadow::compare(self.read.plan, &self.rest_items, &legacy))
+    }
+}
+
+/// The legacy answer cannot be spliced: an invalid answer.
+fn legacy_invalid(e: String) -> Failure {
+    Failure::Upstream(UpstreamError::Invalid(e))
 }
 
 /// A collection's answer is not the list it should be: an invalid answer of its operation.

@@ -1,9 +1,9 @@
 //! Where a call's answer goes. Most answers are small and leave whole, with a
 //! `Content-Length`, after the call is done (its status can still be a fault's). A read
-//! whose collections grow past `threshold` bytes of SOAP starts its answer early instead: the
-//! head (200) and what is written so far leave, then a chunk each time the buffer fills
-//! again, while REST is still sending, so the memory a call holds is bounded by the
-//! threshold, not by the answer. The front turns the pieces into an HTTP response.
+//! (alone, or spliced into a legacy answer) whose SOAP grows past `threshold` bytes starts
+//! its answer early instead: the head ([`Start`]) and what is written so far leave, then a
+//! chunk each time the buffer fills again, while REST (and the legacy service) are still
+//! sending, so the memory a call holds is bounded by the threshold, not by the answer. The front turns the pieces into an HTTP response.
 
 use std::borrow::Cow;
 
@@ -27,6 +27,24 @@ pub struct Head {
     pub content_type: Cow<'static, str>,
     /// The whole body, for an answer that did not stream.
     pub whole: Option<Vec<u8>>,
+}
+
+/// What a streamed answer's head says: a read's is 200 in the call's SOAP content type; a
+/// spliced legacy answer keeps the legacy service's status and content type.
+#[derive(Debug, Clone, Copy)]
+pub struct Start<'a> {
+    pub status: u16,
+    pub content_type: &'a str,
+}
+
+impl Start<'static> {
+    /// A response in the SOAP version's content type.
+    pub fn soap(version: crate::soap::SoapVersion) -> Start<'static> {
+        Start {
+            status: 200,
+            content_type: version.content_type(),
+        }
+    }
 }
 
 /// The caller went away while its answer streamed.
@@ -58,26 +76,18 @@ impl Downstream {
         self.started
     }
 
-    /// Sends what `out` holds once it is over the threshold (the head first, with
-    /// `content_type`); `out` is then empty.
-    pub async fn flush(
-        &mut self,
-        content_type: &'static str,
-        out: &mut String,
-    ) -> Result<(), Gone> {
+    /// Sends what `out` holds once it is over the threshold (the head first, as `start`
+    /// says); `out` is then empty.
+    pub async fn flush(&mut self, start: Start<'_>, out: &mut String) -> Result<(), Gone> {
         if out.len() < self.threshold {
             return Ok(());
         }
-        self.send_chunk(content_type, out).await
+        self.send_chunk(start, out).await
     }
 
     /// The rest of a streamed answer.
-    pub async fn finish(
-        &mut self,
-        content_type: &'static str,
-        out: &mut String,
-    ) -> Result<(), Gone> {
-        self.send_chunk(content_type, out).await
+    pub async fn finish(&mut self, start: Start<'_>, out: &mut String) -> Result<(), Gone> {
+        self.send_chunk(start, out).await
     }
 
     /// Ends a streamed answer without its rest.
@@ -85,16 +95,12 @@ impl Downstream {
         let _ = self.tx.send(Piece::Abort).await;
     }
 
-    async fn send_chunk(
-        &mut self,
-        content_type: &'static str,
-        out: &mut String,
-    ) -> Result<(), Gone> {
+    async fn send_chunk(&mut self, start: Start<'_>, out: &mut String) -> Result<(), Gone> {
         let tx = &self.tx;
         if !self.started {
             let head = Head {
-                status: 200,
-                content_type: Cow::Borrowed(content_type),
+                status: start.status,
+                content_type: Cow::Owned(start.content_type.to_owned()),
                 whole: None,
             };
             tx.send(Piece::Head(head)).await.map_err(|_| Gone)?;

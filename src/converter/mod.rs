@@ -40,12 +40,13 @@ use crate::observe::metrics::Metrics;
 use crate::observe::usage::Usage;
 use crate::soap::envelope::{Limits, decode_envelope};
 use crate::upstream::{
-    Identity, Opened, RestAnswer, RestBody, RestRequest, Trace, Upstream, UpstreamError,
+    Identity, LegacyAnswer, Opened, RestAnswer, RestBody, RestRequest, Trace, Upstream,
+    UpstreamError,
 };
 
 pub use self::call::{Arrival, Call};
 pub use self::core::{Answer, Outcome, StreamEnd};
-pub use self::downstream::{Downstream, Gone, Head, Piece};
+pub use self::downstream::{Downstream, Gone, Head, Piece, Start};
 pub use self::fault::Failure;
 pub use self::request::derived_id;
 
@@ -120,6 +121,8 @@ pub enum Reply {
 /// Why a streamed read stopped.
 enum Stop {
     Failed(Failure),
+    /// The legacy answer failed (or cannot be spliced).
+    Legacy(Failure),
     /// The caller went away.
     Gone,
 }
@@ -205,10 +208,10 @@ impl Converter {
                     Some(replacement.clone()),
                 )),
                 Behaviour::Call(plan) => self.register(call, plan).await,
-                Behaviour::Read(plan) if self.legacy.urls.contains_key(&call.service().name) => {
-                    self.read_spliced(call, plan, body).await
-                }
-                Behaviour::Read(plan) => self.read(call, plan, down).await,
+                Behaviour::Read(plan) => match self.legacy.urls.get(&call.service().name) {
+                    Some(url) => self.read_spliced(call, plan, url, body, down).await,
+                    None => self.read(call, plan, down).await,
+                },
             }
         };
         // One deadline for all of the call's upstream work (code list, reads, write, legacy),
@@ -309,147 +312,285 @@ impl Converter {
         let read = core::Read::new(call, plan)?;
         let requests = read.requests();
         let opened = join_all(requests.iter().map(|r| self.upstream.open(r, who, trace))).await;
-        let mut bodies = Vec::with_capacity(plan.collections.len());
-        let mut failure = None;
-        for (i, o) in opened.into_iter().enumerate() {
-            let body = match o {
-                Ok(Opened::Body(b)) => Some(b),
-                Ok(Opened::Problem(RestAnswer::Problem { fejlkode, .. }))
-                    if read.collection(i).empty_on.contains(&fejlkode) =>
-                {
-                    None
-                }
-                Ok(Opened::Problem(RestAnswer::Problem {
-                    status,
-                    fejlkode,
-                    fejltekst,
-                })) => {
-                    failure.get_or_insert(Failure::Rest {
-                        status,
-                        fejlkode,
-                        fejltekst,
-                    });
-                    None
-                }
-                Ok(Opened::Problem(RestAnswer::Ok(_))) => None,
-                Err(e) => {
-                    failure.get_or_insert(Failure::Upstream(e));
-                    None
-                }
-            };
-            bodies.push(body);
-        }
-        if let Some(f) = failure {
-            // The other calls answered: their waits end as answered, unread.
-            bodies.into_iter().flatten().for_each(RestBody::discard);
-            return Err(f);
-        }
-        let content_type = call.version.content_type();
+        let bodies = rest_bodies(&read, opened)?;
+        let start = Start::soap(call.version);
         let mut out = String::with_capacity(4096);
-        match self.write_read(call, &read, bodies, &mut out, down).await {
-            Ok(()) if !down.started() => Ok(Answer::Bytes(out.into_bytes())),
-            Ok(()) => match down.finish(content_type, &mut out).await {
-                Ok(()) => Ok(Answer::Streamed(StreamEnd::Complete)),
-                Err(Gone) => Ok(Answer::Streamed(StreamEnd::Gone)),
-            },
-            Err(Stop::Failed(f)) if !down.started() => Err(f),
-            Err(Stop::Failed(f)) => {
-                down.abort().await;
-                Ok(Answer::Streamed(StreamEnd::Aborted(f)))
-            }
-            Err(Stop::Gone) => Ok(Answer::Streamed(StreamEnd::Gone)),
-        }
+        let written = write_read(call, &read, bodies, &mut out, down, start).await;
+        ended(down, written, start, &mut out, Answer::Bytes).await
     }
 
-    /// A read's answer, part by part: collections from their REST bodies as they arrive
-    /// (`core::ReadAnswer`), flushed downstream whenever enough is written.
-    async fn write_read<'p>(
-        &self,
-        call: &Call<'p>,
-        read: &core::Read<'p>,
-        mut bodies: Vec<Option<RestBody<'_>>>,
-        out: &mut String,
-        down: &mut Downstream,
-    ) -> Result<(), Stop> {
-        let content_type = call.version.content_type();
-        let mut answer = core::ReadAnswer::start(call, read, out);
-        while let Some(i) = answer.next_collection(out)? {
-            let body = bodies.get_mut(i).and_then(Option::take);
-            let answered = body.is_some();
-            if let Some(mut body) = body {
-                while let Some(chunk) = body.chunk().await.map_err(Failure::Upstream)? {
-                    answer.feed(&chunk, out)?;
-                    down.flush(content_type, out).await?;
-                }
-            }
-            answer.end_collection(out, answered)?;
-            down.flush(content_type, out).await?;
-        }
-        answer.finish(out);
-        Ok(())
-    }
-
-    /// A read with a legacy service: one REST call per collection (none after the cutover),
-    /// all concurrently, and the forward of the request at the same time; then the
-    /// collections spliced into the legacy answer.
+    /// A read with a legacy service (`url`): the request forwarded to it and one REST call
+    /// per collection (none after the cutover), all opened concurrently; then the legacy
+    /// answer copied through as it arrives, each collection's REST answer transcoded into
+    /// it where the collection is, streamed to `down` once large. A legacy fault (any
+    /// non-2xx answer) passes through as it is.
     async fn read_spliced<'p>(
         &self,
         call: &Call<'p>,
         plan: &'p ReadPlan,
+        url: &str,
         body: Bytes,
+        down: &mut Downstream,
     ) -> Result<Answer<'p>, Failure> {
         let who = call.who()?;
         let trace = call.trace();
         let read = core::Read::new(call, plan)?;
-        let service = call.service();
         let requests = read.requests();
-        let rest = join_all(
-            requests
-                .iter()
-                .map(|req| self.call_upstream(req, who, trace)),
-        );
-        let legacy = async {
-            match self.legacy.urls.get(&service.name) {
-                Some(url) => Some(
-                    self.upstream
-                        .forward_soap(
-                            url,
-                            call.arrival.content_type,
-                            call.arrival.soap_action,
-                            body,
-                            trace,
-                        )
-                        .await,
-                ),
-                None => None,
+        let rest = join_all(requests.iter().map(|r| self.upstream.open(r, who, trace)));
+        let arrival = call.arrival;
+        let legacy =
+            self.upstream
+                .open_soap(url, arrival.content_type, arrival.soap_action, body, trace);
+        let (opened, legacy) = futures_util::join!(rest, legacy);
+        let mut bodies = match rest_bodies(&read, opened) {
+            Ok(b) => b,
+            Err(f) => {
+                if let Ok(l) = legacy {
+                    l.body.discard();
+                }
+                return Err(f);
             }
         };
-        let (answers, legacy) = futures_util::join!(rest, legacy);
-        let items = read.items(answers)?;
-        match legacy {
-            None => read.alone(items),
-            Some(Err(e)) => Err(Failure::Upstream(e)),
-            Some(Ok(legacy)) => {
-                let (answer, differences) = read.splice(
-                    &service.namespace,
-                    legacy,
-                    &items,
-                    self.legacy.shadow_compare,
-                )?;
-                for d in differences {
-                    self.metrics
-                        .record_shadow(&call.op.name, d.collection, d.mismatches);
-                    tracing::warn!(
-                        operation = %call.op.name,
-                        collection = %d.collection,
-                        mismatches = d.mismatches,
-                        rest_items = d.rest_items,
-                        legacy_items = d.legacy_items,
-                        "shadow compare: legacy and REST differ"
-                    );
+        let mut answer = core::SplicedAnswer::new(call, &read, self.legacy.shadow_compare);
+        let LegacyAnswer {
+            status,
+            content_type,
+            body: mut legacy,
+        } = match legacy {
+            Ok(l) if (200..300).contains(&l.status) => l,
+            // A legacy fault (small) passes through whole, and a legacy service that cannot
+            // answer is a fault; either once REST's answers are checked, since an invalid one
+            // is the fault (as when both were read whole first).
+            other => {
+                check_rest(&mut answer, &mut bodies).await?;
+                let l = other.map_err(Failure::Upstream)?;
+                let mut body = Vec::new();
+                let mut rest = l.body;
+                while let Some(chunk) = rest.chunk().await.map_err(Failure::Upstream)? {
+                    body.extend_from_slice(&chunk);
                 }
-                Ok(answer)
+                return Ok(Answer::Raw {
+                    status: l.status,
+                    content_type: l.content_type,
+                    body,
+                });
             }
+        };
+        let start = Start {
+            status,
+            content_type: &content_type,
+        };
+        let mut out = String::with_capacity(4096);
+        let written =
+            match write_spliced(&mut answer, &mut legacy, &mut bodies, &mut out, down, start).await
+            {
+                // Nothing has left yet: REST's failures come first, as when both were read whole.
+                Err(Stop::Legacy(f)) if !down.started() => {
+                    match check_rest(&mut answer, &mut bodies).await {
+                        Err(rest) => Err(Stop::Failed(rest)),
+                        Ok(()) => Err(Stop::Failed(f)),
+                    }
+                }
+                Err(Stop::Legacy(f)) => Err(Stop::Failed(f)),
+                other => other,
+            };
+        if written.is_ok() {
+            self.note_differences(call, answer.finish());
         }
+        let raw = |body| Answer::Raw {
+            status,
+            content_type: content_type.clone(),
+            body,
+        };
+        ended(down, written, start, &mut out, raw).await
+    }
+
+    /// Counts and logs what the shadow compare found (`None`: a collection too large to
+    /// compare).
+    fn note_differences(&self, call: &Call<'_>, differences: Option<Vec<shadow::Difference>>) {
+        let Some(differences) = differences else {
+            tracing::warn!(
+                operation = %call.op.name,
+                max_items = core::SHADOW_MAX_ITEMS,
+                "shadow compare skipped: a collection has too many items"
+            );
+            return;
+        };
+        for d in differences {
+            self.metrics
+                .record_shadow(&call.op.name, d.collection, d.mismatches);
+            tracing::warn!(
+                operation = %call.op.name,
+                collection = %d.collection,
+                mismatches = d.mismatches,
+                rest_items = d.rest_items,
+                legacy_items = d.legacy_items,
+                "shadow compare: legacy and REST differ"
+            );
+        }
+    }
+}
+
+/// The 2xx bodies of a read's opened REST calls, per collection (`None` for one without: a
+/// problem its collection is empty on, or none after the cutover), or the first failure
+/// (the other bodies discarded: their waits end as answered, unread).
+fn rest_bodies<'t>(
+    read: &core::Read<'_>,
+    opened: Vec<Result<Opened<'t>, UpstreamError>>,
+) -> Result<Vec<Option<RestBody<'t>>>, Failure> {
+    let mut bodies = Vec::with_capacity(opened.len());
+    let mut failure = None;
+    for (i, o) in opened.into_iter().enumerate() {
+        let body = match o {
+            Ok(Opened::Body(b)) => Some(b),
+            Ok(Opened::Problem(RestAnswer::Problem { fejlkode, .. }))
+                if read.collection(i).empty_on.contains(&fejlkode) =>
+            {
+                None
+            }
+            Ok(Opened::Problem(RestAnswer::Problem {
+                status,
+                fejlkode,
+                fejltekst,
+            })) => {
+                failure.get_or_insert(Failure::Rest {
+                    status,
+                    fejlkode,
+                    fejltekst,
+                });
+                None
+            }
+            Ok(Opened::Problem(RestAnswer::Ok(_))) => None,
+            Err(e) => {
+                failure.get_or_insert(Failure::Upstream(e));
+                None
+            }
+        };
+        bodies.push(body);
+    }
+    match failure {
+        Some(f) => {
+            bodies.into_iter().flatten().for_each(RestBody::discard);
+            Err(f)
+        }
+        None => Ok(bodies),
+    }
+}
+
+/// A read's answer, part by part: collections from their REST bodies as they arrive
+/// (`core::ReadAnswer`), flushed downstream whenever enough is written.
+async fn write_read<'p>(
+    call: &Call<'p>,
+    read: &core::Read<'p>,
+    mut bodies: Vec<Option<RestBody<'_>>>,
+    out: &mut String,
+    down: &mut Downstream,
+    start: Start<'_>,
+) -> Result<(), Stop> {
+    let mut answer = core::ReadAnswer::start(call, read, out);
+    while let Some(i) = answer.next_collection(out)? {
+        let body = bodies.get_mut(i).and_then(Option::take);
+        let answered = body.is_some();
+        pipe(body, out, down, start, |chunk, out| answer.feed(chunk, out)).await?;
+        answer.end_collection(out, answered)?;
+        down.flush(start, out).await?;
+    }
+    answer.finish(out);
+    Ok(())
+}
+
+/// A collection's REST body (if it has one) fed to `feed` as it arrives, flushed
+/// downstream whenever enough is written.
+async fn pipe(
+    body: Option<RestBody<'_>>,
+    out: &mut String,
+    down: &mut Downstream,
+    start: Start<'_>,
+    mut feed: impl FnMut(&[u8], &mut String) -> Result<(), Failure>,
+) -> Result<(), Stop> {
+    if let Some(mut body) = body {
+        while let Some(chunk) = body.chunk().await.map_err(Failure::Upstream)? {
+            feed(&chunk, out)?;
+            down.flush(start, out).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The legacy answer spliced as it arrives (`core::SplicedAnswer`): copied through up to
+/// each collection, the collection's REST body transcoded in, flushed downstream whenever
+/// enough is written; then the REST bodies the legacy answer had no place for, checked.
+/// What the legacy side fails with is `Stop::Legacy`.
+async fn write_spliced(
+    answer: &mut core::SplicedAnswer<'_, '_>,
+    legacy: &mut RestBody<'_>,
+    bodies: &mut [Option<RestBody<'_>>],
+    out: &mut String,
+    down: &mut Downstream,
+    start: Start<'_>,
+) -> Result<(), Stop> {
+    loop {
+        match answer.next(out).map_err(Stop::Legacy)? {
+            core::Splice::More => {
+                let chunk = legacy.chunk().await;
+                match chunk.map_err(|e| Stop::Legacy(Failure::Upstream(e)))? {
+                    Some(c) => answer.feed_legacy(&c).map_err(Stop::Legacy)?,
+                    None => answer.end_legacy(),
+                }
+            }
+            core::Splice::Collection(i) => {
+                let body = bodies.get_mut(i).and_then(Option::take);
+                let answered = body.is_some();
+                pipe(body, out, down, start, |chunk, out| answer.feed(chunk, out)).await?;
+                answer.end_collection(answered)?;
+            }
+            core::Splice::Done => break,
+        }
+        down.flush(start, out).await?;
+    }
+    check_rest(answer, bodies).await?;
+    Ok(())
+}
+
+/// Reads and checks the REST bodies left in `bodies` (for the shadow compare, and because
+/// an invalid answer is a fault whether or not it is written), writing nothing.
+async fn check_rest(
+    answer: &mut core::SplicedAnswer<'_, '_>,
+    bodies: &mut [Option<RestBody<'_>>],
+) -> Result<(), Failure> {
+    let mut unwritten = String::new();
+    for (i, body) in bodies.iter_mut().enumerate() {
+        if let Some(mut body) = body.take() {
+            answer.check(i);
+            while let Some(chunk) = body.chunk().await.map_err(Failure::Upstream)? {
+                answer.feed(&chunk, &mut unwritten)?;
+            }
+            answer.end_collection(true)?;
+        }
+    }
+    Ok(())
+}
+
+/// A streamed write's end as the call's answer: `whole` of what was written if nothing left
+/// yet (a failure is then still a fault), else the rest sent, or the answer cut off.
+async fn ended<'p>(
+    down: &mut Downstream,
+    written: Result<(), Stop>,
+    start: Start<'_>,
+    out: &mut String,
+    whole: impl FnOnce(Vec<u8>) -> Answer<'p>,
+) -> Result<Answer<'p>, Failure> {
+    match written {
+        Ok(()) if !down.started() => Ok(whole(std::mem::take(out).into_bytes())),
+        Ok(()) => match down.finish(start, out).await {
+            Ok(()) => Ok(Answer::Streamed(StreamEnd::Complete)),
+            Err(Gone) => Ok(Answer::Streamed(StreamEnd::Gone)),
+        },
+        Err(Stop::Failed(f) | Stop::Legacy(f)) if !down.started() => Err(f),
+        Err(Stop::Failed(f) | Stop::Legacy(f)) => {
+            down.abort().await;
+            Ok(Answer::Streamed(StreamEnd::Aborted(f)))
+        }
+        Err(Stop::Gone) => Ok(Answer::Streamed(StreamEnd::Gone)),
     }
 }

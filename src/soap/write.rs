@@ -161,6 +161,19 @@ pub fn write_items(
     }
 }
 
+/// One item, `<{item}>` with its fields' values written straight into `out`, each name
+/// with `prefix` if given (an item spliced into a legacy answer).
+pub fn write_item_values(
+    out: &mut String,
+    prefix: Option<&str>,
+    item: &str,
+    fields: &[(&[String], SoapValue<'_>)],
+) {
+    open_tag(out, prefix, item);
+    fields_with(out, prefix, fields, push_value);
+    close_tag(out, prefix, item);
+}
+
 /// A response written part by part, so that a large one can leave in chunks while its
 /// collections are still being read: the envelope and the response element, then leaves and
 /// collections in document order, each collection's items one at a time. A collection with
