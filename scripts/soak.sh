@@ -21,8 +21,9 @@
 # VmRSS is sampled every 2 s. The verification reads REST directly, as STAR.
 #
 # Output: a table, target/soak/summary.json (calls by outcome, creates acknowledged,
-# retries, kills, RSS samples and window means, verdicts); on failure the logs' ends in
-# target/soak/failed-logs/.
+# retries, kills, calls every 5 s, RSS samples and window means, verdicts),
+# target/soak/converter-log-not-ok.txt (the converter's log lines other than successful
+# calls); on failure the logs' ends in target/soak/failed-logs/.
 #
 # Installs python3 with apt-get when missing (CI runs as root); downloads nothing else.
 # Builds with `cargo build` (debug) unless SOAK_BIN is given. Stops only the processes it
@@ -244,6 +245,9 @@ EOF
         grep -h -m3 'panicked at' "$TMP_DIR"/*.stderr >&2
         fail "a process panicked"
     fi
+    # The converter's log without its successful calls: what it said about the kills.
+    grep -v 'outcome="ok"' "$TMP_DIR/converter.stderr" | head -n 5000 >"$OUT/converter-log-not-ok.txt" || true
+    info "converter log: $(grep -c ' WARN ' "$TMP_DIR/converter.stderr" || true) WARN and $(grep -c ' ERROR ' "$TMP_DIR/converter.stderr" || true) ERROR lines (those and every call not ok: ${OUT#"$ROOT"/}/converter-log-not-ok.txt)"
     rc=0
     python3 "$HERE/driver.py" verify --rest "$BACKEND_URL" --results "$TMP_DIR/results.json" \
         --kills "$TMP_DIR/kills.jsonl" --meta "$TMP_DIR/meta.json" --out "$OUT/summary.json" || rc=$?

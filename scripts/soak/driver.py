@@ -338,7 +338,8 @@ class Worker(threading.Thread):
             "worker": self.n,
             "first_sent": time.time(),
             "attempts": 0,
-            "failures": [],  # [cause, wall time the failure answer arrived]
+            "failures": [],  # [cause, wall time the failure answer arrived], before the 200
+            "duplicate_failures": [],  # the same, of the deliberate second send
         }
         ident = self.until_answered(op, version, action, env, rec)
         if ident is None:
@@ -392,7 +393,7 @@ class Worker(threading.Thread):
                 self.stats.call(label, "unexpected answer")
                 self.stats.problem("unexpected_answer", {"op": op, "answer": value})
                 cause = "unexpected answer"
-            rec["failures"].append([cause, time.time()])
+            rec["duplicate_failures" if duplicate else "failures"].append([cause, time.time()])
             if time.monotonic() - started > GIVE_UP_SECONDS:
                 self.stats.problem("gave_up", {"op": op, "attempts": rec["attempts"]})
                 self.unresolved.append(rec)
@@ -443,9 +444,13 @@ def cmd_run(args):
     for w in workers:
         w.start()
     last = 0
+    timeline = []  # [seconds, calls so far, retries so far], every 5 s: throughput around kills
     while any(w.is_alive() for w in workers):
         time.sleep(1)
         el = int(time.monotonic() - t0)
+        if el % 5 == 0 and (not timeline or timeline[-1][0] != el):
+            with stats.lock:
+                timeline.append([el, sum(stats.calls.values()), stats.retries])
         if el - last >= 30 and el <= args.seconds:
             last = el
             with stats.lock:
@@ -468,6 +473,7 @@ def cmd_run(args):
         "problems": stats.problems,
         "problem_count": stats.problem_count,
         "rss_samples": samples,
+        "timeline": timeline,
         "acked": [r for w in workers for r in w.acked],
         "unresolved": [r for w in workers for r in w.unresolved],
     }
@@ -591,6 +597,7 @@ def cmd_verify(args):
         "retries_by_cause": res["retries_by_cause"],
         "duplicate_sends": res["duplicate_sends"],
         "duplicate_sends_same_id": res["duplicate_same_id"],
+        "calls_timeline": res.get("timeline", []),
         "backend_kills": len(kills),
         "kills": kills,
         "rest_records_of_soak_persons": len(held),
