@@ -72,7 +72,6 @@ cleanup() {
     stop_process "$BACKEND_PID" backend
     if [[ -n "$TMP_DIR" && -d "$TMP_DIR" ]]; then
         if ((rc != 0)); then
-            rm -rf "$OUT/failed-logs"
             mkdir -p "$OUT/failed-logs"
             local f
             for f in "$TMP_DIR"/*.stdout "$TMP_DIR"/*.stderr "$TMP_DIR"/*.log "$TMP_DIR"/*.json*; do
@@ -88,48 +87,38 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# wait_listening PID STDOUT NAME -- the URL of the first "listening on http://..." line.
-wait_listening() {
-    local pid="$1" file="$2" name="$3" line=""
-    for _ in $(seq 1 600); do
+# listening_url PID STDOUT -- the URL of the process's "listening on http://..." line, once
+# it is there (up to 60 s); nothing when the process ended first or did not say it in time.
+listening_url() {
+    local pid="$1" file="$2" line=""
+    for _ in $(seq 1 1200); do
         line="$(grep -m1 -o 'listening on http://127\.0\.0\.1:[0-9]*' "$file" 2>/dev/null || true)"
-        [[ -n "$line" ]] && break
-        if ! kill -0 "$pid" 2>/dev/null; then
-            cat "$file" "${file%.stdout}.stderr" >&2 || true
-            fail "the $name exited before it listened"
+        if [[ -n "$line" ]]; then
+            printf '%s' "${line#listening on }"
+            return 0
         fi
-        sleep 0.1
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.05
     done
-    [[ -n "$line" ]] || fail "the $name did not say where it listens within 60 s"
-    printf '%s' "${line#listening on }"
 }
 
 # start_backend -- the backend on BACKEND_PORT (a free one the first time) with the one
 # database; each start logs to its own files (backend-N.stdout/.stderr). A port still held
 # just after a kill is tried again for up to 10 s.
 start_backend() {
-    local listen="127.0.0.1:${BACKEND_PORT:-0}" attempt
+    local listen="127.0.0.1:${BACKEND_PORT:-0}" attempt log
     for attempt in $(seq 1 20); do
         BACKEND_STARTS=$((BACKEND_STARTS + 1))
-        local log="$TMP_DIR/backend-$BACKEND_STARTS"
+        log="$TMP_DIR/backend-$BACKEND_STARTS"
         RUST_LOG="$RUST_LOG_LEVEL" NO_COLOR=1 "$TMP_DIR/vos-converter" backend --listen "$listen" \
             --db "$TMP_DIR/backend/vos-backend.db" --dev >"$log.stdout" 2>"$log.stderr" &
         BACKEND_PID=$!
-        local line=""
-        for _ in $(seq 1 600); do
-            line="$(grep -m1 -o 'listening on http://127\.0\.0\.1:[0-9]*' "$log.stdout" 2>/dev/null || true)"
-            [[ -n "$line" ]] && break
-            kill -0 "$BACKEND_PID" 2>/dev/null || break
-            sleep 0.05
-        done
-        if [[ -n "$line" ]]; then
-            BACKEND_URL="${line#listening on }"
+        BACKEND_URL="$(listening_url "$BACKEND_PID" "$log.stdout")"
+        if [[ -n "$BACKEND_URL" ]]; then
             BACKEND_PORT="${BACKEND_URL##*:}"
             return 0
         fi
-        if kill -0 "$BACKEND_PID" 2>/dev/null; then
-            fail "the backend did not say where it listens within 30 s"
-        fi
+        kill -0 "$BACKEND_PID" 2>/dev/null && fail "the backend did not say where it listens within 60 s"
         wait "$BACKEND_PID" 2>/dev/null || true
         BACKEND_PID=""
         info "the backend did not start on $listen (attempt $attempt): $(tail -n 1 "$log.stderr")"
@@ -144,7 +133,11 @@ start_converter() {
         --rest-url "$BACKEND_URL" --identity header --cutover 2099-01-01 \
         --data-dir "$TMP_DIR/converter" >"$TMP_DIR/converter.stdout" 2>"$TMP_DIR/converter.stderr" &
     CONVERTER_PID=$!
-    CONVERTER_URL="$(wait_listening "$CONVERTER_PID" "$TMP_DIR/converter.stdout" converter)"
+    CONVERTER_URL="$(listening_url "$CONVERTER_PID" "$TMP_DIR/converter.stdout")"
+    if [[ -z "$CONVERTER_URL" ]]; then
+        cat "$TMP_DIR/converter.stdout" "$TMP_DIR/converter.stderr" >&2 || true
+        fail "the converter did not say where it listens"
+    fi
     grep -q "REST upstream: $BACKEND_URL" "$TMP_DIR/converter.stdout" ||
         fail "the converter does not say it uses $BACKEND_URL"
 }
@@ -182,6 +175,7 @@ main() {
         [[ -x "$BIN" ]] || fail "no binary at $BIN"
     fi
     mkdir -p "$OUT"
+    rm -rf "$OUT/summary.json" "$OUT/converter-log-not-ok.txt" "$OUT/failed-logs"
     TMP_DIR="$(mktemp -d "${TMPDIR:-/tmp}/vos-soak.XXXXXX")"
     mkdir -p "$TMP_DIR/backend"
     # A private copy: a rebuild during the run changes nothing here.

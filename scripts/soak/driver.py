@@ -547,7 +547,15 @@ def cmd_verify(args):
         for cause, at in r["failures"]:
             if registered < at:
                 written_before_fault.append(
-                    {"cause": cause, "fault_after_commit_ms": round((at - registered) * 1000, 1)}
+                    {
+                        "cause": cause,
+                        "operation": "CreateContactGroup" if r["kind"] == "cg" else "CreatePersonCategory",
+                        "message_id": r["message_id"],
+                        "attempts": r["attempts"],
+                        "registered": h[0][2],
+                        "fault_arrived": datetime.fromtimestamp(at, timezone.utc).isoformat(),
+                        "fault_after_commit_ms": round((at - registered) * 1000, 1),
+                    }
                 )
                 break
 
@@ -609,6 +617,7 @@ def cmd_verify(args):
         "extra_count": len(extra),
         "retried_creates_already_written_when_the_fault_came": len(written_before_fault),
         "retried_creates_already_written_by_cause": count_by(written_before_fault, "cause"),
+        "retried_creates_already_written": written_before_fault[:50],
         "problem_count": pc,
         "problems": res["problems"],
         "unresolved": len(res["unresolved"]),
