@@ -316,7 +316,7 @@ settings! {
     /// count and log the differences (needs `legacy_url`).
     shadow_compare: bool = switch() => boolean;
     /// A SOAP call whose REST (and legacy) work takes longer than this many milliseconds in
-    /// all is a Server fault 900521.
+    /// all is a Server fault 900521 (900523 for a write already sent: its outcome is unknown).
     upstream_timeout as "upstream_timeout_ms": Duration = one("5000") => millis;
     /// Connecting to REST (DNS, TCP and TLS) slower than this many milliseconds is a Server
     /// fault 900521; a refused connection is 900520.

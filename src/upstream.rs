@@ -6,7 +6,7 @@
 //! request that never left, on a pooled connection the server had closed).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -97,7 +97,7 @@ impl RestBody<'_> {
         let next = tokio::time::timeout_at(self.deadline.into(), self.next_data()).await;
         let result = match next {
             Ok(r) => r,
-            Err(_) => Err(UpstreamError::Timeout),
+            Err(_) => Err(UpstreamError::Timeout { sent: true }),
         };
         match result {
             Ok(Some(chunk)) => {
@@ -174,8 +174,8 @@ impl UpstreamError {
     /// The metric label of the failure.
     pub fn kind(&self) -> &'static str {
         match self {
-            UpstreamError::Timeout => "timeout",
-            UpstreamError::Unreachable(_) => "unreachable",
+            UpstreamError::Timeout { .. } => "timeout",
+            UpstreamError::Unreachable(_) | UpstreamError::Broken(_) => "unreachable",
             UpstreamError::Invalid(_) => "invalid",
         }
     }
@@ -183,10 +183,17 @@ impl UpstreamError {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
+    /// The request did not leave: no connection could be made, or the client is shut down.
     #[error("unreachable: {0}")]
     Unreachable(String),
+    /// The connection failed after the request was handed to it (reset, closed before or
+    /// during the answer): the service may have received it and acted on it.
+    #[error("connection broken: {0}")]
+    Broken(String),
+    /// No answer by the deadline. `sent`: the request had been handed to a connection by
+    /// then, so the service may have received it.
     #[error("no answer within the timeout")]
-    Timeout,
+    Timeout { sent: bool },
     #[error("unexpected answer: {0}")]
     Invalid(String),
 }
@@ -204,6 +211,8 @@ pub struct Trace {
     start: Instant,
     deadline: Instant,
     in_flight: AtomicU32,
+    /// The call's write has been started (`Trace::write_started`).
+    write_sent: AtomicBool,
     busy_since_micros: AtomicU64,
     waited_micros: AtomicU64,
 }
@@ -238,6 +247,7 @@ impl Trace {
             start,
             deadline: start + budget,
             in_flight: AtomicU32::new(0),
+            write_sent: AtomicBool::new(false),
             busy_since_micros: AtomicU64::new(0),
             waited_micros: AtomicU64::new(0),
         }
@@ -250,6 +260,17 @@ impl Trace {
     /// When the call arrived.
     pub fn started(&self) -> Instant {
         self.start
+    }
+
+    /// The call's write is about to be sent: a deadline that passes from now on may leave
+    /// its outcome unknown.
+    pub fn write_started(&self) {
+        self.write_sent.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Trace::write_started`] was called.
+    pub fn write_sent(&self) -> bool {
+        self.write_sent.load(Ordering::Relaxed)
     }
 
     /// By when all of the call's upstream work must be done.
@@ -605,7 +626,7 @@ impl Upstream {
         };
         tokio::time::timeout_at(deadline.into(), work)
             .await
-            .map_err(|_| UpstreamError::Timeout)?
+            .map_err(|_| UpstreamError::Timeout { sent: true })?
     }
 
     /// One REST call, its answer read whole (at most `MAX_ANSWER_BYTES`).
@@ -642,6 +663,11 @@ impl Upstream {
     ) -> Result<Opened<'t>, UpstreamError> {
         let wait = trace.wait(self.metrics.as_deref(), &req.operation_id);
         let deadline = trace.deadline();
+        if Instant::now() >= deadline {
+            // Nothing is sent that could not be waited for: the call's time is up.
+            return wait.finish(Err(UpstreamError::Timeout { sent: false }));
+        }
+        let sending = AtomicBool::new(false);
         let head =
             async {
                 let request = self.rest_request(req, who, trace)?;
@@ -649,13 +675,17 @@ impl Upstream {
                     self.inner.permits.acquire().await.map_err(|_| {
                         UpstreamError::Unreachable("the client is shut down".into())
                     })?;
+                sending.store(true, Ordering::Relaxed);
                 let res = self.client().request(request).await.map_err(classify)?;
                 Ok((permit, res))
             };
         let (permit, res) = match tokio::time::timeout_at(deadline.into(), head).await {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => return wait.finish(Err(e)),
-            Err(_) => return wait.finish(Err(UpstreamError::Timeout)),
+            Err(_) => {
+                let sent = sending.load(Ordering::Relaxed);
+                return wait.finish(Err(UpstreamError::Timeout { sent }));
+            }
         };
         let status = res.status().as_u16();
         let problem = res
@@ -760,6 +790,7 @@ impl Upstream {
     ) -> Result<LegacyAnswer<'t>, UpstreamError> {
         let wait = trace.wait(self.metrics.as_deref(), "legacy");
         let deadline = trace.deadline();
+        let sending = AtomicBool::new(false);
         let head = async {
             let invalid = |what: &str| UpstreamError::Invalid(format!("legacy request: {what}"));
             let uri: Uri = url.parse().map_err(|_| invalid("the URL"))?;
@@ -787,13 +818,17 @@ impl Upstream {
                 .acquire()
                 .await
                 .map_err(|_| UpstreamError::Unreachable("the client is shut down".into()))?;
+            sending.store(true, Ordering::Relaxed);
             let res = self.client().request(req).await.map_err(classify)?;
             Ok((permit, res))
         };
         let (permit, res) = match tokio::time::timeout_at(deadline.into(), head).await {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => return wait.finish(Err(e)),
-            Err(_) => return wait.finish(Err(UpstreamError::Timeout)),
+            Err(_) => {
+                let sent = sending.load(Ordering::Relaxed);
+                return wait.finish(Err(UpstreamError::Timeout { sent }));
+            }
         };
         let content_type = res
             .headers()
@@ -874,21 +909,30 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// A failed exchange: a failed connect (its timeout included) means the request never
+/// left; any other failure came after it was handed to a connection, so it may have
+/// arrived (hyper-util retries by itself a request a pooled connection closed before
+/// taking it).
 fn classify(e: hyper_util::client::legacy::Error) -> UpstreamError {
-    if timed_out(&e) {
-        UpstreamError::Timeout
-    } else if e.is_connect() {
-        UpstreamError::Unreachable("connection refused or failed".into())
+    if e.is_connect() {
+        if timed_out(&e) {
+            UpstreamError::Timeout { sent: false }
+        } else {
+            UpstreamError::Unreachable("connection refused or failed".into())
+        }
+    } else if timed_out(&e) {
+        UpstreamError::Timeout { sent: true }
     } else {
-        UpstreamError::Unreachable(chain(&e))
+        UpstreamError::Broken(chain(&e))
     }
 }
 
+/// A failure reading an answer's body: the request had arrived.
 fn classify_body(e: &(dyn std::error::Error + Send + Sync + 'static)) -> UpstreamError {
     if timed_out(e) {
-        UpstreamError::Timeout
+        UpstreamError::Timeout { sent: true }
     } else {
-        UpstreamError::Unreachable(format!("reading the answer: {}", chain(e)))
+        UpstreamError::Broken(format!("reading the answer: {}", chain(e)))
     }
 }
 
@@ -1033,7 +1077,10 @@ mod tests {
         let answer = u
             .call(&req, &who, &Trace::new(None, Duration::from_secs(5)))
             .await;
-        assert!(matches!(answer, Err(UpstreamError::Timeout)), "{answer:?}");
+        assert!(
+            matches!(answer, Err(UpstreamError::Timeout { sent: false })),
+            "{answer:?}"
+        );
         // The connect timeout (0.2 s), far from the call timeout (20 s).
         assert!(
             start.elapsed() < Duration::from_secs(10),

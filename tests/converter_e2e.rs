@@ -1096,6 +1096,142 @@ async fn a_rest_service_that_never_answers_is_a_timeout_fault() {
     s.finish(&[]);
 }
 
+/// What the REST stand-in of [`a_write_whose_answer_is_lost_has_an_unknown_outcome`] does
+/// with a write (any request but a GET) once it has read all of it.
+#[derive(Clone, Copy, Debug)]
+enum LostAnswer {
+    /// Closes the connection without a word.
+    Reset,
+    /// Holds the connection and never answers.
+    Silent,
+    /// Answers 201 with a body that is not JSON.
+    Garbage,
+    /// Answers 201 with JSON that lacks the new registration's id.
+    NoId,
+}
+
+/// A REST stand-in: every GET (the code lists) is a 503, which the converter notes and goes
+/// on without; every write is read whole and then answered as `lost` says. Counts writes.
+async fn lost_answer_stand_in(lost: LostAnswer) -> (String, Arc<std::sync::atomic::AtomicU32>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let writes = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = writes.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let counted = counted.clone();
+            let (tx, rx) = tokio::sync::oneshot::channel::<tokio::net::TcpStream>();
+            held.push(rx);
+            tokio::spawn(async move {
+                loop {
+                    // One request: its head, then Content-Length bytes of body.
+                    let mut buf = Vec::new();
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let mut chunk = [0u8; 4096];
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    while buf.len() < head_end + length {
+                        let mut chunk = [0u8; 4096];
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let answer = |status: &str, body: &str| {
+                        format!(
+                            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                    };
+                    let reply = if head.starts_with("get ") {
+                        answer("503 Service Unavailable", "{}")
+                    } else {
+                        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        match lost {
+                            LostAnswer::Reset => return,
+                            LostAnswer::Silent => {
+                                let _ = tx.send(conn);
+                                return;
+                            }
+                            LostAnswer::Garbage => answer("201 Created", "<html>ok</html>"),
+                            LostAnswer::NoId => answer("201 Created", r#"{"status":"ok"}"#),
+                        }
+                    };
+                    if conn.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, writes)
+}
+
+/// Issue 14 point 1: a write that reached REST but whose answer never came back whole (the
+/// connection closed, no answer by the deadline, a 2xx that cannot be read) is 900523 on
+/// the Server side, "outcome unknown, send it again", not 900520 "nothing was written";
+/// and the write was in fact sent. A write that never left (REST unreachable, above) stays
+/// 900520.
+#[tokio::test]
+async fn a_write_whose_answer_is_lost_has_an_unknown_outcome() {
+    for lost in [
+        LostAnswer::Reset,
+        LostAnswer::Silent,
+        LostAnswer::Garbage,
+        LostAnswer::NoId,
+    ] {
+        let (url, writes) = lost_answer_stand_in(lost).await;
+        let mut s = Serve::start(&[
+            "--rest-url",
+            &url,
+            "--identity",
+            "header",
+            "--upstream-timeout-ms",
+            "1500",
+        ]);
+        for v in [Soap::V11, Soap::V12] {
+            let before = writes.load(std::sync::atomic::Ordering::SeqCst);
+            let r = s
+                .call(
+                    v,
+                    "CreateContactGroup",
+                    &envelope(v, &jobcenter(), &first_contact_group(CPR_101)),
+                )
+                .await;
+            let f = r.expect_fault(v, Side::Server, StatusCode::INTERNAL_SERVER_ERROR, 900523);
+            assert!(
+                f.reason.contains("samme indhold") && f.reason.contains("wsa:MessageID"),
+                "{lost:?}: the fault says how to retry: {}",
+                f.reason
+            );
+            assert_eq!(
+                writes.load(std::sync::atomic::Ordering::SeqCst),
+                before + 1,
+                "{lost:?}: the write reached the stand-in once"
+            );
+            assert!(
+                r.elapsed < Duration::from_secs(5),
+                "{lost:?}: {:?}",
+                r.elapsed
+            );
+        }
+        s.finish(&[]);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // 8. The WSDL
 // ---------------------------------------------------------------------------------------

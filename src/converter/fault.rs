@@ -25,6 +25,11 @@ pub enum Failure {
     },
     /// A refusal the converter makes itself after decoding, with detail for the fault string.
     Own(Fejl, Option<String>),
+    /// A write that may have reached REST, whose answer did not come back whole (the
+    /// connection broke or the deadline passed after it was sent, or its 2xx could not be
+    /// read): whether the registration exists is unknown (900523). The failure inside says
+    /// what happened.
+    OutcomeUnknown(Box<Failure>),
 }
 
 impl Failure {
@@ -32,7 +37,21 @@ impl Failure {
     pub fn upstream(&self) -> Option<&UpstreamError> {
         match self {
             Failure::Upstream(e) | Failure::Answer { error: e, .. } => Some(e),
+            Failure::OutcomeUnknown(inner) => inner.upstream(),
             _ => None,
+        }
+    }
+
+    /// This failure of a write's exchange (its REST call and the reading of its answer), as
+    /// the caller must know it: if the request may have arrived (a connection broken or a
+    /// deadline passed after it was sent), whether the registration exists is unknown.
+    /// Failures before it left, and REST's own answers, stay what they are.
+    pub fn of_write(self) -> Failure {
+        match self {
+            Failure::Upstream(UpstreamError::Broken(_) | UpstreamError::Timeout { sent: true }) => {
+                Failure::OutcomeUnknown(Box::new(self))
+            }
+            other => other,
         }
     }
 }
@@ -78,11 +97,17 @@ pub fn fault_for(
         }
         Failure::Upstream(e) | Failure::Answer { error: e, .. } => {
             let f = match e {
-                UpstreamError::Timeout => Fejl::UpstreamTimeout,
-                UpstreamError::Unreachable(_) => Fejl::UpstreamUtilgaengelig,
+                UpstreamError::Timeout { .. } => Fejl::UpstreamTimeout,
+                UpstreamError::Unreachable(_) | UpstreamError::Broken(_) => {
+                    Fejl::UpstreamUtilgaengelig
+                }
                 UpstreamError::Invalid(_) => Fejl::UpstreamUgyldigtSvar,
             };
             let (c, t, s) = own(f);
+            (c, t, s, None)
+        }
+        Failure::OutcomeUnknown(_) => {
+            let (c, t, s) = own(Fejl::UpstreamUdfaldUkendt);
             (c, t, s, None)
         }
     };

@@ -220,7 +220,11 @@ impl Converter {
         let deadline = call.trace().deadline();
         let result = match tokio::time::timeout_at(deadline.into(), exchange).await {
             Ok(r) => r,
-            Err(_) => Err(Failure::Upstream(UpstreamError::Timeout)),
+            Err(_) => {
+                let sent = call.trace().write_sent();
+                let timeout = Failure::Upstream(UpstreamError::Timeout { sent });
+                Err(if sent { timeout.of_write() } else { timeout })
+            }
         };
         if let Err(failure) = &result {
             self.note_failure(call, failure);
@@ -236,10 +240,14 @@ impl Converter {
 
     /// Counts an invalid REST answer, and logs an upstream failure.
     fn note_failure(&self, call: &Call<'_>, failure: &Failure) {
+        let counted = match failure {
+            Failure::OutcomeUnknown(inner) => inner,
+            other => other,
+        };
         if let Failure::Answer {
             operation_id,
             error,
-        } = failure
+        } = counted
         {
             self.metrics
                 .count_upstream_error(operation_id, error.kind());
@@ -293,8 +301,15 @@ impl Converter {
             let current = self.call_upstream(&req, who, trace).await?;
             reg.check_unchanged(&current)?;
         }
-        let answer = self.call_upstream(&reg.request(), who, trace).await?;
+        // From here on the outcome of a failure may be unknown (900523): the write can have
+        // reached REST although its answer never came back whole.
+        trace.write_started();
+        let answer = self
+            .call_upstream(&reg.request(), who, trace)
+            .await
+            .map_err(Failure::of_write)?;
         reg.response(&answer)
+            .map_err(|f| Failure::OutcomeUnknown(Box::new(f)))
     }
 
     /// A read without a legacy service: one REST call per collection (none after the
