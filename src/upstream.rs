@@ -799,6 +799,11 @@ impl Upstream {
                     header::CONTENT_TYPE,
                     HeaderValue::from_str(content_type).map_err(|_| invalid("Content-Type"))?,
                 )
+                // The splice reads the answer's bytes: none compressed.
+                .header(
+                    header::ACCEPT_ENCODING,
+                    HeaderValue::from_static("identity"),
+                )
                 .header(
                     TRACEPARENT,
                     HeaderValue::from_str(&trace.child()).map_err(|_| invalid("traceparent"))?,
@@ -830,6 +835,17 @@ impl Upstream {
                 return wait.finish(Err(UpstreamError::Timeout { sent }));
             }
         };
+        if let Some(coding) = res.headers().get(header::CONTENT_ENCODING)
+            && !coding.as_bytes().eq_ignore_ascii_case(b"identity")
+        {
+            // Asked for identity; compressed bytes can be neither spliced nor passed on
+            // (the caller would get them without their Content-Encoding).
+            return wait.finish(Err(UpstreamError::Invalid(format!(
+                "the legacy service answered {} with Content-Encoding {}",
+                res.status().as_u16(),
+                String::from_utf8_lossy(coding.as_bytes())
+            ))));
+        }
         let content_type = res
             .headers()
             .get(header::CONTENT_TYPE)

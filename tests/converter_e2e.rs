@@ -1113,7 +1113,7 @@ enum LostAnswer {
 /// A REST stand-in: every GET (the code lists) is a 503, which the converter notes and goes
 /// on without; every write is read whole and then answered as `lost` says. Counts writes.
 async fn lost_answer_stand_in(lost: LostAnswer) -> (String, Arc<std::sync::atomic::AtomicU32>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let writes = Arc::new(std::sync::atomic::AtomicU32::new(0));
@@ -1125,31 +1125,11 @@ async fn lost_answer_stand_in(lost: LostAnswer) -> (String, Arc<std::sync::atomi
             let (tx, rx) = tokio::sync::oneshot::channel::<tokio::net::TcpStream>();
             held.push(rx);
             tokio::spawn(async move {
+                let mut buf = Vec::new();
                 loop {
-                    // One request: its head, then Content-Length bytes of body.
-                    let mut buf = Vec::new();
-                    let head_end = loop {
-                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break i + 4;
-                        }
-                        let mut chunk = [0u8; 4096];
-                        match conn.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
+                    let Some(head) = common::http::read_request(&mut conn, &mut buf).await else {
+                        return;
                     };
-                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .map_or(0, |v| v.trim().parse().unwrap());
-                    while buf.len() < head_end + length {
-                        let mut chunk = [0u8; 4096];
-                        match conn.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
                     let answer = |status: &str, body: &str| {
                         format!(
                             "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",

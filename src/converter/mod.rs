@@ -337,8 +337,8 @@ impl Converter {
     /// A read with a legacy service (`url`): the request forwarded to it and one REST call
     /// per collection (none after the cutover), all opened concurrently; then the legacy
     /// answer copied through as it arrives, each collection's REST answer transcoded into
-    /// it where the collection is, streamed to `down` once large. A legacy fault (any
-    /// non-2xx answer) passes through as it is.
+    /// it where the collection is, streamed to `down` once large. A legacy fault (a
+    /// non-2xx XML answer) passes through as it is; another non-2xx answer is 900522.
     async fn read_spliced<'p>(
         &self,
         call: &Call<'p>,
@@ -379,6 +379,16 @@ impl Converter {
             other => {
                 check_rest(&mut answer, &mut bodies).await?;
                 let l = other.map_err(Failure::Upstream)?;
+                if !is_soap(&l.content_type) {
+                    // Not the legacy service's fault but a proxy's page (an HTML 502, say):
+                    // a SOAP client gets a SOAP fault.
+                    let e = UpstreamError::Invalid(format!(
+                        "the legacy service answered {} with {}, not a SOAP fault",
+                        l.status, l.content_type
+                    ));
+                    l.body.discard();
+                    return Err(Failure::Upstream(e));
+                }
                 let mut body = Vec::new();
                 let mut rest = l.body;
                 while let Some(chunk) = rest.chunk().await.map_err(Failure::Upstream)? {
@@ -444,6 +454,14 @@ impl Converter {
             );
         }
     }
+}
+
+/// Whether a content type is one a SOAP fault comes in (SOAP 1.1's, SOAP 1.2's, or XML's).
+fn is_soap(content_type: &str) -> bool {
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    ["text/xml", "application/soap+xml", "application/xml"]
+        .iter()
+        .any(|m| mime.eq_ignore_ascii_case(m))
 }
 
 /// The 2xx bodies of a read's opened REST calls, per collection (`None` for one without: a

@@ -1,10 +1,12 @@
 //! Shared by the integration tests: the reference backend started in-process on an
 //! ephemeral port, over a real socket, with a temporary database and a chosen clock; its
 //! JSON answers; Danish dates. The binary run as a child process is in [`child`], SOAP
-//! requests and answers in [`soap`], the XML parse they use in [`xml`].
+//! requests and answers in [`soap`], the XML parse they use in [`xml`], raw HTTP for
+//! misbehaving stand-ins in [`http`].
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod child;
+pub mod http;
 pub mod soap;
 pub mod xml;
 
