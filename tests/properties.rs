@@ -6,13 +6,19 @@
 //! plain random bytes. REST answers get the same treatment: any bytes from REST are a
 //! coded fault or an answer.
 //!
+//! The splice gets the same: a legacy answer (a real-looking one mutated, or random bytes)
+//! arriving in chunks of any size, REST's answers broken as above, the shadow compare on or
+//! off: a spliced answer or a coded fault, never a panic or a loop that does not end.
+//!
 //! `PROPTEST_CASES` raises the count (default here: 1,500 per property).
 
 use std::path::Path;
 
 use proptest::prelude::*;
 use vos_converter::catalog::Catalog;
-use vos_converter::converter::core::{self, Answer, Read, ReadAnswer, Registration};
+use vos_converter::converter::core::{
+    self, Answer, Read, ReadAnswer, Registration, Splice, SplicedAnswer,
+};
 use vos_converter::converter::{Arrival, Call, Converter, Failure, Outcome};
 use vos_converter::door::Presented;
 use vos_converter::mapping::Behaviour;
@@ -338,4 +344,200 @@ fn the_unmutated_seeds_decode() {
     }
     // Most golden requests are valid calls (some are deliberately broken ones).
     assert!(decoded >= 20, "only {decoded} seeds decode");
+}
+
+/// Legacy answers of the two read services, with the collections the converter fills (one
+/// self-closed, one holding a stale item), in the prefixes and layouts legacy stacks use.
+const LEGACY_ANSWERS: &[&str] = &[
+    r#"<?xml version="1.0" encoding="UTF-8"?>
+<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body>
+<p:GetVariablePersonStatusResponse xmlns:p="urn:dk:star:dfdg:PersonStatusService:20"><p:PersonStatus>
+<p:ContactGroupCollection count="1"><p:ContactGroup><p:ContactGroupIdentifier>0d5f3c1e-8a2b-4c6d-9e7f-102938475610</p:ContactGroupIdentifier>
+<p:ContactGroupTypeIdentifier>8</p:ContactGroupTypeIdentifier></p:ContactGroup></p:ContactGroupCollection>
+<PersonCategoryCollection xmlns="urn:dk:star:dfdg:PersonStatusService:20"/><!-- c --><p:Note>&amp;&#230;</p:Note>
+</p:PersonStatus></p:GetVariablePersonStatusResponse></S:Body></S:Envelope>"#,
+    r#"<?xml version="1.0" encoding="UTF-8"?>
+<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope"><env:Body>
+<h:GetPersonHistoryResponse xmlns:h="urn:dk:star:dfdg:PersonHistoryService:4"><h:PersonHistory>
+<h:ContactGroupHistoryCollection/><h:PersonCategoryHistoryCollection><h:PersonCategoryHistory>
+<h:RegisteredByOrganisationCode>101</h:RegisteredByOrganisationCode><h:PersonCategoryIdentifier>5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9</h:PersonCategoryIdentifier>
+</h:PersonCategoryHistory></h:PersonCategoryHistoryCollection>
+</h:PersonHistory></h:GetPersonHistoryResponse></env:Body></env:Envelope>"#,
+];
+
+/// The 2xx REST answers of the golden cases, by request path (without the query).
+fn golden_rest_answers() -> std::collections::HashMap<String, Vec<u8>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut out = std::collections::HashMap::new();
+    for service in std::fs::read_dir(&root).unwrap() {
+        for case in std::fs::read_dir(service.unwrap().path()).unwrap() {
+            let Ok(text) = std::fs::read_to_string(case.unwrap().path().join("upstream.json"))
+            else {
+                continue;
+            };
+            let exchanges: serde_json::Value = serde_json::from_str(&text).unwrap();
+            for e in exchanges.as_array().into_iter().flatten() {
+                let path = e["request"]["path"].as_str().unwrap_or("");
+                let path = path.split('?').next().unwrap_or("").to_owned();
+                let status = e["response"]["status"].as_u64().unwrap_or(0);
+                if (200..300).contains(&status) && e["response"]["body"].is_object() {
+                    out.entry(path)
+                        .or_insert_with(|| e["response"]["body"].to_string().into_bytes());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A decoded read's splice, the legacy answer fed in `chunk`-byte pieces and each
+/// collection's REST answer from `rest_for` (its request's path; fed cut in two): a spliced
+/// answer or a coded fault, and it ends. Whether it spliced.
+fn drive_splice(
+    call: &Call<'_>,
+    legacy: &[u8],
+    chunk: usize,
+    rest_for: &dyn Fn(&str) -> Vec<u8>,
+    compare: bool,
+) -> bool {
+    let Behaviour::Read(plan) = &call.op.behaviour else {
+        return false;
+    };
+    let read = match Read::new(call, plan) {
+        Ok(r) => r,
+        Err(f) => {
+            assert_coded_failure(call, f);
+            return false;
+        }
+    };
+    let mut answer = SplicedAnswer::new(call, &read, compare);
+    let mut pieces = legacy.chunks(chunk.max(1));
+    let mut out = String::new();
+    let mut answered = vec![false; plan.collections.len()];
+    let rests: Vec<Vec<u8>> = read.requests().iter().map(|r| rest_for(&r.path)).collect();
+    // No REST request (after the caller's cutover): the collection ends unanswered.
+    let feed_rest = |i: usize, answer: &mut SplicedAnswer<'_, '_>, out: &mut String| {
+        let Some(rest) = rests.get(i) else {
+            return answer.end_collection(false);
+        };
+        let (a, b) = rest.split_at(rest.len() / 2);
+        answer.feed(a, out)?;
+        answer.feed(b, out)?;
+        answer.end_collection(true)
+    };
+    let result = (|| {
+        // Every step consumes a piece, a collection or ends: more steps than that is a loop.
+        let most = legacy.len() + 4 * answered.len() + 16;
+        for _ in 0..most {
+            match answer.next(&mut out)? {
+                Splice::More => match pieces.next() {
+                    Some(p) => answer.feed_legacy(p)?,
+                    None => answer.end_legacy(),
+                },
+                Splice::Collection(i) => {
+                    answered[i] = true;
+                    feed_rest(i, &mut answer, &mut out)?;
+                }
+                Splice::Done => {
+                    for (i, done) in answered.iter().enumerate() {
+                        if !done {
+                            answer.check(i);
+                            feed_rest(i, &mut answer, &mut out)?;
+                        }
+                    }
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    })();
+    match result {
+        Ok(ended) => {
+            assert!(ended, "the splice did not end");
+            let _ = answer.finish();
+            true
+        }
+        Err(f) => {
+            assert_coded_failure(call, f);
+            false
+        }
+    }
+}
+
+#[test]
+fn any_legacy_answer_is_spliced_or_refused_with_a_code() {
+    let (_data, app) = app();
+    let converter = app.converter();
+    let reads: Vec<Seed> = seeds()
+        .into_iter()
+        .filter(|seed| {
+            let service = converter.plan.service(&seed.endpoint).unwrap();
+            let arrival = Arrival::new(
+                service,
+                &seed.content_type,
+                seed.soap_action.as_deref(),
+                converter.trace(None),
+                Presented::Unverified,
+            );
+            converter
+                .begin(&arrival, &seed.body, jiff::Timestamp::now())
+                .is_ok_and(|call| {
+                    matches!(call.op.behaviour, Behaviour::Read(_)) && call.who().is_ok()
+                })
+        })
+        .collect();
+    assert!(reads.len() >= 4, "read seeds: {}", reads.len());
+    let legacy = prop_oneof![
+        3 => proptest::sample::select(LEGACY_ANSWERS).prop_map(|s| s.as_bytes().to_vec()),
+        3 => (proptest::sample::select(LEGACY_ANSWERS), proptest::collection::vec(mutation(), 1..5))
+            .prop_map(|(s, m)| apply(s.as_bytes(), &m)),
+        1 => proptest::collection::vec(any::<u8>(), 0..1024),
+    ];
+    let golden = golden_rest_answers();
+    assert!(
+        golden.len() >= 4,
+        "golden REST answers: {:?}",
+        golden.keys()
+    );
+    let tally = std::cell::Cell::new((0u32, 0u32));
+    proptest!(config(), |(
+        which in any::<prop::sample::Index>(),
+        legacy in legacy,
+        chunk in 1usize..64,
+        rest in rest_answer(),
+        rest_mutations in proptest::collection::vec(mutation(), 0..3),
+        // 0: the golden answer of the collection's path; 1: it mutated; 2: `rest`.
+        rest_kind in prop_oneof![4 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)],
+        compare in any::<bool>(),
+    )| {
+        let rest_for = |path: &str| match (rest_kind, golden.get(path.split('?').next().unwrap_or(""))) {
+            (0, Some(g)) => g.clone(),
+            (1, Some(g)) => apply(g, &rest_mutations),
+            _ => rest.clone(),
+        };
+        let seed = which.get(&reads);
+        let service = converter.plan.service(&seed.endpoint).unwrap();
+        let arrival = Arrival::new(
+            service,
+            &seed.content_type,
+            seed.soap_action.as_deref(),
+            converter.trace(None),
+            Presented::Unverified,
+        );
+        let call = converter
+            .begin(&arrival, &seed.body, jiff::Timestamp::now())
+            .unwrap();
+        let (spliced, refused) = tally.get();
+        tally.set(if drive_splice(&call, &legacy, chunk, &rest_for, compare) {
+            (spliced + 1, refused)
+        } else {
+            (spliced, refused + 1)
+        });
+    });
+    // Both sides are reached: answers that still splice, and refusals.
+    let (spliced, refused) = tally.get();
+    assert!(
+        spliced > 50 && refused > 50,
+        "spliced {spliced}, refused {refused}"
+    );
 }
