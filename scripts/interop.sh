@@ -268,6 +268,79 @@ build_release() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Durability in the system calls (issue 14 point 7)
+
+# A converter with its embedded backend, run under strace: one acknowledged create, then
+# SIGTERM. SQLite in WAL mode with synchronous=FULL syncs the WAL at every commit (NORMAL
+# would wait for a checkpoint), so the create's 200 must follow an fsync of
+# vos-backend.db-wal made after the create was sent; the usage file at shutdown is written
+# to migration-usage.json.tmp, synced, renamed over migration-usage.json, and its folder
+# synced, in that order.
+durability_strace() {
+    section "durability: the WAL synced per commit, the usage file synced and renamed (strace)"
+    if ! command -v strace >/dev/null 2>&1; then
+        apt_install strace || {
+            info "strace is missing and cannot be installed here"
+            FAILED_SECTIONS+=("durability-strace")
+            return 0
+        }
+    fi
+    local dir trace="$LOG_DIR/durability.strace" out="$LOG_DIR/durability.stdout"
+    dir="$(mktemp -d "${TMPDIR:-/tmp}/vos-interop-durable.XXXXXX")"
+    env -u VOS_LISTEN -u VOS_REST_URL -u VOS_DATA_DIR RUST_LOG=info NO_COLOR=1 \
+        strace -f -qq -y -e trace=fsync,fdatasync,rename,renameat,renameat2 -o "$trace" \
+        "$BIN" serve --listen 127.0.0.1:0 --data-dir "$dir/data" \
+        >"$out" 2>"$LOG_DIR/durability.stderr" &
+    local strace_pid=$! pid="" line="" url=""
+    for _ in $(seq 1 150); do
+        line="$(grep -m1 -o 'listening on http://127\.0\.0\.1:[0-9]*' "$out" || true)"
+        [[ -n "$line" ]] && break
+        kill -0 "$strace_pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    pid="$(pgrep -P "$strace_pid" -x vos-converter || true)"
+    if [[ -z "$line" || -z "$pid" ]]; then
+        info "the converter under strace did not start (${LOG_DIR#"$ROOT"/}/durability.*)"
+        kill "$strace_pid" 2>/dev/null || true
+        FAILED_SECTIONS+=("durability-strace")
+        return 0
+    fi
+    url="${line#listening on }"
+    local ns="urn:dk:star:dfdg:PersonRegistrationService:9" before status ok=1
+    before="$(wc -l <"$trace")"
+    status="$(soap_envelope 1.1 1 101 "<CreateContactGroupRequest xmlns=\"$ns\"><PersonCivilRegistrationIdentifier>0202702222</PersonCivilRegistrationIdentifier><ContactGroup><ContactGroupTypeIdentifier>2</ContactGroupTypeIdentifier><ContactGroupStartTime>2025-01-06T00:00:00+01:00</ContactGroupStartTime><ContactGroupEventTime>2025-01-06T09:30:00</ContactGroupEventTime></ContactGroup></CreateContactGroupRequest>" |
+        curl -sS -o "$LOG_DIR/durability-create.xml" -w '%{http_code}' -H 'Content-Type: text/xml; charset=utf-8' \
+            -H "SOAPAction: \"$ns/CreateContactGroup\"" --data-binary @- "$url/PersonRegistrationService/9")" || status=curl
+    # The lines strace wrote while the create was in flight (the answer came after them).
+    local during
+    during="$(tail -n +"$((before + 1))" "$trace")"
+    kill -TERM "$pid"
+    wait "$strace_pid" || true
+    if [[ "$status" != 200 ]]; then
+        info "the create answered $status, expected 200"
+        ok=0
+    elif ! grep -Eq '(fsync|fdatasync)\([0-9]+<[^>]*/vos-backend\.db-wal>\) = 0' <<<"$during"; then
+        info "no fsync of vos-backend.db-wal while the create was answered: is synchronous FULL?"
+        ok=0
+    else
+        info "the create's commit synced vos-backend.db-wal before its 200"
+    fi
+    # The usage file: fsync of the temporary file, rename over the real one, fsync of the folder.
+    local sync_tmp rename_at sync_dir
+    sync_tmp="$(grep -n -E 'fsync\([0-9]+<[^>]*/migration-usage\.json\.tmp>\) = 0' "$trace" | tail -1 | cut -d: -f1)"
+    rename_at="$(grep -n -E 'rename(at2?)?\(.*migration-usage\.json\.tmp", .*migration-usage\.json"' "$trace" | tail -1 | cut -d: -f1)"
+    sync_dir="$(grep -n -E "fsync\\([0-9]+<$dir/data>\\) = 0" "$trace" | tail -1 | cut -d: -f1)"
+    if [[ -n "$sync_tmp" && -n "$rename_at" && -n "$sync_dir" ]] && ((sync_tmp < rename_at && rename_at < sync_dir)); then
+        info "migration-usage.json: tmp synced (line $sync_tmp), renamed ($rename_at), folder synced ($sync_dir)"
+    else
+        info "migration-usage.json not written durably: tmp fsync '${sync_tmp}', rename '${rename_at}', folder fsync '${sync_dir}'"
+        ok=0
+    fi
+    rm -rf "$dir"
+    ((ok)) || FAILED_SECTIONS+=("durability-strace")
+}
+
+# ---------------------------------------------------------------------------------------------
 # The backend
 
 start_backend() {
@@ -1431,6 +1504,7 @@ main() {
         timed run_npm_soap
         timed check_dashboard
         timed check_converter_logs
+        timed durability_strace
     fi
     timed https_door
 
