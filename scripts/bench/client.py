@@ -5,7 +5,9 @@ another on one keep-alive connection, each checked for a 2xx answer (exit 1 othe
     client.py URL KIND N SLOT CPR...
 
 KIND: soap_read (GetVariablePersonStatus, cycling over the CPR numbers) or soap_create
-(CreateContactGroup, a fresh fictitious CPR number per request from the block of SLOT).
+(CreateContactGroup, a fresh fictitious CPR number per request from the block of SLOT); for
+the REST service itself (scripts/bench/syscalls.sh): rest_status (GET status), rest_both (GET
+kontaktgrupper then GET personkategorier, kunAktuelle=true: one "request" is both).
 The messages are the ones scripts/bench/wrk.lua sends. Standard library only.
 """
 
@@ -71,6 +73,36 @@ def cpr_of(k: int) -> str:
     return f"{k % 28 + 1:02d}{k // 28 % 12 + 1:02d}{k // 336:06d}"
 
 
+REST_PATHS = {
+    "rest_status": ["/personvisitering/v1/status"],
+    "rest_both": [
+        "/personvisitering/v1/kontaktgrupper?kunAktuelle=true",
+        "/personvisitering/v1/personkategorier?kunAktuelle=true",
+    ],
+}
+
+
+def rest(conn, kind: str, cpr: str) -> bool:
+    """The REST reads of KIND for one person, as wrk.lua sends them; False on a non-2xx."""
+    for path in REST_PATHS[kind]:
+        conn.request(
+            "GET",
+            path,
+            headers={
+                "X-Organisation-Type": ORG_TYPE,
+                "X-Organisation-Code": ORG_CODE,
+                "X-User-Id": USER,
+                "X-Cpr": cpr,
+            },
+        )
+        res = conn.getresponse()
+        data = res.read()
+        if not 200 <= res.status < 300:
+            print(f"client.py: {kind} {path} answered {res.status}: {data[:400]!r}", file=sys.stderr)
+            return False
+    return True
+
+
 def main() -> int:
     url, kind, n, slot, cprs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:]
     u = urllib.parse.urlsplit(url)
@@ -78,6 +110,10 @@ def main() -> int:
     # Slots of wrk.lua use 16 blocks each; the client's blocks come after them.
     counter = (slot * 16 + 15) * 250_000
     for i in range(n):
+        if kind.startswith("rest_"):
+            if not rest(conn, kind, cprs[i % len(cprs)]):
+                return 1
+            continue
         if kind == "soap_read":
             path, action, body = soap_read(cprs[i % len(cprs)])
         elif kind == "soap_create":

@@ -4,8 +4,13 @@
 //! its answer early instead: the head ([`Start`]) and what is written so far leave, then a
 //! chunk each time the buffer fills again, while REST (and the legacy service) are still
 //! sending, so the memory a call holds is bounded by the threshold, not by the answer. The front turns the pieces into an HTTP response.
+//!
+//! The channel the pieces go through is made only when an answer starts to stream: a whole
+//! answer is the call's return value and pays for no channel, no send and no wake-up.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -51,9 +56,15 @@ impl Start<'static> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gone;
 
+/// Where the receiving side of a streamed answer's pieces is left for the front when the
+/// answer starts to stream (it stays empty for a whole answer).
+pub type Pickup = Rc<RefCell<Option<mpsc::Receiver<Piece>>>>;
+
 /// The sending side of an answer's pieces.
 pub struct Downstream {
-    tx: mpsc::Sender<Piece>,
+    /// Made by the first piece sent.
+    tx: Option<mpsc::Sender<Piece>>,
+    pickup: Pickup,
     threshold: usize,
     started: bool,
 }
@@ -62,10 +73,12 @@ pub struct Downstream {
 pub const STREAM_THRESHOLD: usize = 32 * 1024;
 
 impl Downstream {
-    /// Pieces go to `tx`; an answer streams once `threshold` bytes are written.
-    pub fn new(tx: mpsc::Sender<Piece>, threshold: usize) -> Downstream {
+    /// An answer streams once `threshold` bytes are written; its pieces' receiver is then
+    /// left in `pickup`.
+    pub fn new(pickup: Pickup, threshold: usize) -> Downstream {
         Downstream {
-            tx,
+            tx: None,
+            pickup,
             threshold: threshold.max(1),
             started: false,
         }
@@ -92,25 +105,37 @@ impl Downstream {
 
     /// Ends a streamed answer without its rest.
     pub async fn abort(&mut self) {
-        let _ = self.tx.send(Piece::Abort).await;
+        let _ = self.sender().send(Piece::Abort).await;
+    }
+
+    /// The channel's sender, made (and its receiver left in the pickup) on first use.
+    fn sender(&mut self) -> &mpsc::Sender<Piece> {
+        self.tx.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(1);
+            *self.pickup.borrow_mut() = Some(rx);
+            tx
+        })
     }
 
     async fn send_chunk(&mut self, start: Start<'_>, out: &mut String) -> Result<(), Gone> {
-        let tx = &self.tx;
         if !self.started {
             let head = Head {
                 status: start.status,
                 content_type: Cow::Owned(start.content_type.to_owned()),
                 whole: None,
             };
-            tx.send(Piece::Head(head)).await.map_err(|_| Gone)?;
+            self.sender()
+                .send(Piece::Head(head))
+                .await
+                .map_err(|_| Gone)?;
             self.started = true;
         }
         if out.is_empty() {
             return Ok(());
         }
         let chunk = std::mem::replace(out, String::with_capacity(self.threshold + 4096));
-        tx.send(Piece::Chunk(Bytes::from(chunk.into_bytes())))
+        self.sender()
+            .send(Piece::Chunk(Bytes::from(chunk.into_bytes())))
             .await
             .map_err(|_| Gone)
     }

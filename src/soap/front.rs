@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use super::wsdl::{WsdlTemplate, client_base};
 use crate::catalog::Fejl;
+use crate::converter::downstream::Pickup;
 use crate::converter::downstream::STREAM_THRESHOLD;
 use crate::converter::{Arrival, Converter, Downstream, Head, Piece, Reply};
 use crate::mapping::wsdl::Wsdl;
@@ -96,9 +97,10 @@ fn last_header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// A SOAP call. Its work runs in a future the response's body owns (`Answering`), on this
-/// worker thread, so that a large read's answer can leave in chunks while REST is still
-/// sending; the handler waits for the answer's head and answers whole when it can.
+/// A SOAP call. Its work runs on this worker thread, in the handler while it answers whole
+/// (the usual small answer: returned by the work, no channel), or, once a large read's answer
+/// starts to stream, in a future the response's body owns (`Answering`), so that its chunks
+/// leave while REST is still sending.
 async fn post(
     req: HttpRequest,
     payload: web::Payload,
@@ -107,16 +109,16 @@ async fn post(
     if state.converter.plan.service(req.path()).is_none() {
         return HttpResponse::NotFound().finish();
     }
-    let (tx, rx) = mpsc::channel(1);
+    let pickup = Pickup::default();
     let request_id = Rc::new(Cell::new(None));
-    let work = answer(req, payload, state, tx, request_id.clone());
+    let work = answer(req, payload, state, pickup.clone(), request_id.clone());
     let mut answering = Answering {
         work: Some(Box::pin(work)),
-        rx,
+        pickup,
+        rx: None,
     };
-    let head = std::future::poll_fn(|cx| answering.poll_piece(cx)).await;
-    let Some(Piece::Head(head)) = head else {
-        // The work ended without an answer: it cannot (every path sends a head).
+    let Some((head, streams)) = std::future::poll_fn(|cx| answering.poll_head(cx)).await else {
+        // The work ended without an answer: it cannot (every path answers or sends a head).
         return HttpResponse::InternalServerError().finish();
     };
     let mut res = HttpResponse::build(
@@ -131,24 +133,23 @@ async fn post(
         res.force_close();
     }
     match head.whole {
-        Some(body) => res.body(body),
-        None => res.streaming(answering),
+        Some(body) if !streams => res.body(body),
+        _ => res.streaming(answering),
     }
 }
 
-/// The work of one SOAP call: reads the body, converts it, and sends the answer's pieces to
-/// `tx` (a head, whole or followed by chunks).
+/// The work of one SOAP call: reads the body and converts it. A whole answer is returned; a
+/// streamed one (a large read) goes to the `Downstream` made on `pickup` (a head, then
+/// chunks), and nothing is returned.
 async fn answer(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<Arc<SoapState>>,
-    tx: mpsc::Sender<Piece>,
+    pickup: Pickup,
     request_id: Rc<Cell<Option<String>>>,
-) {
+) -> Option<Head> {
     let c = &state.converter;
-    let Some(service) = c.plan.service(req.path()) else {
-        return;
-    };
+    let service = c.plan.service(req.path())?;
     // What the connection presents (its TLS certificate, or a trusted proxy's header),
     // read before the body; the door decides on it once the claim is read.
     let presented = c.door.presented(
@@ -178,7 +179,7 @@ async fn answer(
             )),
         )),
         Ok(Ok(Ok(body))) => {
-            let mut down = Downstream::new(tx.clone(), STREAM_THRESHOLD);
+            let mut down = Downstream::new(pickup, STREAM_THRESHOLD);
             c.convert(&arrival, body, &mut down).await
         }
         Ok(Ok(Err(_))) => Reply::Whole(c.refuse(
@@ -194,25 +195,46 @@ async fn answer(
             Some(format!("mere end {max_body} bytes")),
         )),
     };
-    if let Reply::Whole(outcome) = reply {
-        let head = Head {
+    match reply {
+        Reply::Whole(outcome) => Some(Head {
             status: outcome.status,
             content_type: outcome.content_type,
             whole: Some(outcome.body),
-        };
-        let _ = tx.send(Piece::Head(head)).await;
+        }),
+        Reply::Streamed(_) => None,
     }
 }
 
-/// A response body that drives the call's work: each poll advances the work (on this
-/// worker thread, no task of its own) and hands on what it sent. Dropped (the caller went
-/// away), it drops the work, whose guards record how far it came.
+/// The call's work and, once its answer streams, the receiver of its pieces. As a response
+/// body it drives the work: each poll advances the work (on this worker thread, no task of
+/// its own) and hands on what it sent. Dropped (the caller went away), it drops the work,
+/// whose guards record how far it came.
 struct Answering {
-    work: Option<Pin<Box<dyn Future<Output = ()>>>>,
-    rx: mpsc::Receiver<Piece>,
+    work: Option<Pin<Box<dyn Future<Output = Option<Head>>>>>,
+    pickup: Pickup,
+    rx: Option<mpsc::Receiver<Piece>>,
 }
 
 impl Answering {
+    /// The answer's head: returned whole by the work (`false`), or the first piece of a
+    /// streamed answer (`true`); `None` if the work ended with neither.
+    fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Option<(Head, bool)>> {
+        if let Some(work) = &mut self.work
+            && let Poll::Ready(whole) = work.as_mut().poll(cx)
+        {
+            self.work = None;
+            if let Some(head) = whole {
+                return Poll::Ready(Some((head, false)));
+            }
+        }
+        match self.poll_piece(cx) {
+            Poll::Ready(Some(Piece::Head(head))) => Poll::Ready(Some((head, true))),
+            Poll::Ready(_) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The next piece of a streamed answer, advancing the work first.
     fn poll_piece(&mut self, cx: &mut Context<'_>) -> Poll<Option<Piece>> {
         if let Some(work) = &mut self.work
             && work.as_mut().poll(cx).is_ready()
@@ -220,7 +242,15 @@ impl Answering {
             // Its sender is dropped with it: the receiver ends after what was sent.
             self.work = None;
         }
-        self.rx.poll_recv(cx)
+        if self.rx.is_none() {
+            self.rx = self.pickup.borrow_mut().take();
+        }
+        match &mut self.rx {
+            Some(rx) => rx.poll_recv(cx),
+            // No piece was sent; with the work still running, one may come.
+            None if self.work.is_some() => Poll::Pending,
+            None => Poll::Ready(None),
+        }
     }
 }
 
