@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use common::child::{CPR_101, CPR_101_ENROLLED, CPR_147, Serve, closed_url};
 use common::soap::{
-    DFDG, PHS, PRS, PSS, Reply, SOAP12, Service as Svc, Side, Soap, create_contact_group,
+    DFDG, PHS, PRS, PSS, Reply, SOAP11, SOAP12, Service as Svc, Side, Soap, create_contact_group,
     create_person_category, envelope_with, history_request, metadata_user, status_request,
     update_contact_group, update_person_category,
 };
@@ -1215,4 +1215,199 @@ async fn shadow_compare_counts_differences_and_answers_from_rest() {
     for id in [k1, k2, p] {
         assert!(!line.contains(&id.to_string()), "an identifier in {line}");
     }
+}
+
+/// `vos_converter_shadow_mismatches_total` of `operation`'s `collection`, from `/metrics`
+/// (0 while it has no sample: a collection's counter appears with its first mismatch).
+async fn shadow_mismatches(s: &Serve, operation: &str, collection: &str) -> u64 {
+    let res = s.client.get(s.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = res.text().await.unwrap();
+    let labels = [
+        format!("operation=\"{operation}\""),
+        format!("collection=\"{collection}\""),
+    ];
+    let samples: Vec<u64> = text
+        .lines()
+        .filter(|l| l.starts_with("vos_converter_shadow_mismatches_total{"))
+        .filter(|l| labels.iter().all(|label| l.contains(label.as_str())))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(samples.len() <= 1, "{operation} {collection}:\n{text}");
+    samples.first().copied().unwrap_or(0)
+}
+
+/// The shadow counters of `svc`'s read: (KG collection, PC collection).
+async fn shadow_counts(s: &Serve, svc: Svc) -> (u64, u64) {
+    let [op, _, kg, _, pc, _] = svc.read_names();
+    (
+        shadow_mismatches(s, op, kg).await,
+        shadow_mismatches(s, op, pc).await,
+    )
+}
+
+/// A legacy answer of `svc`'s read (SOAP 1.1) with the person's identifier and the two
+/// collections holding `kg` and `pc` (prefix `l:`), and nothing else.
+fn legacy_read(svc: Svc, kg: &[Item], pc: &[Item]) -> String {
+    let [op, wrapper, kg_coll, kg_item, pc_coll, pc_item] = svc.read_names();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<s:Envelope xmlns:s=\"{SOAP11}\"><s:Body>\
+         <l:{op}Response xmlns:l=\"{ns}\"><l:{wrapper}>\
+         <l:PersonCivilRegistrationIdentifier>{CPR_101}</l:PersonCivilRegistrationIdentifier>\
+         <l:{kg_coll}>{kgs}</l:{kg_coll}><l:{pc_coll}>{pcs}</l:{pc_coll}>\
+         </l:{wrapper}></l:{op}Response></s:Body></s:Envelope>",
+        ns = svc.ns(),
+        kgs = xml_items(Some("l"), kg_item, kg),
+        pcs = xml_items(Some("l"), pc_item, pc),
+    )
+}
+
+/// The legacy stand-in answers `svc`'s read with `kg` and `pc`; Jobcenter 101 reads
+/// CPR_101 once. Returns how much each shadow counter rose (KG, PC) and what the caller got.
+async fn shadow_step(
+    s: &Serve,
+    stub: &LegacyStub,
+    svc: Svc,
+    kg: &[Item],
+    pc: &[Item],
+) -> ((u64, u64), ReadAnswer) {
+    stub.set(answer(200, LEGACY_CT, &legacy_read(svc, kg, pc)));
+    let before = shadow_counts(s, svc).await;
+    let r = match svc {
+        Svc::Pss => s.status(Soap::V11, JOBCENTER_101, CPR_101).await,
+        Svc::Phs => {
+            s.history(Soap::V11, JOBCENTER_101, CPR_101, None, None)
+                .await
+        }
+        Svc::Prs => unreachable!("PRS has no reads"),
+    };
+    let a = r.read(Soap::V11, svc);
+    let after = shadow_counts(s, svc).await;
+    ((after.0 - before.0, after.1 - before.1), a)
+}
+
+/// The item with its first field (the identifier) moved to its end.
+fn identifier_last(item: &Item) -> Item {
+    let mut item = item.clone();
+    item.rotate_left(1);
+    item
+}
+
+/// The shadow compare of `svc`'s read, read off `/metrics`. A contact group and a person
+/// category with two versions each (the contact group closed today by the next one, rule 5;
+/// the person category updated) and a second contact group: all current, so PSS has three
+/// items and PHS five. The legacy stand-in answers with no items (each REST item counts),
+/// then with REST's own items (nothing counts), in reverse order, with the identifier last
+/// in every item, and with one field of one item changed (one counts: in PHS the second
+/// version of the two-version contact group).
+async fn shadow_compare_counts_on_metrics(svc: Svc) {
+    let service = match svc {
+        Svc::Pss => "PersonStatusService",
+        Svc::Phs => "PersonHistoryService",
+        Svc::Prs => unreachable!("PRS has no reads"),
+    };
+    let stub = LegacyStub::start(answer(200, LEGACY_CT, &legacy_read(svc, &[], &[]))).await;
+    let legacy_flag = format!("{service}={}", stub.url);
+    let mut s = Serve::start(&[
+        "--cutover",
+        "2099-01-01",
+        "--identity",
+        "header",
+        "--legacy-url",
+        &legacy_flag,
+        "--shadow-compare",
+    ]);
+    let tomorrow = xs_day(danish_today().checked_add(1.day()).unwrap());
+    let (start, event) = ("2024-01-01T00:00:00+01:00", "2024-01-01T10:00:00+01:00");
+    let (p_start, p_event) = ("2024-02-01T00:00:00+01:00", "2024-02-01T08:00:00+01:00");
+    let jc = JOBCENTER_101;
+    let k1 = s.create_cg(jc, CPR_101, 1, start, None, event).await;
+    let k2 = s.create_cg(jc, CPR_101, 2, &tomorrow, None, event).await;
+    let p = s.create_pc(jc, CPR_101, 1, p_start, None, p_event).await;
+    s.update_pc(
+        jc,
+        CPR_101,
+        p,
+        2,
+        p_start,
+        Some("2030-12-31T00:00:00+01:00"),
+        p_event,
+    )
+    .await;
+
+    // No legacy items: every REST item is one mismatch. REST's items, as the caller got
+    // them, are what the legacy stand-in answers from here on.
+    let (counted, rest) = shadow_step(&s, &stub, svc, &[], &[]).await;
+    let (kg, pc) = (rest.kg, rest.pc);
+    let expected = match svc {
+        Svc::Pss => (2, 1),
+        _ => (3, 2),
+    };
+    assert_eq!(
+        (kg.len() as u64, pc.len() as u64),
+        expected,
+        "{kg:?} {pc:?}"
+    );
+    assert_eq!(counted, expected, "{service}: no legacy items");
+    let kg_ids = ids(&kg, "ContactGroupIdentifier");
+    if svc == Svc::Phs {
+        // Two versions of k1, then k2; two of p.
+        assert_eq!(kg_ids, vec![k1, k1, k2]);
+        assert_eq!(ids(&pc, "PersonCategoryIdentifier"), vec![p, p]);
+        assert_ne!(kg[0], kg[1]);
+    } else {
+        assert_eq!(kg_ids, vec![k1, k2]);
+    }
+
+    // The same items: nothing (PHS: the two-version histories included).
+    let (counted, got) = shadow_step(&s, &stub, svc, &kg, &pc).await;
+    assert_eq!(counted, (0, 0), "{service}: identical answers");
+    assert_eq!((got.kg, got.pc), (kg.clone(), pc.clone()), "REST's items");
+
+    // In reverse order: nothing.
+    let reversed = |items: &[Item]| items.iter().rev().cloned().collect::<Vec<Item>>();
+    let (counted, _) = shadow_step(&s, &stub, svc, &reversed(&kg), &reversed(&pc)).await;
+    assert_eq!(counted, (0, 0), "{service}: items in reverse order");
+
+    // The identifier last in every legacy item: nothing.
+    let moved = |items: &[Item]| items.iter().map(identifier_last).collect::<Vec<Item>>();
+    let (kg_moved, pc_moved) = (moved(&kg), moved(&pc));
+    assert_eq!(
+        kg_moved[0].last().unwrap().0,
+        "ContactGroupIdentifier",
+        "{kg_moved:?}"
+    );
+    let (counted, _) = shadow_step(&s, &stub, svc, &kg_moved, &pc_moved).await;
+    assert_eq!(counted, (0, 0), "{service}: the identifier not first");
+
+    // One field of the second contact group item changed (PHS: k1's second version): one.
+    let mut changed = kg_moved.clone();
+    let ty = changed[1]
+        .iter_mut()
+        .find(|(k, _)| k == "ContactGroupTypeIdentifier")
+        .unwrap();
+    ty.1 = "8".to_owned();
+    let (counted, got) = shadow_step(&s, &stub, svc, &changed, &pc_moved).await;
+    assert_eq!(counted, (1, 0), "{service}: one changed field");
+    assert_eq!(got.kg, kg, "the caller gets REST's items");
+
+    let log = s.finish(&[CPR_101]);
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(SHADOW_LINE)).collect();
+    // The first step's two collections and the last step's one.
+    assert_eq!(lines.len(), 3, "{log}");
+    for line in lines {
+        for id in [k1, k2, p] {
+            assert!(!line.contains(&id.to_string()), "an identifier in {line}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn shadow_compare_metric_counts_person_status_by_identifier_not_order_or_position() {
+    shadow_compare_counts_on_metrics(Svc::Pss).await;
+}
+
+#[tokio::test]
+async fn shadow_compare_metric_counts_an_identical_two_version_history_as_equal() {
+    shadow_compare_counts_on_metrics(Svc::Phs).await;
 }

@@ -21,8 +21,9 @@ use toml::Spanned;
 
 use super::openapi::{Contract, FieldType, RestOperation};
 use super::plan::{
-    Arg, Behaviour, CallPlan, Codes, CollectionPlan, Input, OpPlan, OutField, OutSource, Plan,
-    ReadPart, ReadPlan, RestCall, ServicePlan, Source, Target, Unchanged,
+    Arg, Behaviour, CallPlan, Codes, CollectionPlan, IDENTITY_FIELD, Input, OpPlan, OutField,
+    OutSource, Plan, ReadPart, ReadPlan, RestCall, ServicePlan, Source, Target, Unchanged,
+    VERSION_FIELD,
 };
 use super::syntax::{
     CodesDecl, CollectionDecl, FieldDecl, OperationDecl, RetiredDecl, ServiceDecl, ServiceFile,
@@ -1007,6 +1008,8 @@ impl<'a> Compiler<'a> {
             .collect();
         let covered: Vec<&str> = firsts(&fields).collect();
         self.check_filled(scope, &span, &out.prefix, &covered);
+        let identity = CollectionPlan::field_from(&fields, IDENTITY_FIELD);
+        let version = CollectionPlan::field_from(&fields, VERSION_FIELD);
         let plan = CollectionPlan {
             element: c.element.split('/').map(str::to_owned).collect(),
             item: c.item,
@@ -1014,6 +1017,8 @@ impl<'a> Compiler<'a> {
             items: c.items,
             fields,
             empty_on: c.empty_on,
+            identity,
+            version,
         };
         Some((pos, plan))
     }

@@ -123,6 +123,28 @@ pub struct CollectionPlan {
     /// Paths relative to the item element.
     pub fields: Vec<OutField>,
     pub empty_on: Vec<u32>,
+    /// The field that names an item: the one read from the REST item's `id`
+    /// ([`IDENTITY_FIELD`]), e.g. ContactGroupIdentifier. The shadow compare matches legacy
+    /// and REST items by it, wherever it stands in the item.
+    pub identity: Option<usize>,
+    /// The field that numbers an item's versions (the REST item's `version`,
+    /// [`VERSION_FIELD`]), if the contract has an element for it. With it the shadow compare
+    /// matches history items by identity and version.
+    pub version: Option<usize>,
+}
+
+/// The JSON field of a REST item that is its identity.
+pub const IDENTITY_FIELD: &str = "id";
+/// The JSON field of a REST item that numbers its versions.
+pub const VERSION_FIELD: &str = "version";
+
+impl CollectionPlan {
+    /// The field read from the item's top-level JSON field `name`, if one is.
+    pub(super) fn field_from(fields: &[OutField], name: &str) -> Option<usize> {
+        fields
+            .iter()
+            .position(|f| matches!(&f.source, OutSource::Json(p) if p.len() == 1 && p[0] == name))
+    }
 }
 
 /// One part of a read's response, in the WSDL's order.

@@ -32,7 +32,7 @@ pub enum Transform {
 }
 
 /// A value in canonical form.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Canon {
     Text(String),
     Int(i64),
