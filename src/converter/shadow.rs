@@ -486,9 +486,10 @@ mod tests {
     }
 
     #[test]
-    fn ten_thousand_items_in_another_order_compare_in_linear_time() {
-        // 5,000 registrations of two versions each, listed newest first by legacy: the old
-        // first-field match looked each one up in a list (10^8 steps).
+    fn ten_thousand_items_in_another_order_compare_equal_and_find_one_change() {
+        // 5,000 registrations of two versions each, listed newest first by legacy (the most
+        // a call compares, SHADOW_MAX_ITEMS per side). Its cost is a benchmark's business,
+        // not a test's: this checks the counts.
         let plan = plan();
         let phs = phs(&plan);
         let history: Vec<LegacyItem> = (0..5_000u32)
@@ -501,14 +502,8 @@ mod tests {
             })
             .collect();
         let mut legacy: Vec<LegacyItem> = history.iter().rev().cloned().collect();
-        let started = std::time::Instant::now();
         assert_eq!(counts(phs, [&history, &[]], [&legacy, &[]]), (0, 0));
         legacy[5_000][1].1 = "8".to_owned();
         assert_eq!(counts(phs, [&history, &[]], [&legacy, &[]]), (1, 0));
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "{:?}",
-            started.elapsed()
-        );
     }
 }
