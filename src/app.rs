@@ -121,6 +121,8 @@ pub fn app(cfg: &Config, rest_url: &str) -> Result<App, CliError> {
         request_timeout: cfg.upstream_timeout,
         codelist_ttl: cfg.codelist_ttl,
         max_connections: cfg.rest_max_connections,
+        max_answer_bytes: cfg.max_upstream_bytes,
+        idle_timeout: cfg.upstream_idle_timeout,
         tls: rest_tls,
     })?;
     let limits = Limits {

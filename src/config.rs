@@ -326,6 +326,18 @@ settings! {
     /// many idle connections per host. The converter connects directly: `HTTP(S)_PROXY` are
     /// not used (a warning says so at start).
     rest_max_connections: usize = one("64") => between(1, 65_535);
+    /// Largest answer in bytes read from REST or a legacy service; more is an unexpected
+    /// answer (900522; to a write, 900523: its 2xx could not be read). An answer whose
+    /// Content-Length says more is refused at its head, unread. Reads stream their answers
+    /// and hold a chunk at a time; an answer held whole to be parsed (a write's, a problem, a
+    /// code list, a legacy fault) is also bounded by 256 KiB, so that the calls in flight
+    /// together hold little.
+    max_upstream_bytes: usize = one("4194304") => at_least(1024);
+    /// Milliseconds an idle connection to REST or a legacy service is kept for reuse. Keep it
+    /// below the services' keep-alive timeout (5 s for actix servers), so that the converter
+    /// drops a connection before the service closes it: a request sent on a connection the
+    /// service is closing at that moment cannot be resent safely.
+    upstream_idle_timeout as "upstream_idle_timeout_ms": Duration = one("4000") => millis;
     /// Seconds a REST code list is reused before it is fetched again.
     codelist_ttl as "codelist_ttl_secs": Duration = one("300") => seconds;
     /// Largest SOAP request in bytes (900503 above it).
@@ -992,7 +1004,7 @@ mod tests {
     #[test]
     fn the_flags_are_a_valid_clap_command() {
         Overrides::augment_args(clap::Command::new("serve")).debug_assert();
-        assert_eq!(SETTINGS.len(), 29);
+        assert_eq!(SETTINGS.len(), 31);
     }
 
     #[test]
@@ -1122,12 +1134,18 @@ mod tests {
             ("--body-timeout-ms", "body_timeout_ms"),
             ("--upstream-timeout-ms", "upstream_timeout_ms"),
             ("--connect-timeout-ms", "connect_timeout_ms"),
+            ("--upstream-idle-timeout-ms", "upstream_idle_timeout_ms"),
         ] {
             let e = refused(&[flag, "0"]);
             assert_eq!(e, format!("{name}: must be above 0"));
         }
         let e = refused(&["--max-depth", "7"]);
         assert!(e.starts_with("max_depth: must be at least 8"), "{e}");
+        let e = refused(&["--max-upstream-bytes", "1023"]);
+        assert!(
+            e.starts_with("max_upstream_bytes: must be at least 1024"),
+            "{e}"
+        );
         let e = refused(&["--identity", "trust-me"]);
         assert!(e.starts_with("identity: trust-me is not"), "{e}");
     }
@@ -1190,6 +1208,38 @@ mod tests {
         ]);
         assert_eq!(c.cutover.to_string(), "2025-01-05T23:00:00Z");
         assert_eq!(c.public_url, None);
+    }
+
+    #[test]
+    fn the_upstream_bounds_default_below_an_actix_keep_alive_and_to_4_mib() {
+        let d = defaults();
+        assert_eq!(d.max_upstream_bytes, 4 * 1024 * 1024);
+        // actix servers close an idle connection after 5 s.
+        assert_eq!(d.upstream_idle_timeout, Duration::from_millis(4000));
+        let c = loaded(&[
+            "--max-upstream-bytes",
+            "65536",
+            "--upstream-idle-timeout-ms",
+            "1500",
+        ]);
+        assert_eq!(
+            (c.max_upstream_bytes, c.upstream_idle_timeout),
+            (65536, Duration::from_millis(1500))
+        );
+        let names: Vec<(String, String)> = SETTINGS
+            .iter()
+            .filter(|s| s.name.contains("upstream_"))
+            .map(|s| (s.flag(), s.env()))
+            .collect();
+        for pair in [
+            ("max-upstream-bytes", "VOS_MAX_UPSTREAM_BYTES"),
+            ("upstream-idle-timeout-ms", "VOS_UPSTREAM_IDLE_TIMEOUT_MS"),
+        ] {
+            assert!(
+                names.contains(&(pair.0.into(), pair.1.into())),
+                "{pair:?} in {names:?}"
+            );
+        }
     }
 
     #[test]

@@ -1108,6 +1108,10 @@ enum LostAnswer {
     Garbage,
     /// Answers 201 with JSON that lacks the new registration's id.
     NoId,
+    /// Answers 201 with a Content-Length over `max_upstream_bytes`, and sends that much.
+    Oversized,
+    /// Answers 201 chunked, without a length, and never stops sending.
+    Endless,
 }
 
 /// A REST stand-in: every GET (the code lists) is a 503, which the converter notes and goes
@@ -1148,6 +1152,27 @@ async fn lost_answer_stand_in(lost: LostAnswer) -> (String, Arc<std::sync::atomi
                             }
                             LostAnswer::Garbage => answer("201 Created", "<html>ok</html>"),
                             LostAnswer::NoId => answer("201 Created", r#"{"status":"ok"}"#),
+                            LostAnswer::Oversized | LostAnswer::Endless => {
+                                let chunked = matches!(lost, LostAnswer::Endless);
+                                let head = if chunked {
+                                    "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".to_owned()
+                                } else {
+                                    "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 100000000\r\n\r\n".to_owned()
+                                };
+                                let piece = format!("{{\"id\":\"{}", "a".repeat(8192));
+                                let framed = format!("{:x}\r\n{piece}\r\n", piece.len());
+                                let out = if chunked { framed } else { piece };
+                                if conn.write_all(head.as_bytes()).await.is_err() {
+                                    return;
+                                }
+                                // Until the converter goes away (at most the 100 MB).
+                                for _ in 0..100_000_000 / out.len() {
+                                    if conn.write_all(out.as_bytes()).await.is_err() {
+                                        break;
+                                    }
+                                }
+                                return;
+                            }
                         }
                     };
                     if conn.write_all(reply.as_bytes()).await.is_err() {
@@ -1161,10 +1186,11 @@ async fn lost_answer_stand_in(lost: LostAnswer) -> (String, Arc<std::sync::atomi
 }
 
 /// Issue 14 point 1: a write that reached REST but whose answer never came back whole (the
-/// connection closed, no answer by the deadline, a 2xx that cannot be read) is 900523 on
-/// the Server side, "outcome unknown, send it again", not 900520 "nothing was written";
-/// and the write was in fact sent. A write that never left (REST unreachable, above) stays
-/// 900520.
+/// connection closed, no answer by the deadline, a 2xx that cannot be read: also one over
+/// `max_upstream_bytes`, by its Content-Length or as it streams, issue 14 point 4) is
+/// 900523 on the Server side, "outcome unknown, send it again", not 900520 "nothing was
+/// written"; and the write was in fact sent. A write that never left (REST unreachable,
+/// above) stays 900520.
 #[tokio::test]
 async fn a_write_whose_answer_is_lost_has_an_unknown_outcome() {
     for lost in [
@@ -1172,6 +1198,8 @@ async fn a_write_whose_answer_is_lost_has_an_unknown_outcome() {
         LostAnswer::Silent,
         LostAnswer::Garbage,
         LostAnswer::NoId,
+        LostAnswer::Oversized,
+        LostAnswer::Endless,
     ] {
         let (url, writes) = lost_answer_stand_in(lost).await;
         let mut s = Serve::start(&[
@@ -1181,6 +1209,8 @@ async fn a_write_whose_answer_is_lost_has_an_unknown_outcome() {
             "header",
             "--upstream-timeout-ms",
             "1500",
+            "--max-upstream-bytes",
+            "65536",
         ]);
         for v in [Soap::V11, Soap::V12] {
             let before = writes.load(std::sync::atomic::Ordering::SeqCst);

@@ -257,6 +257,37 @@ impl Converter {
         }
     }
 
+    /// A write's REST call, its failures as the caller must know them: one before it left
+    /// or a problem stays what it is; a broken connection or a deadline after it was sent
+    /// (`Failure::of_write`), or a 2xx whose body cannot be read whole (broken, late, or
+    /// longer than an answer is read whole, `upstream::MAX_WHOLE_ANSWER_BYTES`, whether its
+    /// Content-Length says so or it is counted), leaves the outcome unknown (900523).
+    async fn write_upstream(
+        &self,
+        req: &RestRequest,
+        who: &Identity,
+        trace: &Trace,
+    ) -> Result<Bytes, Failure> {
+        match self.upstream.open(req, who, trace).await {
+            // The body's wait has recorded the failure (not `Failure::Answer`: counted once).
+            Ok(Opened::Body(body)) => body
+                .read_whole()
+                .await
+                .map_err(|e| Failure::OutcomeUnknown(Box::new(Failure::Upstream(e)))),
+            Ok(Opened::Problem(RestAnswer::Problem {
+                status,
+                fejlkode,
+                fejltekst,
+            })) => Err(Failure::Rest {
+                status,
+                fejlkode,
+                fejltekst,
+            }),
+            Ok(Opened::Problem(RestAnswer::Ok(v))) => Ok(v),
+            Err(e) => Err(Failure::Upstream(e).of_write()),
+        }
+    }
+
     /// One REST call of `call`, its problem answers as failures.
     async fn call_upstream(
         &self,
@@ -304,10 +335,7 @@ impl Converter {
         // From here on the outcome of a failure may be unknown (900523): the write can have
         // reached REST although its answer never came back whole.
         trace.write_started();
-        let answer = self
-            .call_upstream(&reg.request(), who, trace)
-            .await
-            .map_err(Failure::of_write)?;
+        let answer = self.write_upstream(&reg.request(), who, trace).await?;
         reg.response(&answer)
             .map_err(|f| Failure::OutcomeUnknown(Box::new(f)))
     }
@@ -389,15 +417,11 @@ impl Converter {
                     l.body.discard();
                     return Err(Failure::Upstream(e));
                 }
-                let mut body = Vec::new();
-                let mut rest = l.body;
-                while let Some(chunk) = rest.chunk().await.map_err(Failure::Upstream)? {
-                    body.extend_from_slice(&chunk);
-                }
+                let body = l.body.read_whole().await.map_err(Failure::Upstream)?;
                 return Ok(Answer::Raw {
                     status: l.status,
                     content_type: l.content_type,
-                    body,
+                    body: body.into(),
                 });
             }
         };
@@ -475,7 +499,14 @@ fn rest_bodies<'t>(
     let mut failure = None;
     for (i, o) in opened.into_iter().enumerate() {
         let body = match o {
-            Ok(Opened::Body(b)) => Some(b),
+            // Refused before anything is written when its head says it is over the ceiling.
+            Ok(Opened::Body(b)) => match b.within_limit() {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    failure.get_or_insert(Failure::Upstream(e));
+                    None
+                }
+            },
             Ok(Opened::Problem(RestAnswer::Problem { fejlkode, .. }))
                 if read.collection(i).empty_on.contains(&fejlkode) =>
             {

@@ -351,7 +351,8 @@ async fn healthz() -> HttpResponse {
 }
 
 /// Ready when the mappings are loaded (they are, or the process would not run) and the
-/// REST service answers. Says how callers are identified, and loudly when they are not.
+/// REST service answers (`Upstream::ready`: at most one probe a second, within the bound on
+/// REST connections). Says how callers are identified, and loudly when they are not.
 async fn readyz(state: web::Data<Arc<SoapState>>) -> HttpResponse {
     let door = &state.converter.door;
     let identity = if door.verifies() {
@@ -370,7 +371,7 @@ async fn readyz(state: web::Data<Arc<SoapState>>) -> HttpResponse {
     } else {
         identity
     };
-    if state.converter.upstream.probe().await {
+    if state.converter.upstream.ready().await {
         HttpResponse::Ok()
             .content_type("text/plain; charset=utf-8")
             .body(format!("ready: mappings loaded, REST answers\n{identity}"))
