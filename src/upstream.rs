@@ -464,7 +464,7 @@ const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const SOAP_ACTION: HeaderName = HeaderName::from_static("soapaction");
 
 /// The most a REST or legacy connection buffers per read (hyper's `http1_max_buf_size`).
-const READ_BUFFER_BYTES: usize = 64 * 1024;
+const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 type HttpClient = Client<TimedConnector, Full<Bytes>>;
 
@@ -675,7 +675,7 @@ impl Upstream {
                 .pool_max_idle_per_host(inner.max_connections)
                 // A connection's read buffer grows to hyper's default of ~400 KiB on a
                 // large answer and keeps it; an item is at most MAX_ITEM_BYTES anyway and
-                // is reassembled by the splitter, so 64 KiB is enough per read.
+                // is reassembled by the splitter, so 16 KiB is enough per read.
                 .http1_max_buf_size(READ_BUFFER_BYTES)
                 .pool_timer(TokioTimer::new())
                 .timer(TokioTimer::new())
