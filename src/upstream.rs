@@ -234,7 +234,7 @@ impl UpstreamError {
         match self {
             UpstreamError::Timeout { .. } => "timeout",
             UpstreamError::Unreachable(_) | UpstreamError::Broken(_) => "unreachable",
-            UpstreamError::Invalid(_) => "invalid",
+            UpstreamError::Invalid(_) | UpstreamError::Status(..) => "invalid",
         }
     }
 }
@@ -252,6 +252,11 @@ pub enum UpstreamError {
     /// then, so the service may have received it.
     #[error("no answer within the timeout")]
     Timeout { sent: bool },
+    /// A status other than 2xx without the problem+json the contract gives every refusal
+    /// (a proxy's or gateway's page, say). A 5xx of that kind may come after the service
+    /// acted on the request (a gateway that timed out waiting for it).
+    #[error("unexpected answer: {1}")]
+    Status(u16, String),
     #[error("unexpected answer: {0}")]
     Invalid(String),
 }
@@ -825,10 +830,13 @@ impl Upstream {
                 }));
             }
         }
-        Err(UpstreamError::Invalid(format!(
-            "{} answered {status} without a problem+json fejlkode",
-            req.operation_id
-        )))
+        Err(UpstreamError::Status(
+            status,
+            format!(
+                "{} answered {status} without a problem+json fejlkode",
+                req.operation_id
+            ),
+        ))
     }
 
     fn rest_request(

@@ -1112,6 +1112,8 @@ enum LostAnswer {
     Oversized,
     /// Answers 201 chunked, without a length, and never stops sending.
     Endless,
+    /// Answers 502 with a gateway's HTML page (no problem+json).
+    Gateway,
 }
 
 /// A REST stand-in: every GET (the code lists) is a 503, which the converter notes and goes
@@ -1152,6 +1154,9 @@ async fn lost_answer_stand_in(lost: LostAnswer) -> (String, Arc<std::sync::atomi
                             }
                             LostAnswer::Garbage => answer("201 Created", "<html>ok</html>"),
                             LostAnswer::NoId => answer("201 Created", r#"{"status":"ok"}"#),
+                            LostAnswer::Gateway => {
+                                answer("502 Bad Gateway", "<html>502 Bad Gateway</html>")
+                            }
                             LostAnswer::Oversized | LostAnswer::Endless => {
                                 let chunked = matches!(lost, LostAnswer::Endless);
                                 let head = if chunked {
@@ -1200,6 +1205,7 @@ async fn a_write_whose_answer_is_lost_has_an_unknown_outcome() {
         LostAnswer::NoId,
         LostAnswer::Oversized,
         LostAnswer::Endless,
+        LostAnswer::Gateway,
     ] {
         let (url, writes) = lost_answer_stand_in(lost).await;
         let mut s = Serve::start(&[

@@ -44,11 +44,16 @@ impl Failure {
 
     /// This failure of a write's exchange (its REST call and the reading of its answer), as
     /// the caller must know it: if the request may have arrived (a connection broken or a
-    /// deadline passed after it was sent), whether the registration exists is unknown.
+    /// deadline passed after it was sent, or a gateway's 5xx page instead of REST's answer),
+    /// whether the registration exists is unknown.
     /// Failures before it left, and REST's own answers, stay what they are.
     pub fn of_write(self) -> Failure {
         match self {
             Failure::Upstream(UpstreamError::Broken(_) | UpstreamError::Timeout { sent: true }) => {
+                Failure::OutcomeUnknown(Box::new(self))
+            }
+            // A gateway's 5xx page: it may have passed the request on before it failed.
+            Failure::Upstream(UpstreamError::Status(status, _)) if status >= 500 => {
                 Failure::OutcomeUnknown(Box::new(self))
             }
             other => other,
@@ -101,7 +106,7 @@ pub fn fault_for(
                 UpstreamError::Unreachable(_) | UpstreamError::Broken(_) => {
                     Fejl::UpstreamUtilgaengelig
                 }
-                UpstreamError::Invalid(_) => Fejl::UpstreamUgyldigtSvar,
+                UpstreamError::Invalid(_) | UpstreamError::Status(..) => Fejl::UpstreamUgyldigtSvar,
             };
             let (c, t, s) = own(f);
             (c, t, s, None)
