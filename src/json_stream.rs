@@ -150,28 +150,40 @@ static STRING_STOP: [bool; 256] = {
     t
 };
 
-/// How many leading 8-byte blocks of `bytes` (in bytes) hold none of `"`, `\` and the
-/// control characters: the plain inside of a string, skipped a word at a time.
-fn plain_run(bytes: &[u8]) -> usize {
+/// Where the plain inside of a string ends in `bytes`: the index of its first `"`, `\` or
+/// control character, or `bytes.len()` if it holds none. Read 8 bytes at a time: in each
+/// word, a mask with the high bit of every byte that may be a stop (exact for the lowest
+/// such byte, which is the first in memory as the word is read little-endian).
+#[inline]
+fn string_stop(bytes: &[u8]) -> usize {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    /// A byte of `x` is below `n` (exact for "any", `n` at most 0x80).
-    fn any_below(x: u64, n: u8) -> bool {
-        x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS != 0
+    /// The high bit of each byte of `x` below `n` (`n` at most 0x80), plus possibly bits
+    /// above the lowest such byte (a borrow), never below it.
+    #[inline]
+    fn below(x: u64, n: u8) -> u64 {
+        x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS
     }
-    let mut run = 0;
-    for block in bytes.chunks_exact(8) {
+    let mut at = 0;
+    let mut blocks = bytes.chunks_exact(8);
+    for block in &mut blocks {
         // A failed conversion (never: the block is 8 bytes) reads as a stop.
-        let w = u64::from_ne_bytes(block.try_into().unwrap_or([0; 8]));
-        if any_below(w, 0x20)
-            || any_below(w ^ (ONES * u64::from(b'"')), 1)
-            || any_below(w ^ (ONES * u64::from(b'\\')), 1)
-        {
-            break;
+        let w = u64::from_le_bytes(block.try_into().unwrap_or([0; 8]));
+        let stops = below(w, 0x20)
+            | below(w ^ (ONES * u64::from(b'"')), 1)
+            | below(w ^ (ONES * u64::from(b'\\')), 1);
+        if stops != 0 {
+            return at + (stops.trailing_zeros() / 8) as usize;
         }
-        run += 8;
+        at += 8;
     }
-    run
+    for &b in blocks.remainder() {
+        if STRING_STOP[usize::from(b)] {
+            return at;
+        }
+        at += 1;
+    }
+    at
 }
 
 fn is_number_byte(b: u8) -> bool {
@@ -306,10 +318,7 @@ impl ItemSplitter {
             let b = chunk[i];
             match mode {
                 Mode::Str => {
-                    i += plain_run(&chunk[i..]);
-                    while i < n && !STRING_STOP[chunk[i] as usize] {
-                        i += 1;
-                    }
+                    i += string_stop(&chunk[i..]);
                     match chunk.get(i) {
                         None => {}
                         Some(b'"') => {
@@ -385,6 +394,14 @@ impl ItemSplitter {
                     } else {
                         self.begin_value(b, i - 1)?
                     };
+                    // A literal wholly in the chunk is read at once (else byte by byte).
+                    if let Mode::Literal(w, 1) = mode {
+                        let word = WORDS[usize::from(w)];
+                        if chunk[i - 1..].starts_with(word) {
+                            i += word.len() - 1;
+                            mode = self.value_done(chunk, i, on_item)?;
+                        }
+                    }
                 }
                 Mode::KeyOrClose | Mode::Key => {
                     if b == b'"' {
@@ -410,6 +427,16 @@ impl ItemSplitter {
                 Mode::CommaOrClose => {
                     let in_array = self.top_is_array();
                     match b {
+                        // Most members follow their comma at once: the name's quote is read
+                        // here, as `Mode::Key` would.
+                        b',' if !in_array && chunk.get(i + 1) == Some(&b'"') => {
+                            i += 1;
+                            self.key_str = true;
+                            mode = Mode::Str;
+                            if self.depth == 1 {
+                                self.start_capture(Capture::Key, i);
+                            }
+                        }
                         b',' => mode = if in_array { Mode::Value } else { Mode::Key },
                         b']' | b'}' if (b == b']') == in_array => {
                             mode = self.close(in_array, chunk, i + 1, on_item)?;
@@ -444,7 +471,7 @@ impl ItemSplitter {
     }
 
     /// A value starts with byte `b` at `i` (already counted as read).
-    #[inline]
+    #[inline(always)]
     fn begin_value(&mut self, b: u8, i: usize) -> Result<Mode, Fault> {
         let offset = self.consumed + i;
         match self.depth {
@@ -558,7 +585,7 @@ impl ItemSplitter {
     }
 
     /// A value ended just before `end`: the mode after it.
-    #[inline]
+    #[inline(always)]
     fn value_done<E>(
         &mut self,
         chunk: &[u8],
