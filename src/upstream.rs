@@ -767,6 +767,43 @@ impl Upstream {
         }
     }
 
+    /// Sends `request` once a permit of `permits` is free, up to its answer's head, by
+    /// `deadline`. Nothing is sent once the deadline has passed (`Timeout { sent: false }`);
+    /// a deadline that passes after the request was handed to a connection is
+    /// `Timeout { sent: true }` (it may have arrived).
+    async fn send<'s>(
+        &self,
+        request: Request<Full<Bytes>>,
+        permits: &'s Semaphore,
+        deadline: Instant,
+    ) -> Result<
+        (
+            tokio::sync::SemaphorePermit<'s>,
+            http::Response<hyper::body::Incoming>,
+        ),
+        UpstreamError,
+    > {
+        if Instant::now() >= deadline {
+            return Err(UpstreamError::Timeout { sent: false });
+        }
+        let sending = AtomicBool::new(false);
+        let head = async {
+            let permit = permits
+                .acquire()
+                .await
+                .map_err(|_| UpstreamError::Unreachable("the client is shut down".into()))?;
+            sending.store(true, Ordering::Relaxed);
+            let res = self.client().request(request).await.map_err(classify)?;
+            Ok((permit, res))
+        };
+        match tokio::time::timeout_at(deadline.into(), head).await {
+            Ok(r) => r,
+            Err(_) => Err(UpstreamError::Timeout {
+                sent: sending.load(Ordering::Relaxed),
+            }),
+        }
+    }
+
     /// One REST call, up to its answer's head: a 2xx answer's body to be read as it arrives
     /// (`RestBody::chunk`), or a problem (read whole; problems are small). The call holds
     /// its permit and its [`Wait`] until the body is read to its end or dropped. An answer
@@ -781,29 +818,13 @@ impl Upstream {
     ) -> Result<Opened<'t>, UpstreamError> {
         let wait = trace.wait(self.metrics.as_deref(), &req.operation_id);
         let deadline = trace.deadline();
-        if Instant::now() >= deadline {
-            // Nothing is sent that could not be waited for: the call's time is up.
-            return wait.finish(Err(UpstreamError::Timeout { sent: false }));
-        }
-        let sending = AtomicBool::new(false);
-        let head =
-            async {
-                let request = self.rest_request(req, who, trace)?;
-                let permit =
-                    self.inner.permits.acquire().await.map_err(|_| {
-                        UpstreamError::Unreachable("the client is shut down".into())
-                    })?;
-                sending.store(true, Ordering::Relaxed);
-                let res = self.client().request(request).await.map_err(classify)?;
-                Ok((permit, res))
-            };
-        let (permit, res) = match tokio::time::timeout_at(deadline.into(), head).await {
-            Ok(Ok(v)) => v,
-            Ok(Err(e)) => return wait.finish(Err(e)),
-            Err(_) => {
-                let sent = sending.load(Ordering::Relaxed);
-                return wait.finish(Err(UpstreamError::Timeout { sent }));
-            }
+        let sent = match self.rest_request(req, who, trace) {
+            Ok(request) => self.send(request, &self.inner.permits, deadline).await,
+            Err(e) => Err(e),
+        };
+        let (permit, res) = match sent {
+            Ok(v) => v,
+            Err(e) => return wait.finish(Err(e)),
         };
         let status = res.status().as_u16();
         let problem = res
@@ -902,50 +923,17 @@ impl Upstream {
     ) -> Result<LegacyAnswer<'t>, UpstreamError> {
         let wait = trace.wait(self.metrics.as_deref(), "legacy");
         let deadline = trace.deadline();
-        let sending = AtomicBool::new(false);
-        let head = async {
-            let invalid = |what: &str| UpstreamError::Invalid(format!("legacy request: {what}"));
-            let uri: Uri = url.parse().map_err(|_| invalid("the URL"))?;
-            let mut r = Request::post(uri)
-                .header(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_str(content_type).map_err(|_| invalid("Content-Type"))?,
-                )
-                // The splice reads the answer's bytes: none compressed.
-                .header(
-                    header::ACCEPT_ENCODING,
-                    HeaderValue::from_static("identity"),
-                )
-                .header(
-                    TRACEPARENT,
-                    HeaderValue::from_str(&trace.child()).map_err(|_| invalid("traceparent"))?,
-                );
-            if let Some(a) = soap_action {
-                r = r.header(
-                    SOAP_ACTION,
-                    HeaderValue::from_str(a).map_err(|_| invalid("SOAPAction"))?,
-                );
+        let request = legacy_request(url, content_type, soap_action, body, trace);
+        let sent = match request {
+            Ok(request) => {
+                self.send(request, &self.inner.legacy_permits, deadline)
+                    .await
             }
-            let req = r
-                .body(Full::new(body))
-                .map_err(|_| invalid("the request"))?;
-            let permit = self
-                .inner
-                .legacy_permits
-                .acquire()
-                .await
-                .map_err(|_| UpstreamError::Unreachable("the client is shut down".into()))?;
-            sending.store(true, Ordering::Relaxed);
-            let res = self.client().request(req).await.map_err(classify)?;
-            Ok((permit, res))
+            Err(e) => Err(e),
         };
-        let (permit, res) = match tokio::time::timeout_at(deadline.into(), head).await {
-            Ok(Ok(v)) => v,
-            Ok(Err(e)) => return wait.finish(Err(e)),
-            Err(_) => {
-                let sent = sending.load(Ordering::Relaxed);
-                return wait.finish(Err(UpstreamError::Timeout { sent }));
-            }
+        let (permit, res) = match sent {
+            Ok(v) => v,
+            Err(e) => return wait.finish(Err(e)),
         };
         if let Some(coding) = res.headers().get(header::CONTENT_ENCODING)
             && !coding.as_bytes().eq_ignore_ascii_case(b"identity")
@@ -1003,6 +991,40 @@ impl Upstream {
             .await
             .map_err(|e: Arc<UpstreamError>| (*e).clone())
     }
+}
+
+/// The forward of a SOAP request to a legacy service: its bytes unchanged, with its content
+/// type and SOAPAction, a child traceparent, and `Accept-Encoding: identity`.
+fn legacy_request(
+    url: &str,
+    content_type: &str,
+    soap_action: Option<&str>,
+    body: Bytes,
+    trace: &Trace,
+) -> Result<Request<Full<Bytes>>, UpstreamError> {
+    let invalid = |what: &str| UpstreamError::Invalid(format!("legacy request: {what}"));
+    let uri: Uri = url.parse().map_err(|_| invalid("the URL"))?;
+    let mut r = Request::post(uri)
+        .header(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(content_type).map_err(|_| invalid("Content-Type"))?,
+        )
+        // The splice reads the answer's bytes: none compressed.
+        .header(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        )
+        .header(
+            TRACEPARENT,
+            HeaderValue::from_str(&trace.child()).map_err(|_| invalid("traceparent"))?,
+        );
+    if let Some(a) = soap_action {
+        r = r.header(
+            SOAP_ACTION,
+            HeaderValue::from_str(a).map_err(|_| invalid("SOAPAction"))?,
+        );
+    }
+    r.body(Full::new(body)).map_err(|_| invalid("the request"))
 }
 
 /// Whether an error or any of its causes is an I/O timeout (the connect timeout).

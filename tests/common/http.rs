@@ -8,6 +8,16 @@ use tokio::net::TcpStream;
 /// of body), taken from the front of `buf`, which keeps what came after it. The head
 /// lower-cased, or `None` when the connection ends first.
 pub async fn read_request(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    read_request_with_body(conn, buf)
+        .await
+        .map(|(head, _)| head)
+}
+
+/// [`read_request`], with the request's body.
+pub async fn read_request_with_body(
+    conn: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> Option<(String, Vec<u8>)> {
     let mut chunk = [0u8; 8192];
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -29,6 +39,7 @@ pub async fn read_request(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Str
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
+    let body = buf[head_end..head_end + length].to_vec();
     buf.drain(..head_end + length);
-    Some(head)
+    Some((head, body))
 }
