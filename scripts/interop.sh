@@ -319,17 +319,19 @@ durability_strace() {
     if [[ "$status" != 200 ]]; then
         info "the create answered $status, expected 200"
         ok=0
-    elif ! grep -Eq '(fsync|fdatasync)\([0-9]+<[^>]*/vos-backend\.db-wal>\) = 0' <<<"$during"; then
+    elif ! grep -Eq '(fsync|fdatasync)\([0-9]+<[^>]*/vos-backend\.db-wal>' <<<"$during"; then
         info "no fsync of vos-backend.db-wal while the create was answered: is synchronous FULL?"
         ok=0
     else
         info "the create's commit synced vos-backend.db-wal before its 200"
     fi
     # The usage file: fsync of the temporary file, rename over the real one, fsync of the folder.
+    # (strace splits a call another thread interrupts into "<unfinished ...>" and "resumed"
+    # lines, so each call is matched by its start.)
     local sync_tmp rename_at sync_dir
-    sync_tmp="$(grep -n -E 'fsync\([0-9]+<[^>]*/migration-usage\.json\.tmp>\) = 0' "$trace" | tail -1 | cut -d: -f1)"
-    rename_at="$(grep -n -E 'rename(at2?)?\(.*migration-usage\.json\.tmp", .*migration-usage\.json"' "$trace" | tail -1 | cut -d: -f1)"
-    sync_dir="$(grep -n -E "fsync\\([0-9]+<$dir/data>\\) = 0" "$trace" | tail -1 | cut -d: -f1)"
+    sync_tmp="$({ grep -n -E 'fsync\([0-9]+<[^>]*/migration-usage\.json\.tmp>' "$trace" || true; } | tail -1 | cut -d: -f1)"
+    rename_at="$({ grep -n -E 'rename(at2?)?\(.*migration-usage\.json\.tmp", .*migration-usage\.json"' "$trace" || true; } | tail -1 | cut -d: -f1)"
+    sync_dir="$({ grep -n -E "fsync\\([0-9]+<$dir/data>" "$trace" || true; } | tail -1 | cut -d: -f1)"
     if [[ -n "$sync_tmp" && -n "$rename_at" && -n "$sync_dir" ]] && ((sync_tmp < rename_at && rename_at < sync_dir)); then
         info "migration-usage.json: tmp synced (line $sync_tmp), renamed ($rename_at), folder synced ($sync_dir)"
     else
