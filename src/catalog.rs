@@ -43,6 +43,9 @@ pub enum Fejl {
     StartdatoEfterSlutdato,
     UgyldigParameter,
     TypeIkkeGyldig,
+    CprSkiftSamme,
+    UgyldigtEndpoint,
+    UgyldigeEntiteter,
     IdentitetMangler,
     UkendtOrganisationstype,
     AdgangNaegtet,
@@ -54,6 +57,8 @@ pub enum Fejl {
     IdentifikatorKonflikt,
     StartdatoFoerAaben,
     AabenFindes,
+    UkendtAbonnement,
+    CprHarRegistreringer,
     UkendtRessource,
     MetodeIkkeTilladt,
     UgyldigMedietype,
@@ -79,7 +84,7 @@ pub enum Fejl {
 }
 
 impl Fejl {
-    pub const ALL: [Fejl; 42] = [
+    pub const ALL: [Fejl; 47] = [
         Fejl::SlutdatoFremtidig,
         Fejl::KontaktgruppeSkiftTilmeldt,
         Fejl::UgyldigJson,
@@ -89,6 +94,9 @@ impl Fejl {
         Fejl::StartdatoEfterSlutdato,
         Fejl::UgyldigParameter,
         Fejl::TypeIkkeGyldig,
+        Fejl::CprSkiftSamme,
+        Fejl::UgyldigtEndpoint,
+        Fejl::UgyldigeEntiteter,
         Fejl::IdentitetMangler,
         Fejl::UkendtOrganisationstype,
         Fejl::AdgangNaegtet,
@@ -100,6 +108,8 @@ impl Fejl {
         Fejl::IdentifikatorKonflikt,
         Fejl::StartdatoFoerAaben,
         Fejl::AabenFindes,
+        Fejl::UkendtAbonnement,
+        Fejl::CprHarRegistreringer,
         Fejl::UkendtRessource,
         Fejl::MetodeIkkeTilladt,
         Fejl::UgyldigMedietype,
@@ -135,6 +145,9 @@ impl Fejl {
             Fejl::StartdatoEfterSlutdato => "startdato_efter_slutdato",
             Fejl::UgyldigParameter => "ugyldig_parameter",
             Fejl::TypeIkkeGyldig => "type_ikke_gyldig",
+            Fejl::CprSkiftSamme => "cpr_skift_samme",
+            Fejl::UgyldigtEndpoint => "ugyldigt_endpoint",
+            Fejl::UgyldigeEntiteter => "ugyldige_entiteter",
             Fejl::IdentitetMangler => "identitet_mangler",
             Fejl::UkendtOrganisationstype => "ukendt_organisationstype",
             Fejl::AdgangNaegtet => "adgang_naegtet",
@@ -146,6 +159,8 @@ impl Fejl {
             Fejl::IdentifikatorKonflikt => "identifikator_konflikt",
             Fejl::StartdatoFoerAaben => "startdato_foer_aaben",
             Fejl::AabenFindes => "aaben_findes",
+            Fejl::UkendtAbonnement => "ukendt_abonnement",
+            Fejl::CprHarRegistreringer => "cpr_har_registreringer",
             Fejl::UkendtRessource => "ukendt_ressource",
             Fejl::MetodeIkkeTilladt => "metode_ikke_tilladt",
             Fejl::UgyldigMedietype => "ugyldig_medietype",
@@ -241,6 +256,9 @@ pub struct OrgType {
     pub akassefilter: bool,
     #[serde(default)]
     pub personregister: bool,
+    /// May move a person's registrations to a new CPR number (CreateCprSkift).
+    #[serde(default)]
+    pub cprskift: bool,
 }
 
 #[derive(Debug)]

@@ -108,6 +108,51 @@ pub struct BackendArgs {
         requires = "tls_cert"
     )]
     pub trusted_client_cvr: Vec<String>,
+    /// WSB: one delivery attempt's time limit, connection included (ms).
+    #[arg(long, env = "VOS_BACKEND_WSB_TIMEOUT_MS", default_value_t = 5000)]
+    pub wsb_timeout_ms: u64,
+    /// WSB: the first retry's delay (ms); each next one doubles, with jitter.
+    #[arg(long, env = "VOS_BACKEND_WSB_RETRY_INITIAL_MS", default_value_t = 500)]
+    pub wsb_retry_initial_ms: u64,
+    /// WSB: the longest delay between retries (ms).
+    #[arg(long, env = "VOS_BACKEND_WSB_RETRY_MAX_MS", default_value_t = 60_000)]
+    pub wsb_retry_max_ms: u64,
+    /// WSB: an event not acknowledged after this many seconds is parked (dead-lettered).
+    #[arg(long, env = "VOS_BACKEND_WSB_MAX_AGE_SECS", default_value_t = 86_400)]
+    pub wsb_max_age_secs: u64,
+    /// WSB: CA bundle the subscribers' server certificates must chain to (default: the
+    /// platform's roots). With --tls-cert the backend presents that certificate as its
+    /// client certificate (mutual TLS).
+    #[arg(long, env = "VOS_BACKEND_WSB_CA")]
+    pub wsb_ca: Option<PathBuf>,
+}
+
+impl BackendArgs {
+    /// The WSB delivery settings of these flags.
+    fn wsb(&self) -> Result<backend::wsb::delivery::WsbSettings, CliError> {
+        use std::time::Duration;
+        let identity = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
+        let tls = if identity.is_some() || self.wsb_ca.is_some() {
+            Some(std::sync::Arc::new(crate::tls::client_config(
+                identity,
+                self.wsb_ca.as_deref(),
+            )?))
+        } else {
+            None
+        };
+        if self.wsb_timeout_ms == 0 || self.wsb_retry_initial_ms == 0 {
+            return Err(CliError::Other(
+                "--wsb-timeout-ms and --wsb-retry-initial-ms must be above 0".into(),
+            ));
+        }
+        Ok(backend::wsb::delivery::WsbSettings {
+            timeout: Duration::from_millis(self.wsb_timeout_ms),
+            retry_initial: Duration::from_millis(self.wsb_retry_initial_ms),
+            retry_max: Duration::from_millis(self.wsb_retry_max_ms.max(self.wsb_retry_initial_ms)),
+            max_age: Duration::from_secs(self.wsb_max_age_secs),
+            tls,
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -298,6 +343,7 @@ async fn run_backend(args: BackendArgs) -> Result<(), CliError> {
         latency: std::time::Duration::from_millis(args.dev_latency_ms),
         tls,
         signals: true,
+        wsb: args.wsb()?,
     };
     let server = backend::server(listener, &cfg)?;
     if let Some(r) = reload {
@@ -440,6 +486,7 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
                     tls: None,
                     // Stopped below, after the converter's calls have drained.
                     signals: false,
+                    wsb: Default::default(),
                 },
             )?;
             embedded_backend = Some(server.handle());

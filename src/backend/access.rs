@@ -110,15 +110,27 @@ impl Caller {
     /// Rule 6: whether the caller may see this version. An a-kasse sees contact groups of the
     /// listed types only, and only those not ended more than `historik_aar` years ago.
     pub fn sees(&self, catalog: &Catalog, r: &Registrering, today: Date) -> bool {
-        if !self.may_read(r.kind) {
+        self.sees_version(catalog, r.kind, r.type_kode, r.slutdato, today)
+    }
+
+    /// [`Caller::sees`] over the parts it looks at (a WSB event carries only these).
+    pub fn sees_version(
+        &self,
+        catalog: &Catalog,
+        kind: Kind,
+        type_kode: u32,
+        slutdato: Option<Date>,
+        today: Date,
+    ) -> bool {
+        if !self.may_read(kind) {
             return false;
         }
-        if !self.org.akassefilter || r.kind != Kind::Kontaktgruppe {
+        if !self.org.akassefilter || kind != Kind::Kontaktgruppe {
             return true;
         }
         let view = &catalog.akasse;
         let horizon = today.saturating_sub(jiff::Span::new().years(view.historik_aar));
-        view.synlige_typer.contains(&r.type_kode) && r.slutdato.is_none_or(|end| end >= horizon)
+        view.synlige_typer.contains(&type_kode) && slutdato.is_none_or(|end| end >= horizon)
     }
 }
 

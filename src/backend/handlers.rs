@@ -25,10 +25,14 @@ pub struct AppState {
     pub store: Store,
     pub clock: Clock,
     pub catalog: &'static Catalog,
+    /// Development mode (SetPersonRegister; WSB endpoints over plain HTTP to loopback).
+    pub dev: bool,
+    /// WSB delivery's wake-ups and metrics.
+    pub wsb: super::wsb::delivery::Signals,
 }
 
 impl AppState {
-    async fn run<T: Send + 'static>(
+    pub(super) async fn run<T: Send + 'static>(
         &self,
         caller: Caller,
         write: bool,

@@ -13,6 +13,7 @@ pub mod error;
 pub mod handlers;
 pub mod rules;
 pub mod store;
+pub mod wsb;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -40,6 +41,8 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Where the human API page and the OpenAPI document are served.
 pub const API_PAGE: &str = "/api-docs/";
 pub const OPENAPI_PATH: &str = "/openapi.json";
+/// The backend's Prometheus metrics (WSB delivery).
+pub const METRICS_PATH: &str = "/metrics";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -52,7 +55,9 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
             X-Organisation-Code and X-User-Id. A CPR number travels in the body or in the \
             X-Cpr header, never in the URL. Errors are application/problem+json with \
             fejlkode and fejltekst (mappings/errors.toml). SetPersonRegister exists only \
-            when the service runs with --dev."
+            when the service runs with --dev. Changes are announced to WSB subscribers \
+            (tag WSB): each event is POSTed as JSON to the subscriber's endpoint, in \
+            sekvens order, at least once."
     ),
     paths(
         create_kontaktgruppe,
@@ -71,6 +76,12 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
         get_kontaktgruppetyper,
         get_personkategorityper,
         set_person_register,
+        wsb::api::create_wsb_abonnement,
+        wsb::api::get_wsb_abonnementer,
+        wsb::api::delete_wsb_abonnement,
+        wsb::api::get_wsb_parkerede,
+        wsb::api::create_wsb_genlevering,
+        wsb::api::create_cpr_skift,
     ),
     components(schemas(Problem)),
     modifiers(&CommonParts),
@@ -201,6 +212,8 @@ pub struct BackendConfig {
     /// Stops on SIGTERM/SIGINT itself. The backend embedded in `serve` does not: `serve`
     /// stops it after its own calls have drained, which may still need it.
     pub signals: bool,
+    /// WSB delivery: timeouts, retries, the parking age, the client TLS.
+    pub wsb: wsb::delivery::WsbSettings,
 }
 
 /// The backend's TLS: what it presents and trusts, and whose certificates may set the
@@ -330,7 +343,22 @@ pub fn configure(state: AppState, dev: bool) -> impl Fn(&mut web::ServiceConfig)
             .service(
                 resource(format!("{b}/kodelister/personkategorityper"))
                     .get(get_personkategorityper),
-            );
+            )
+            .service(
+                resource(format!("{b}/wsb/abonnementer"))
+                    .post(wsb::api::create_wsb_abonnement)
+                    .get(wsb::api::get_wsb_abonnementer),
+            )
+            .service(
+                resource(format!("{b}/wsb/abonnementer/{{id}}"))
+                    .delete(wsb::api::delete_wsb_abonnement),
+            )
+            .service(resource(format!("{b}/wsb/parkerede")).get(wsb::api::get_wsb_parkerede))
+            .service(
+                resource(format!("{b}/wsb/genleveringer")).post(wsb::api::create_wsb_genlevering),
+            )
+            .service(resource(format!("{b}/cprskift")).post(wsb::api::create_cpr_skift))
+            .service(resource(METRICS_PATH.to_owned()).get(metrics));
         if dev {
             cfg.service(resource(format!("{b}/personregister")).put(set_person_register));
         }
@@ -342,17 +370,37 @@ pub fn configure(state: AppState, dev: bool) -> impl Fn(&mut web::ServiceConfig)
 pub fn state(cfg: &BackendConfig) -> Result<AppState, BackendError> {
     let catalog = Catalog::load()?;
     let store = Store::open(&cfg.db)?;
+    let signals = wsb::delivery::Signals::default();
+    store.on_commit(signals.hook());
     Ok(AppState {
         store,
         clock: cfg.clock,
         catalog,
+        dev: cfg.dev,
+        wsb: signals,
     })
+}
+
+/// The backend's Prometheus metrics (WSB delivery), OpenMetrics text.
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.wsb.metrics.encode())
 }
 
 /// Starts the service on `listener`. The returned server runs when awaited; it drains
 /// in-flight requests for up to 10 s on SIGTERM or SIGINT.
 pub fn server(listener: TcpListener, cfg: &BackendConfig) -> Result<Server, BackendError> {
-    let routes = configure(state(cfg)?, cfg.dev);
+    let state = state(cfg)?;
+    wsb::delivery::start(
+        state.store.clone(),
+        state.catalog,
+        state.clock,
+        cfg.wsb.clone(),
+        state.wsb.clone(),
+    )
+    .map_err(|e| std::io::Error::other(format!("WSB client: {e}")))?;
+    let routes = configure(state, cfg.dev);
     let latency = if cfg.dev { cfg.latency } else { Duration::ZERO };
     let trusted = cfg.tls.as_ref().map(|t| {
         web::Data::new(TrustedCallers {

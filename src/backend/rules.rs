@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::access::Caller;
 use super::error::ApiError;
 use super::store::{PersonEntry, Registrering, Tx};
+use super::wsb;
 use crate::catalog::{Catalog, Fejl};
 use crate::cpr::Cpr;
 use crate::vos::Kind;
@@ -122,6 +123,12 @@ fn authorize_read(
     Ok(())
 }
 
+/// Records a version with its WSB event, in the caller's transaction (the outbox).
+fn record(tx: &Tx<'_>, r: &Registrering) -> Result<(), ApiError> {
+    let event = wsb::version_event(r, tx.person(&r.cpr)?);
+    Ok(tx.record(r, &event)?)
+}
+
 pub fn create(tx: &Tx<'_>, ctx: &Ctx<'_>, n: NewRegistration) -> Result<Registrering, ApiError> {
     check_type(ctx.catalog, n.kind, n.type_kode, n.startdato)?;
     check_period(n.startdato, n.slutdato)?;
@@ -170,7 +177,7 @@ pub fn create(tx: &Tx<'_>, ctx: &Ctx<'_>, n: NewRegistration) -> Result<Registre
         o.version += 1;
         o.registreret_af = by.clone();
         o.registreret_tid = ctx.now;
-        tx.record(&o)?;
+        record(tx, &o)?;
     }
 
     let r = Registrering {
@@ -186,7 +193,7 @@ pub fn create(tx: &Tx<'_>, ctx: &Ctx<'_>, n: NewRegistration) -> Result<Registre
         registreret_af: by,
         registreret_tid: ctx.now,
     };
-    tx.record(&r)?;
+    record(tx, &r)?;
     Ok(r)
 }
 
@@ -237,7 +244,7 @@ pub fn update(
     r.version += 1;
     r.registreret_af = ctx.caller.registrant();
     r.registreret_tid = ctx.now;
-    tx.record(&r)?;
+    record(tx, &r)?;
     Ok(r)
 }
 
@@ -337,4 +344,55 @@ pub fn set_person(
         return Err(Fejl::OperationIkkeTilladt.into());
     }
     Ok(tx.set_person(cpr, entry)?)
+}
+
+/// A CPR change, done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CprChanged {
+    pub id: Uuid,
+    /// False when this call repeated a change already made (nothing changed).
+    pub new: bool,
+}
+
+/// CreateCprSkift (STAR only): every registration of `gammelt`, history included, and its
+/// person register entry now belong to `nyt`, with one `CprSkift` event; reads by `gammelt`
+/// answer as for an unknown person. Repeating a change already made is a no-op; a change to
+/// a number that has registrations of its own is refused.
+pub fn change_cpr(
+    tx: &Tx<'_>,
+    ctx: &Ctx<'_>,
+    gammelt: &Cpr,
+    nyt: &Cpr,
+) -> Result<CprChanged, ApiError> {
+    if !ctx.caller.org.cprskift {
+        return Err(Fejl::OperationIkkeTilladt.into());
+    }
+    if gammelt == nyt {
+        return Err(Fejl::CprSkiftSamme.into());
+    }
+    let known = tx.knows(gammelt)?;
+    if !known
+        && let Some((target, id)) = tx.cpr_change(gammelt)?
+        && target == nyt.expose()
+    {
+        return Ok(CprChanged { id, new: false });
+    }
+    if !known {
+        return Err(Fejl::UkendtPerson.into());
+    }
+    if tx.has_registrations(nyt)? {
+        return Err(Fejl::CprHarRegistreringer.into());
+    }
+    let id = Uuid::new_v4();
+    tx.move_person(gammelt, nyt, id, ctx.now)?;
+    let event = wsb::cpr_change_event(
+        id,
+        gammelt,
+        nyt,
+        ctx.now,
+        &ctx.caller.registrant(),
+        tx.person(nyt)?,
+    );
+    tx.append_event(&event)?;
+    Ok(CprChanged { id, new: true })
 }

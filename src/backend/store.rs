@@ -17,6 +17,7 @@ use jiff::{Timestamp, civil::Date};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use uuid::Uuid;
 
+use super::wsb::{Entitet, NewEvent};
 use crate::cpr::Cpr;
 use crate::vos::{Kind, Registrant};
 
@@ -85,6 +86,50 @@ const MIGRATIONS: &[&str] = &[
         akasse TEXT,
         tilmeldt INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // 2: the WSB outbox (one row per change, written in the change's transaction), the
+    // subscriptions with their delivery cursors, parked (dead-lettered) events, CPR changes.
+    "CREATE TABLE wsb_haendelse (
+        sekvens INTEGER PRIMARY KEY AUTOINCREMENT,
+        besked_id TEXT NOT NULL UNIQUE,
+        entitet TEXT NOT NULL,
+        -- What routing needs (rules 6 and 7), as it was when the change was made.
+        cpr TEXT NOT NULL,
+        kind TEXT,
+        type_kode INTEGER,
+        slutdato TEXT,
+        kommunekode TEXT,
+        akasse TEXT,
+        -- The message as delivered, without its sekvens.
+        besked TEXT NOT NULL,
+        skrevet_ms INTEGER NOT NULL
+    );
+    CREATE TABLE wsb_abonnement (
+        id TEXT PRIMARY KEY,
+        organisationstype INTEGER NOT NULL,
+        organisationskode TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        entiteter TEXT NOT NULL,
+        oprettet TEXT NOT NULL,
+        -- The delivery cursor: every event before it is delivered or parked.
+        naeste_sekvens INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE wsb_parkeret (
+        abonnement_id TEXT NOT NULL REFERENCES wsb_abonnement (id) ON DELETE CASCADE,
+        sekvens INTEGER NOT NULL REFERENCES wsb_haendelse (sekvens),
+        parkeret_ms INTEGER NOT NULL,
+        forsoeg INTEGER NOT NULL,
+        fejl TEXT NOT NULL,
+        -- Set by STAR's redelivery: the dispatcher sends it again, before the cursor's next.
+        genlever_ms INTEGER,
+        PRIMARY KEY (abonnement_id, sekvens)
+    ) WITHOUT ROWID;
+    CREATE TABLE cpr_skift (
+        id TEXT NOT NULL UNIQUE,
+        gammelt_cpr TEXT NOT NULL,
+        nyt_cpr TEXT NOT NULL,
+        tidspunkt TEXT NOT NULL
+    );
+    CREATE INDEX cpr_skift_gammelt ON cpr_skift (gammelt_cpr);",
 ];
 
 const COLUMNS: &str = "kind, id, cpr, type_kode, startdato, slutdato, haendelse, version, \
@@ -115,11 +160,21 @@ pub struct PersonEntry {
     pub tilmeldt: bool,
 }
 
+/// Told after every write transaction that committed, with the events it appended (the
+/// WSB dispatcher's wake-up and the events-written metric).
+pub type OnCommit = Arc<dyn Fn(&[Entitet]) + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Store {
     writer: Arc<Mutex<Connection>>,
+    /// Delivery bookkeeping (cursors, parked events): its own connection with
+    /// `synchronous=NORMAL`, so that it neither waits behind the registrations' mutex nor
+    /// makes them wait for its fsyncs. A cursor lost on power loss means a redelivery, which
+    /// at-least-once allows; the events themselves are written with `synchronous=FULL`.
+    relaxed: Arc<Mutex<Connection>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: Arc<Path>,
+    on_commit: Arc<std::sync::OnceLock<OnCommit>>,
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -154,11 +209,35 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut conn = open_connection(path)?;
         migrate(&mut conn)?;
+        let relaxed = open_connection(path)?;
+        relaxed.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(Self {
             writer: Arc::new(Mutex::new(conn)),
+            relaxed: Arc::new(Mutex::new(relaxed)),
             readers: Arc::new(Mutex::new(Vec::new())),
             path: path.into(),
+            on_commit: Arc::new(std::sync::OnceLock::new()),
         })
+    }
+
+    /// Sets what is told after each committed write (once; later calls are ignored).
+    pub fn on_commit(&self, f: OnCommit) {
+        let _ = self.on_commit.set(f);
+    }
+
+    /// Runs `f` in one immediate transaction on the delivery bookkeeping connection (see
+    /// `relaxed`): durable at the next fsync of the WAL, not necessarily at return.
+    pub fn write_relaxed<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.relaxed.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let out = f(&Tx::new(&tx))?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(out)
     }
 
     /// Runs `f` in one immediate transaction on the writer; commits only if it returns Ok.
@@ -171,8 +250,16 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
-        let out = f(&Tx(&tx))?;
+        let (out, appended) = {
+            let t = Tx::new(&tx);
+            let out = f(&t)?;
+            (out, t.appended.into_inner())
+        };
         tx.commit().map_err(StoreError::from)?;
+        drop(conn);
+        if let Some(hook) = self.on_commit.get() {
+            hook(&appended);
+        }
         Ok(out)
     }
 
@@ -190,7 +277,7 @@ impl Store {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Deferred)
                 .map_err(StoreError::from)?;
-            let out = f(&Tx(&tx))?;
+            let out = f(&Tx::new(&tx))?;
             tx.finish().map_err(StoreError::from)?;
             out
         };
@@ -222,7 +309,20 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 /// A transaction, with the typed queries the rules need.
-pub struct Tx<'c>(&'c rusqlite::Transaction<'c>);
+pub struct Tx<'c> {
+    pub(in crate::backend) conn: &'c rusqlite::Transaction<'c>,
+    /// The events appended so far, told to `on_commit` once the transaction commits.
+    pub(in crate::backend) appended: std::cell::RefCell<Vec<Entitet>>,
+}
+
+impl<'c> Tx<'c> {
+    fn new(conn: &'c rusqlite::Transaction<'c>) -> Self {
+        Tx {
+            conn,
+            appended: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+}
 
 fn corrupt(what: &str) -> impl FnOnce(String) -> StoreError + '_ {
     move |e| StoreError::Corrupt(format!("{what}: {e}"))
@@ -319,7 +419,7 @@ impl Tx<'_> {
         sql: &str,
         params: impl rusqlite::Params,
     ) -> Result<Vec<Registrering>, StoreError> {
-        let mut stmt = self.0.prepare_cached(sql)?;
+        let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt
             .query_map(params, raw)?
             .collect::<Result<Vec<_>, _>>()?;
@@ -328,7 +428,7 @@ impl Tx<'_> {
 
     pub fn person(&self, cpr: &Cpr) -> Result<Option<PersonEntry>, StoreError> {
         let mut stmt = self
-            .0
+            .conn
             .prepare_cached("SELECT kommunekode, akasse, tilmeldt FROM person WHERE cpr = ?1")?;
         Ok(stmt
             .query_row([cpr.expose()], |r| {
@@ -342,7 +442,7 @@ impl Tx<'_> {
     }
 
     pub fn set_person(&self, cpr: &Cpr, p: &PersonEntry) -> Result<(), StoreError> {
-        self.0
+        self.conn
             .prepare_cached(
                 "INSERT INTO person (cpr, kommunekode, akasse, tilmeldt) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (cpr) DO UPDATE SET kommunekode = ?2, akasse = ?3, tilmeldt = ?4",
@@ -400,7 +500,7 @@ impl Tx<'_> {
 
     /// Whether the service holds anything about the person.
     pub fn knows(&self, cpr: &Cpr) -> Result<bool, StoreError> {
-        let mut stmt = self.0.prepare_cached(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM person WHERE cpr = ?1)
                  OR EXISTS (SELECT 1 FROM registrering WHERE cpr = ?1)",
         )?;
@@ -408,8 +508,15 @@ impl Tx<'_> {
     }
 
     /// Records a version: inserts the registration (version 1) or replaces its current row,
-    /// and appends the version to the history.
-    pub fn record(&self, r: &Registrering) -> Result<(), StoreError> {
+    /// appends the version to the history, and appends its WSB event to the outbox, all in
+    /// this transaction (a version without its event cannot be written).
+    pub fn record(&self, r: &Registrering, event: &NewEvent) -> Result<(), StoreError> {
+        self.record_version(r)?;
+        self.append_event(event)?;
+        Ok(())
+    }
+
+    fn record_version(&self, r: &Registrering) -> Result<(), StoreError> {
         let values = params![
             r.kind.as_str(),
             r.id.to_string(),
@@ -430,7 +537,7 @@ impl Tx<'_> {
         let placeholders = "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15";
         // An upsert on the primary key only. Not INSERT OR REPLACE: that would resolve a
         // clash with `registrering_en_aaben` by deleting the other open registration.
-        self.0
+        self.conn
             .prepare_cached(&format!(
                 "INSERT INTO registrering ({COLUMNS}) VALUES ({placeholders})
                  ON CONFLICT (kind, id) DO UPDATE SET type_kode = ?4, startdato = ?5, slutdato = ?6,
@@ -438,7 +545,7 @@ impl Tx<'_> {
                      registreret_bruger = ?14, registreret_tid = ?15"
             ))?
             .execute(values)?;
-        self.0
+        self.conn
             .prepare_cached(&format!(
                 "INSERT INTO registrering_version ({COLUMNS}) VALUES ({placeholders})"
             ))?

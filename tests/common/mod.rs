@@ -95,6 +95,7 @@ pub fn start_with_latency(clock: Clock, dev: bool, latency: std::time::Duration)
         latency,
         tls: None,
         signals: true,
+        wsb: Default::default(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
