@@ -47,6 +47,13 @@ fn every_operation_id_of_the_issue_is_in_the_document() {
         "GetKontaktgruppetyper",
         "GetPersonkategorityper",
         "SetPersonRegister",
+        // Issue 15: WSB subscriptions, parked events, the CPR change.
+        "CreateWsbAbonnement",
+        "GetWsbAbonnementer",
+        "DeleteWsbAbonnement",
+        "GetWsbParkeredeBeskeder",
+        "CreateWsbGenlevering",
+        "CreateCprSkift",
     ];
     expected.sort();
     assert_eq!(ids, expected);

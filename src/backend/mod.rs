@@ -357,7 +357,7 @@ pub fn configure(state: AppState, dev: bool) -> impl Fn(&mut web::ServiceConfig)
             .service(
                 resource(format!("{b}/wsb/genleveringer")).post(wsb::api::create_wsb_genlevering),
             )
-            .service(resource(format!("{b}/cprskift")).post(wsb::api::create_cpr_skift))
+            .service(resource(format!("{b}/personnummerskift")).post(wsb::api::create_cpr_skift))
             .service(resource(METRICS_PATH.to_owned()).get(metrics));
         if dev {
             cfg.service(resource(format!("{b}/personregister")).put(set_person_register));

@@ -86,6 +86,23 @@ pub fn start_with(clock: Clock, dev: bool) -> Backend {
 
 /// A backend that answers `latency` late (dev mode only; see `BackendConfig::latency`).
 pub fn start_with_latency(clock: Clock, dev: bool, latency: std::time::Duration) -> Backend {
+    start_cfg(clock, dev, latency, Default::default())
+}
+
+/// A dev-mode backend whose WSB delivery runs with `wsb`.
+pub fn start_with_wsb(
+    clock: Clock,
+    wsb: vos_converter::backend::wsb::delivery::WsbSettings,
+) -> Backend {
+    start_cfg(clock, true, std::time::Duration::ZERO, wsb)
+}
+
+fn start_cfg(
+    clock: Clock,
+    dev: bool,
+    latency: std::time::Duration,
+    wsb: vos_converter::backend::wsb::delivery::WsbSettings,
+) -> Backend {
     logs();
     let dir = tempfile::tempdir().unwrap();
     let cfg = BackendConfig {
@@ -95,7 +112,7 @@ pub fn start_with_latency(clock: Clock, dev: bool, latency: std::time::Duration)
         latency,
         tls: None,
         signals: true,
-        wsb: Default::default(),
+        wsb,
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

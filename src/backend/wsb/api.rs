@@ -223,8 +223,7 @@ pub async fn delete_wsb_abonnement(
     state
         .run(caller, true, move |tx, ctx| {
             let own = tx.subscription(id)?.is_some_and(|a| {
-                a.organisationstype == ctx.caller.org.kode
-                    && a.organisationskode == ctx.caller.code
+                a.organisationstype == ctx.caller.org.kode && a.organisationskode == ctx.caller.code
             });
             if !own || !tx.delete_subscription(id)? {
                 return Err(Fejl::UkendtAbonnement.into());
@@ -247,9 +246,7 @@ pub async fn get_wsb_parkerede(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     star_only(&caller)?;
-    let parkerede = state
-        .run(caller, false, |tx, _| Ok(tx.parked()?))
-        .await?;
+    let parkerede = state.run(caller, false, |tx, _| Ok(tx.parked()?)).await?;
     Ok(HttpResponse::Ok().json(WsbParkerede { parkerede }))
 }
 
@@ -282,7 +279,7 @@ pub async fn create_wsb_genlevering(
 /// included, and its person register entry move to the new one in one transaction, with
 /// one `CprSkift` WSB event; reads by the old number then answer as for an unknown person.
 /// Repeating a change already made answers as the first call did and changes nothing.
-#[utoipa::path(post, path = "/personvisitering/v1/cprskift", operation_id = "CreateCprSkift",
+#[utoipa::path(post, path = "/personvisitering/v1/personnummerskift", operation_id = "CreateCprSkift",
     tag = "Personer", request_body = OpretCprSkift,
     responses((status = 200, description = "Moved, or moved before by the same change", body = CprSkift)))]
 pub async fn create_cpr_skift(

@@ -338,19 +338,19 @@ impl Dispatcher {
                     self.lag(sub, None);
                     if let Some(last) = scanned_to {
                         let store = self.store.clone();
-                        let _ = blocking(move || store.write_relaxed(|tx| tx.advance(sub, last + 1)))
-                            .await;
+                        let _ =
+                            blocking(move || store.write_relaxed(|tx| tx.advance(sub, last + 1)))
+                                .await;
                     }
                     tokio::select! {
                         _ = wake.changed() => {}
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     }
                 }
-                Ok(Next::Deliver {
-                    sub: a,
-                    event,
-                    redelivery,
-                }) => self.deliver(&a.endpoint, sub, event, redelivery).await,
+                Ok(Next::Deliver(d)) => {
+                    self.deliver(&d.sub.endpoint, sub, d.event, d.redelivery)
+                        .await
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, abonnement = %sub, "WSB: cannot read the outbox");
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -369,7 +369,13 @@ impl Dispatcher {
     }
 
     /// Delivers one event until it is acknowledged or parked (or the subscription is gone).
-    async fn deliver(&self, endpoint: &str, sub: Uuid, event: StoredEvent, redelivery: Option<i64>) {
+    async fn deliver(
+        &self,
+        endpoint: &str,
+        sub: Uuid,
+        event: StoredEvent,
+        redelivery: Option<i64>,
+    ) {
         let body = event.message();
         let backoff = Backoff {
             initial: self.settings.retry_initial,
@@ -421,7 +427,9 @@ impl Dispatcher {
             if now_ms() - since >= max_age {
                 tracing::warn!(abonnement = %sub, sekvens, attempts = attempt, failure, "WSB: event parked");
                 let f = failure.clone();
-                let parked = blocking(move || store.write_relaxed(|tx| tx.park(sub, sekvens, attempt, &f))).await;
+                let parked =
+                    blocking(move || store.write_relaxed(|tx| tx.park(sub, sekvens, attempt, &f)))
+                        .await;
                 match parked {
                     Ok(()) => {
                         metrics.dead_lettered.get_or_create(&label).inc();

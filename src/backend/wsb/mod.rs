@@ -28,7 +28,9 @@ use crate::vos::{Kind, Registrant};
 
 /// What an event is about. The EntitetIds: 100008 is STAR's for Kontaktgruppe.WSB; 100009
 /// (Personkategori) and 100010 (CprSkift) are this project's choice (README, "WSB").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub enum Entitet {
     Kontaktgruppe,
     Personkategori,
@@ -122,7 +124,6 @@ pub struct Abonnement {
     pub organisationskode: String,
     /// Where events are POSTed.
     pub endpoint: String,
-    #[schema(value_type = Vec<String>)]
     pub entiteter: Vec<Entitet>,
     pub oprettet: Timestamp,
     /// The next event considered for delivery: every event before it is delivered or parked.
@@ -134,28 +135,27 @@ pub fn now_ms() -> i64 {
     Timestamp::now().as_millisecond()
 }
 
-fn event_json(
+/// A WSB message as delivered (without `sekvens`, which [`StoredEvent::message`] adds).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Message<'a> {
     besked_id: Uuid,
-    entitet: Entitet,
+    entitet: &'static str,
+    entitet_id: u32,
     aendringstype: u8,
-    tidspunkt: Timestamp,
-    cpr: &Cpr,
+    /// Danish time with its offset.
+    tidspunkt: String,
+    cpr: &'a str,
     noegle: serde_json::Value,
-    registreret_af: &Registrant,
+    registreret_af: &'a Registrant,
     data: serde_json::Value,
-) -> String {
-    json!({
-        "beskedId": besked_id,
-        "entitet": entitet.as_str(),
-        "entitetId": entitet.entitet_id(),
-        "aendringstype": aendringstype,
-        "tidspunkt": crate::dktime::format_xs_datetime(tidspunkt),
-        "cpr": cpr.expose(),
-        "noegle": noegle,
-        "registreretAf": registreret_af,
-        "data": data,
-    })
-    .to_string()
+}
+
+impl Message<'_> {
+    fn text(&self) -> String {
+        // A struct of strings, numbers and JSON values: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 /// The event of one recorded version: `Kontaktgruppe` or `Personkategori`, created for
@@ -183,16 +183,18 @@ pub fn version_event(r: &Registrering, person: Option<PersonEntry>) -> NewEvent 
             person,
             registrering: Some((r.kind, r.type_kode, r.slutdato)),
         },
-        besked: event_json(
+        besked: Message {
             besked_id,
-            entitet,
+            entitet: entitet.as_str(),
+            entitet_id: entitet.entitet_id(),
             aendringstype,
-            r.registreret_tid,
-            &r.cpr,
-            json!({ key: r.id }),
-            &r.registreret_af,
-            data.unwrap_or(serde_json::Value::Null),
-        ),
+            tidspunkt: crate::dktime::format_xs_datetime(r.registreret_tid),
+            cpr: r.cpr.expose(),
+            noegle: json!({ key: r.id }),
+            registreret_af: &r.registreret_af,
+            data: data.unwrap_or(serde_json::Value::Null),
+        }
+        .text(),
     }
 }
 
@@ -214,16 +216,18 @@ pub fn cpr_change_event(
             person,
             registrering: None,
         },
-        besked: event_json(
+        besked: Message {
             besked_id,
-            Entitet::CprSkift,
-            OPRETTET,
-            at,
-            nyt,
-            json!({ "cprSkiftId": id }),
-            by,
-            json!({ "gammeltCpr": gammelt.expose(), "nytCpr": nyt.expose() }),
-        ),
+            entitet: Entitet::CprSkift.as_str(),
+            entitet_id: Entitet::CprSkift.entitet_id(),
+            aendringstype: OPRETTET,
+            tidspunkt: crate::dktime::format_xs_datetime(at),
+            cpr: nyt.expose(),
+            noegle: json!({ "cprSkiftId": id }),
+            registreret_af: by,
+            data: json!({ "gammeltCpr": gammelt.expose(), "nytCpr": nyt.expose() }),
+        }
+        .text(),
     }
 }
 
@@ -277,16 +281,21 @@ pub struct Parkeret {
     pub genlever_ms: Option<i64>,
 }
 
+/// One event for one subscription.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub sub: Abonnement,
+    pub event: StoredEvent,
+    /// Set for a redelivery STAR asked for: since when (ms since the epoch).
+    pub redelivery: Option<i64>,
+}
+
 /// What a subscription's worker does next.
 #[derive(Debug, Clone)]
 pub enum Next {
     /// Deliver `event` to `sub`: a parked event STAR asked to redeliver (`redelivery`: since
     /// when), else the next event from the cursor on that the subscription may see.
-    Deliver {
-        sub: Abonnement,
-        event: StoredEvent,
-        redelivery: Option<i64>,
-    },
+    Deliver(Box<Delivery>),
     /// Nothing to deliver now; the events up to `scanned_to` are not for the subscription.
     Idle { scanned_to: Option<i64> },
     /// The subscription is gone.
@@ -423,7 +432,9 @@ impl Tx<'_> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {EVENT_COLUMNS} FROM wsb_haendelse WHERE sekvens = ?1"
         ))?;
-        stmt.query_row([sekvens], stored_event).optional()?.transpose()
+        stmt.query_row([sekvens], stored_event)
+            .optional()?
+            .transpose()
     }
 
     pub fn create_subscription(&self, a: &Abonnement) -> Result<(), StoreError> {
@@ -474,7 +485,12 @@ impl Tx<'_> {
     /// What `sub`'s worker delivers next: a redelivery STAR asked for, else the first event
     /// from the cursor on that the subscription may see. Events it may not see are passed
     /// over (the cursor moves past them at the next acknowledgement).
-    pub fn next_for(&self, catalog: &'static Catalog, sub: Uuid, today: Date) -> Result<Next, StoreError> {
+    pub fn next_for(
+        &self,
+        catalog: &'static Catalog,
+        sub: Uuid,
+        today: Date,
+    ) -> Result<Next, StoreError> {
         let Some(a) = self.subscription(sub)? else {
             return Ok(Next::Gone);
         };
@@ -489,11 +505,11 @@ impl Tx<'_> {
         if let Some((sekvens, since_ms)) = redeliver
             && let Some(event) = self.event(sekvens)?
         {
-            return Ok(Next::Deliver {
+            return Ok(Next::Deliver(Box::new(Delivery {
                 sub: a,
                 event,
                 redelivery: Some(since_ms),
-            });
+            })));
         }
         let mut from = a.naeste_sekvens;
         let mut scanned_to = None;
@@ -503,11 +519,11 @@ impl Tx<'_> {
                 return Ok(Next::Idle { scanned_to });
             };
             if let Some(event) = batch.into_iter().find(|e| may_see(catalog, &a, e, today)) {
-                return Ok(Next::Deliver {
+                return Ok(Next::Deliver(Box::new(Delivery {
                     sub: a,
                     event,
                     redelivery: None,
-                });
+                })));
             }
             scanned_to = Some(last);
             from = last + 1;
@@ -525,7 +541,13 @@ impl Tx<'_> {
     }
 
     /// Parks an event for `sub` and moves its cursor past it.
-    pub fn park(&self, sub: Uuid, sekvens: i64, forsoeg: u32, fejl: &str) -> Result<(), StoreError> {
+    pub fn park(
+        &self,
+        sub: Uuid,
+        sekvens: i64,
+        forsoeg: u32,
+        fejl: &str,
+    ) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
                 "INSERT INTO wsb_parkeret (abonnement_id, sekvens, parkeret_ms, forsoeg, fejl)

@@ -87,7 +87,10 @@ fn a_jobcentre_and_a_kommune_see_their_own_citizens_only() {
         assert!(sees(&own, &pk(citizen.clone())), "type {ty}");
         assert!(sees(&own, &cpr_change(citizen.clone())), "type {ty}");
         // Every contact group type, ended long ago too: no a-kasse view for them.
-        assert!(sees(&own, &kg(12, Some("2001-01-01"), citizen)), "type {ty}");
+        assert!(
+            sees(&own, &kg(12, Some("2001-01-01"), citizen)),
+            "type {ty}"
+        );
         assert!(!sees(&own, &kg(1, None, other.clone())), "type {ty}");
         assert!(!sees(&own, &pk(other.clone())), "type {ty}");
         assert!(!sees(&own, &cpr_change(other)), "type {ty}");
