@@ -1411,3 +1411,56 @@ async fn shadow_compare_metric_counts_person_status_by_identifier_not_order_or_p
 async fn shadow_compare_metric_counts_an_identical_two_version_history_as_equal() {
     shadow_compare_counts_on_metrics(Svc::Phs).await;
 }
+
+// ---------------------------------------------------------------------------------------
+// The CPR change (issue 15): PSS and PHS by the new number show the moved data
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn after_a_cpr_change_the_reads_by_the_new_number_show_the_moved_data() {
+    let mut s = Serve::start_with(&["--cutover", "2099-01-01"], "info");
+    let jc = JOBCENTER_101;
+    let new_cpr = "0505705555";
+    let (start, event) = ("2024-01-01T00:00:00+01:00", "2024-01-01T10:00:00+01:00");
+    let kg = s.create_cg(jc, CPR_101, 1, start, None, event).await;
+    let pc = s.create_pc(jc, CPR_101, 1, start, None, event).await;
+    let before = s
+        .history(Soap::V11, jc, CPR_101, None, None)
+        .await
+        .read(Soap::V11, Svc::Phs);
+
+    // CreateCprSkift at the embedded REST service, as STAR.
+    let moved = s
+        .client
+        .post(format!("{}/personvisitering/v1/personnummerskift", s.rest))
+        .header("X-Organisation-Type", STAR.0)
+        .header("X-Organisation-Code", STAR.1)
+        .json(&serde_json::json!({"gammeltCpr": CPR_101, "nytCpr": new_cpr}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), StatusCode::OK);
+
+    for v in [Soap::V11, Soap::V12] {
+        let r = s.status(v, jc, new_cpr).await.read(v, Svc::Pss);
+        assert_eq!(r.cpr, new_cpr);
+        assert_eq!(ids(&r.kg, "ContactGroupIdentifier"), vec![kg]);
+        assert_eq!(ids(&r.pc, "PersonCategoryIdentifier"), vec![pc]);
+        let h = s
+            .history(v, jc, new_cpr, None, None)
+            .await
+            .read(v, Svc::Phs);
+        assert_eq!(
+            (h.kg.clone(), h.pc.clone()),
+            (before.kg.clone(), before.pc.clone())
+        );
+        // The old number is nobody's now: the jobcentre is refused (rule 7), STAR finds
+        // nothing there.
+        s.status(v, jc, CPR_101)
+            .await
+            .expect_fault(v, Side::Client, 900203);
+        let star = s.history(v, STAR, CPR_101, None, None).await;
+        assert!(!star.text.contains(&kg.to_string()), "{}", star.text);
+    }
+    s.finish(&[new_cpr]);
+}
