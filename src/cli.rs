@@ -121,17 +121,26 @@ pub struct BackendArgs {
     #[arg(long, env = "VOS_BACKEND_WSB_MAX_AGE_SECS", default_value_t = 86_400)]
     pub wsb_max_age_secs: u64,
     /// WSB: CA bundle the subscribers' server certificates must chain to (default: the
-    /// platform's roots). With --tls-cert the backend presents that certificate as its
-    /// client certificate (mutual TLS).
+    /// platform's roots).
     #[arg(long, env = "VOS_BACKEND_WSB_CA")]
     pub wsb_ca: Option<PathBuf>,
+    /// WSB: the client certificate presented to subscribers (mutual TLS, as WSB does; it
+    /// needs the clientAuth key usage). Default: --tls-cert, when given.
+    #[arg(long, env = "VOS_BACKEND_WSB_CLIENT_CERT", requires = "wsb_client_key")]
+    pub wsb_client_cert: Option<PathBuf>,
+    /// The key of --wsb-client-cert (PEM).
+    #[arg(long, env = "VOS_BACKEND_WSB_CLIENT_KEY", requires = "wsb_client_cert")]
+    pub wsb_client_key: Option<PathBuf>,
 }
 
 impl BackendArgs {
     /// The WSB delivery settings of these flags.
     fn wsb(&self) -> Result<backend::wsb::delivery::WsbSettings, CliError> {
         use std::time::Duration;
-        let identity = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
+        let identity = match (&self.wsb_client_cert, &self.wsb_client_key) {
+            (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+            _ => self.tls_cert.as_deref().zip(self.tls_key.as_deref()),
+        };
         let tls = if identity.is_some() || self.wsb_ca.is_some() {
             Some(std::sync::Arc::new(crate::tls::client_config(
                 identity,

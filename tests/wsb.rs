@@ -887,3 +887,115 @@ async fn every_acknowledged_change_is_delivered_after_a_sigkill() {
     let log2 = child.guard.kill();
     assert_not_logged("the backend", &(log + &log2), &[CPR]);
 }
+
+// ---------------------------------------------------------------------------------------
+// Mutual TLS
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn over_https_the_backend_presents_its_client_certificate() {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    use vos_converter::door::devcerts::{Ca, Subject};
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("WSB test CA").unwrap();
+    let server = ca.server(&["localhost"]).unwrap();
+    let backend_cert = ca
+        .client(&Subject::Oces3 {
+            cvr: "55570117".into(),
+            uuid: uuid::Uuid::new_v4(),
+            cn: "VisiteringOgStatus".into(),
+            o: "STAR".into(),
+        })
+        .unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let ca_pem = write("ca.pem", &ca.cert_pem);
+    let cert = write("backend.pem", &backend_cert.cert_pem);
+    let key = write("backend.key", &backend_cert.key_pem);
+
+    // The subscriber: HTTPS that requires a client certificate of the CA.
+    let provider = vos_converter::tls::provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca.cert_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            CertificateDer::pem_slice_iter(server.cert_pem.as_bytes())
+                .map(Result::unwrap)
+                .collect(),
+            PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).unwrap(),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // (the client certificate the connection presented, the event)
+    type Seen = Arc<Mutex<Vec<(Vec<u8>, Value)>>>;
+    let got: Seen = Arc::default();
+    let seen = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            let peer = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| c.to_vec())
+                .unwrap_or_default();
+            let mut buf = Vec::new();
+            while let Some((_, body)) = read_request_with_body(&mut tls, &mut buf).await {
+                seen.lock()
+                    .unwrap()
+                    .push((peer.clone(), serde_json::from_slice(&body).unwrap()));
+                let ok = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n";
+                if tls.write_all(ok).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+
+    let tls = vos_converter::tls::client_config(Some((&cert, &key)), Some(&ca_pem)).unwrap();
+    let b = start_with_wsb(
+        Clock::System,
+        WsbSettings {
+            tls: Some(Arc::new(tls)),
+            ..fast()
+        },
+    );
+    b.person(CPR, "101", None, false).await;
+    subscribe(
+        &b,
+        STAR,
+        &format!("https://localhost:{port}/wsb"),
+        &["Kontaktgruppe"],
+    )
+    .await;
+    let kg = b.create_kg(STAR, CPR, 1, "2025-01-01", None).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "nothing delivered over HTTPS");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (peer, event) = got.lock().unwrap()[0].clone();
+    assert_eq!(peer, backend_cert.der, "the backend's client certificate");
+    assert_eq!(event["noegle"]["kontaktgruppeId"], kg.body["id"]);
+}

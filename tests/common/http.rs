@@ -1,13 +1,15 @@
 //! Raw HTTP/1.1 for stand-in servers that must misbehave in ways a framework would not let
 //! them: one request read off a connection.
 
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The next request on `conn` (its head up to the blank line, then Content-Length bytes
 /// of body), taken from the front of `buf`, which keeps what came after it. The head
 /// lower-cased, or `None` when the connection ends first.
-pub async fn read_request(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+pub async fn read_request(
+    conn: &mut (impl AsyncRead + Unpin),
+    buf: &mut Vec<u8>,
+) -> Option<String> {
     read_request_with_body(conn, buf)
         .await
         .map(|(head, _)| head)
@@ -15,7 +17,7 @@ pub async fn read_request(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Str
 
 /// [`read_request`], with the request's body.
 pub async fn read_request_with_body(
-    conn: &mut TcpStream,
+    conn: &mut (impl AsyncRead + Unpin),
     buf: &mut Vec<u8>,
 ) -> Option<(String, Vec<u8>)> {
     let mut chunk = [0u8; 8192];
