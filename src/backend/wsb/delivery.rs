@@ -348,7 +348,16 @@ impl Dispatcher {
                     }
                 }
                 Ok(Next::Deliver(d)) => {
-                    self.deliver(&d.sub.endpoint, sub, d.event, d.redelivery)
+                    let all = self
+                        .catalog
+                        .orgtype(d.sub.organisationstype)
+                        .is_some_and(|o| o.adgang == crate::catalog::Scope::Alle);
+                    let body = if all {
+                        d.event.message_with_person()
+                    } else {
+                        d.event.message()
+                    };
+                    self.deliver(&d.sub.endpoint, sub, d.event, body, d.redelivery)
                         .await
                 }
                 Err(e) => {
@@ -374,9 +383,9 @@ impl Dispatcher {
         endpoint: &str,
         sub: Uuid,
         event: StoredEvent,
+        body: String,
         redelivery: Option<i64>,
     ) {
-        let body = event.message();
         let backoff = Backoff {
             initial: self.settings.retry_initial,
             max: self.settings.retry_max,

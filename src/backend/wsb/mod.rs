@@ -113,6 +113,23 @@ impl StoredEvent {
         let sep = if rest.starts_with('}') { "" } else { "," };
         format!("{{\"sekvens\":{}{sep}{rest}", self.sekvens)
     }
+
+    /// [`StoredEvent::message`], for a subscriber that sees every person (STAR) with
+    /// `borger` added: the person's municipality and a-kasse as the person register had them
+    /// at the change (`null` when not in it). A router of events (the converter's legacy WSRM
+    /// queues) needs them; other subscribers know their own citizens and are not told.
+    pub fn message_with_person(&self) -> String {
+        let borger = match &self.route.person {
+            Some(p) => json!({ "kommunekode": p.kommunekode, "akasse": p.akasse }),
+            None => serde_json::Value::Null,
+        };
+        let rest = self.besked.strip_prefix('{').unwrap_or(&self.besked);
+        let sep = if rest.starts_with('}') { "" } else { "," };
+        format!(
+            "{{\"sekvens\":{},\"borger\":{borger}{sep}{rest}",
+            self.sekvens
+        )
+    }
 }
 
 /// A subscription.
