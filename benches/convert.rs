@@ -140,7 +140,7 @@ fn requests(call: &Call<'_>) -> Vec<RestRequest> {
     match &call.op.behaviour {
         Behaviour::Call(plan) => vec![Registration::new(call, plan, who).unwrap().request()],
         Behaviour::Read(plan) => Read::new(call, plan).unwrap().requests(),
-        Behaviour::Retired { .. } => Vec::new(),
+        Behaviour::Retired { .. } | Behaviour::Queue(_) => Vec::new(),
     }
 }
 
@@ -163,7 +163,7 @@ fn respond(call: &Call<'_>, answers: &[bytes::Bytes]) -> Outcome {
             answer.finish(&mut out);
             Ok(Answer::Bytes(out.into_bytes()))
         }
-        Behaviour::Retired { .. } => unreachable!(),
+        Behaviour::Retired { .. } | Behaviour::Queue(_) => unreachable!(),
     };
     let outcome = core::encode(call, answer);
     assert_eq!(outcome.status, 200);

@@ -97,6 +97,9 @@
 #   INTEROP_ONLY=https-door
 #                          only the tools, the build and the HTTPS door section (its own
 #                          processes; none of the main backend's or converter's)
+#   INTEROP_ONLY=schemathesis
+#                          only the tools, the build, the backend and its schemathesis passes
+#                          and log check
 #   NGINX                  the nginx binary of the HTTPS door section (default /usr/sbin/nginx)
 #   INTEROP_RUST_LOG       the RUST_LOG of the backend and of the converter
 #                          (default info,vos_converter=debug)
@@ -1486,13 +1489,19 @@ main() {
     local start=$SECONDS
     cd "$ROOT"
     case "${INTEROP_ONLY:-}" in
-    "" | https-door) ;;
-    *) fail "INTEROP_ONLY=$INTEROP_ONLY: the one section that runs alone is https-door" ;;
+    "" | https-door | schemathesis) ;;
+    *) fail "INTEROP_ONLY=$INTEROP_ONLY: the sections that run alone are https-door and schemathesis" ;;
     esac
     timed setup_python
     timed build_release
     if [[ "${INTEROP_ONLY:-}" == https-door ]]; then
         mkdir -p "$LOG_DIR"
+    elif [[ "${INTEROP_ONLY:-}" == schemathesis ]]; then
+        timed start_backend
+        timed seed_backend
+        timed run_schemathesis
+        timed run_schemathesis_noident
+        timed check_logs
     else
         timed start_backend
         timed seed_backend
@@ -1508,7 +1517,7 @@ main() {
         timed check_converter_logs
         timed durability_strace
     fi
-    timed https_door
+    [[ "${INTEROP_ONLY:-}" == schemathesis ]] || timed https_door
 
     section "result"
     local t

@@ -37,6 +37,9 @@ pub struct App {
     /// What forwarded client certificates are verified against: the listener's client CAs,
     /// or in proxy mode without a listener certificate, the client CAs alone.
     pub forwarded_trust: Option<Arc<Reloadable>>,
+    /// With WSRM subscribers: the client that makes the converter's WSB subscription at
+    /// REST (with the REST hop's TLS).
+    pub wsb_client: Option<reqwest::Client>,
 }
 
 impl App {
@@ -115,6 +118,7 @@ pub fn app(cfg: &Config, rest_url: &str) -> Result<App, CliError> {
     } else {
         None
     };
+    let rest_tls_for_wsb = rest_tls.clone();
     let upstream = Upstream::new(&UpstreamConfig {
         base_url: rest_url.to_owned(),
         connect_timeout: cfg.connect_timeout,
@@ -154,10 +158,24 @@ pub fn app(cfg: &Config, rest_url: &str) -> Result<App, CliError> {
         ))
     })?;
     let cutover = cfg.cutover_rules();
-    let converter = Converter::new(plan.clone(), upstream, limits, door.clone())
+    let mut converter = Converter::new(plan.clone(), upstream, limits, door.clone())
         .with_cutover(cutover.clone())
         .with_legacy(legacy)
         .with_usage(usage);
+    let mut wsb_client = None;
+    if !cfg.wsrm_subscriber.is_empty() {
+        let wsrm = wsrm(cfg, converter.metrics.clone())?;
+        converter = converter.with_wsrm(Arc::new(wsrm));
+        let mut builder = reqwest::Client::builder().no_proxy();
+        if let Some(tls) = &rest_tls_for_wsb {
+            builder = builder.tls_backend_preconfigured(tls.clone());
+        }
+        wsb_client = Some(
+            builder
+                .build()
+                .map_err(|e| CliError::Other(format!("the WSB subscription's client: {e}")))?,
+        );
+    }
     converter.metrics.set_dev_mode(cfg.dev_mode());
     let now = jiff::Timestamp::now();
     for (t, c, at) in cutover.overrides() {
@@ -188,5 +206,57 @@ pub fn app(cfg: &Config, rest_url: &str) -> Result<App, CliError> {
         mode,
         listener_tls,
         forwarded_trust,
+        wsb_client,
+    })
+}
+
+/// The legacy WSRM queues of the configured subscribers. Fails closed: outside dev mode the
+/// receiver needs the REST service's certificate CVR to know whom to take events from, and
+/// REST needs the receiver's address.
+fn wsrm(
+    cfg: &Config,
+    metrics: Arc<crate::observe::metrics::Metrics>,
+) -> Result<crate::wsrm::Wsrm, CliError> {
+    use crate::wsrm::{Wsrm, WsrmSettings, receiver::Senders, route::Routing, store::SqliteQueue};
+    let catalog = Catalog::load()?;
+    for s in &cfg.wsrm_subscriber {
+        if catalog.orgtype(s.organisation_type).is_none() {
+            return Err(CliError::Other(format!(
+                "wsrm_subscriber: {} is not an organisation type of mappings/organisationstyper.toml",
+                s.organisation_type
+            )));
+        }
+    }
+    if !cfg.dev_mode() && (cfg.wsb_sender_cvr.is_empty() || cfg.wsb_receiver_url.is_none()) {
+        return Err(CliError::Other(
+            "wsrm_subscriber outside dev mode needs wsb_sender_cvr (the REST service's \
+             certificate CVR: only its deliveries are taken) and wsb_receiver_url (where REST \
+             delivers)"
+                .into(),
+        ));
+    }
+    let routing = Routing::load().map_err(CliError::Other)?;
+    let store = SqliteQueue::open(&cfg.data_dir.join("wsrm.db"))
+        .map_err(|e| CliError::Other(format!("the WSRM queue {}: {e}", cfg.data_dir.display())))?;
+    let base = cfg
+        .public_url
+        .as_ref()
+        .map(|u| u.to_string().trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    Ok(Wsrm {
+        subscribers: cfg.wsrm_subscriber.clone(),
+        routing,
+        store: Arc::new(store),
+        settings: WsrmSettings {
+            sequence_timeout: cfg.wsrm_sequence_timeout,
+            retention: cfg.wsrm_retention,
+            message_endpoint: format!("{base}/WsrmMessageService/10"),
+        },
+        catalog,
+        metrics,
+        senders: Senders {
+            cvrs: cfg.wsb_sender_cvr.clone(),
+            dev_loopback: cfg.dev_mode(),
+        },
     })
 }

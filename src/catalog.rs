@@ -81,10 +81,13 @@ pub enum Fejl {
     UpstreamTimeout,
     UpstreamUgyldigtSvar,
     UpstreamUdfaldUkendt,
+    WsrmUkendtSekvens,
+    WsrmIkkeAbonnent,
+    WsrmKoeFejl,
 }
 
 impl Fejl {
-    pub const ALL: [Fejl; 47] = [
+    pub const ALL: [Fejl; 50] = [
         Fejl::SlutdatoFremtidig,
         Fejl::KontaktgruppeSkiftTilmeldt,
         Fejl::UgyldigJson,
@@ -132,6 +135,9 @@ impl Fejl {
         Fejl::UpstreamTimeout,
         Fejl::UpstreamUgyldigtSvar,
         Fejl::UpstreamUdfaldUkendt,
+        Fejl::WsrmUkendtSekvens,
+        Fejl::WsrmIkkeAbonnent,
+        Fejl::WsrmKoeFejl,
     ];
 
     pub fn key(self) -> &'static str {
@@ -183,6 +189,9 @@ impl Fejl {
             Fejl::UpstreamTimeout => "upstream_timeout",
             Fejl::UpstreamUgyldigtSvar => "upstream_ugyldigt_svar",
             Fejl::UpstreamUdfaldUkendt => "upstream_udfald_ukendt",
+            Fejl::WsrmUkendtSekvens => "wsrm_ukendt_sekvens",
+            Fejl::WsrmIkkeAbonnent => "wsrm_ikke_abonnent",
+            Fejl::WsrmKoeFejl => "wsrm_koe_fejl",
         }
     }
 

@@ -281,6 +281,9 @@ fn run_check(args: CheckArgs) -> Result<(), CliError> {
                 mapping::Behaviour::Retired { replacement } => {
                     format!("retired, use {replacement}")
                 }
+                mapping::Behaviour::Queue(q) => {
+                    format!("the converter's WSRM queue ({:?})", q.step)
+                }
                 mapping::Behaviour::Read(r) => {
                     let calls: Vec<&str> = r
                         .collections
@@ -591,6 +594,40 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
                 .join(", "),
             door.agreement_count()
         )?,
+    }
+    if let (Some(wsrm), Some(client)) = (app.converter().wsrm.clone(), app.wsb_client.clone()) {
+        // In dev mode REST (the embedded backend) delivers to the listen address itself.
+        let receiver = match &cfg.wsb_receiver_url {
+            Some(u) => u.to_string(),
+            None => {
+                let mut local = addr;
+                if local.ip().is_unspecified() {
+                    local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("{scheme}://{local}/wsb")
+            }
+        };
+        let keys: Vec<String> = wsrm.subscribers.iter().map(|s| s.key()).collect();
+        writeln!(
+            out,
+            "  WSRM: queues for {} (WsrmService/3, WsrmMessageService/10); WSB receiver {receiver}",
+            keys.join(", ")
+        )?;
+        let subscription = crate::wsrm::subscribe::Subscription {
+            rest_url: rest_url.clone(),
+            receiver_url: receiver,
+            code: cfg.wsb_subscriber_code.clone(),
+        };
+        actix_web::rt::spawn(subscription.ensure_forever(client));
+        // Old messages dropped and the queue gauges refreshed every minute.
+        actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let w = wsrm.clone();
+                let _ = tokio::task::spawn_blocking(move || w.housekeeping()).await;
+            }
+        });
     }
     match &cfg.rest_url {
         Some(url) => writeln!(

@@ -315,6 +315,28 @@ settings! {
     /// Before the cutover, compare the legacy collections with the REST-derived ones and
     /// count and log the differences (needs `legacy_url`).
     shadow_compare: bool = switch() => boolean;
+    /// Legacy WSRM subscribers (issue 16): `TYPE:CODE` as a flag (repeatable;
+    /// comma-separated in the variable), `TYPE:CODE=KIND+KIND` to narrow the message kinds;
+    /// `[[wsrm_subscriber]]` tables (`type`, `code`, optional `messages`) in the file. Only
+    /// these have a queue at /WsrmService/3 and /WsrmMessageService/10; with any, the
+    /// converter subscribes to the REST service's WSB events and receives them at `POST
+    /// /wsb`.
+    wsrm_subscriber: Vec<crate::wsrm::Subscriber> = entries() => wsrm_subscribers;
+    /// The converter's WSB receiver as the REST service reaches it
+    /// (`https://converter.example/wsb`). In dev mode derived from the listen address;
+    /// outside dev mode needed with `wsrm_subscriber`.
+    wsb_receiver_url: HttpUrl = optional("(dev mode: the listen address)") => http_url;
+    /// CVRs of the REST service's certificates whose WSB deliveries `POST /wsb` takes;
+    /// outside dev mode needed with `wsrm_subscriber` (in dev mode loopback is enough).
+    wsb_sender_cvr: String = list() => cvr;
+    /// The organisation code (STAR, organisation type 5) the converter subscribes to WSB as.
+    wsb_subscriber_code: String = one("55570117") => text;
+    /// Seconds after which a WSRM sequence neither terminated nor closed is released: its
+    /// messages come again in the next.
+    wsrm_sequence_timeout as "wsrm_sequence_timeout_secs": Duration = one("600") => seconds;
+    /// Days a WSRM message is kept for a subscriber who does not poll; older ones are
+    /// dropped (and counted).
+    wsrm_retention as "wsrm_retention_days": Duration = one("30") => days;
     /// A SOAP call whose REST (and legacy) work takes longer than this many milliseconds in
     /// all is a Server fault 900521 (900523 for a write already sent: its outcome is unknown).
     upstream_timeout as "upstream_timeout_ms": Duration = one("5000") => millis;
@@ -749,6 +771,51 @@ fn cutover_overrides(v: &Value) -> Parsed<Vec<CutoverOverride>> {
         .collect()
 }
 
+fn days(v: &Value) -> Parsed<Duration> {
+    whole(v).map(|d| Duration::from_secs(d.saturating_mul(86_400)))
+}
+
+fn cvr(v: &Value) -> Parsed<String> {
+    let s = text(v)?;
+    let s = s.trim();
+    if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s} is not a CVR (8 digits)"))
+    }
+}
+
+/// `[[wsrm_subscriber]]` tables from the file, `TYPE:CODE[=KIND+KIND]` from flags.
+fn wsrm_subscribers(v: &Value) -> Parsed<Vec<crate::wsrm::Subscriber>> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct InFile {
+        #[serde(rename = "type")]
+        organisation_type: u8,
+        code: String,
+        #[serde(default)]
+        messages: Vec<String>,
+    }
+    items(v)?
+        .iter()
+        .map(|item| match item {
+            Value::String(spec) => crate::wsrm::Subscriber::parse(spec),
+            table => {
+                let s: InFile = table.clone().try_into().map_err(|e| e.to_string())?;
+                let messages = s
+                    .messages
+                    .iter()
+                    .map(|m| {
+                        crate::wsrm::MessageKind::parse(m)
+                            .ok_or_else(|| format!("{m} is not a WSRM message"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                crate::wsrm::Subscriber::new(s.organisation_type, s.code.trim(), messages)
+            }
+        })
+        .collect()
+}
+
 /// A `[legacy_url]` table from the file, `SERVICE=URL` from flags.
 fn legacy_urls(v: &Value) -> Parsed<BTreeMap<String, HttpUrl>> {
     let url = |service: &str, u: &Value| {
@@ -1004,7 +1071,7 @@ mod tests {
     #[test]
     fn the_flags_are_a_valid_clap_command() {
         Overrides::augment_args(clap::Command::new("serve")).debug_assert();
-        assert_eq!(SETTINGS.len(), 31);
+        assert_eq!(SETTINGS.len(), 37);
     }
 
     #[test]

@@ -45,3 +45,4 @@ pub mod soap;
 pub mod tls;
 pub mod upstream;
 pub mod vos;
+pub mod wsrm;

@@ -33,6 +33,13 @@
 //!   writes none) so that it can be read; the comparison removes them again and compares the
 //!   rest byte for byte.
 //!
+//! - `wsrm.json` (WSRM cases, issue 16): `subscribers` (the `wsrm_subscriber` setting),
+//!   `events` (WSB events POSTed to the converter's `/wsb` first, as the REST service
+//!   delivers them) and optional `sequence_for` (`"TYPE:CODE"`: a CreateSequence is made as
+//!   that organisation first, and its SequenceIdentifier replaces `{{SequenceIdentifier}}`
+//!   in `request.xml`). The answer's SequenceIdentifier of a CreateSequence is random and
+//!   is normalised to the nil UUID.
+//!
 //! Every case gets its own fake REST service (a real HTTP server) and its own converter,
 //! built by `app::app` as `serve` builds it, so the code-list cache starts empty: a create that
 //! checks a code list fetches it first, and that GET is the case's first exchange.
@@ -87,6 +94,16 @@ struct RequestMeta {
     cutover: Option<String>,
     #[allow(dead_code)]
     description: Option<String>,
+}
+
+/// `wsrm.json`: the WSRM queue a case starts from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WsrmSetup {
+    subscribers: Vec<String>,
+    #[serde(default)]
+    events: Vec<Value>,
+    sequence_for: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -349,12 +366,22 @@ async fn fake_rest(
 /// The converter as `serve` builds it in dev mode (`app::app` from the default settings),
 /// calling `rest_base`, its data dir in `data`; with `cutover`, that cutover instead of the
 /// default.
-fn start_converter(rest_base: &str, cutover: Option<jiff::Timestamp>, data: &Path) -> Running {
+fn start_converter(
+    rest_base: &str,
+    cutover: Option<jiff::Timestamp>,
+    data: &Path,
+    wsrm: &WsrmSetup,
+) -> Running {
     let mut cfg = Config::defaults().unwrap();
     cfg.data_dir = data.to_owned();
     if let Some(at) = cutover {
         cfg.cutover = at;
     }
+    cfg.wsrm_subscriber = wsrm
+        .subscribers
+        .iter()
+        .map(|s| vos_converter::wsrm::Subscriber::parse(s).unwrap())
+        .collect();
     let app = app::app(&cfg, rest_base).unwrap();
     let routes = app.routes();
     Running::start(move |listener| {
@@ -442,6 +469,74 @@ fn send_soap(url: &str, meta: &RequestMeta, body: Vec<u8>) -> Answer {
 
 /// Replaces the text of every `wsa:MessageID` element (the answer's own, random) with
 /// `NIL_MESSAGE_ID`, after checking it is a `urn:uuid:` with a valid UUID.
+/// The events of `wsrm.json` delivered to the converter's `/wsb`; with `sequence_for`, a
+/// CreateSequence as that organisation, its SequenceIdentifier put into the request.
+fn prepare_wsrm(base: &str, wsrm: &WsrmSetup, request: Vec<u8>) -> Vec<u8> {
+    if wsrm.subscribers.is_empty() {
+        return request;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        for ev in &wsrm.events {
+            let r = client
+                .post(format!("{base}/wsb"))
+                .json(ev)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 204, "a wsrm.json event was not taken");
+        }
+        let Some(who) = &wsrm.sequence_for else {
+            return request;
+        };
+        let (t, code) = who.split_once(':').unwrap();
+        let envelope = format!(
+            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:d="urn:dk:star:dfdg:common:1" xmlns:w="urn:dk:star:dfdg:WsrmService:3"><s:Header><d:RequestUserMetadata><d:OrganisationType>{t}</d:OrganisationType><d:OrganisationCode>{code}</d:OrganisationCode></d:RequestUserMetadata></s:Header><s:Body><w:CreateSequenceRequest/></s:Body></s:Envelope>"#
+        );
+        let answer = client
+            .post(format!("{base}/WsrmService/3"))
+            .header("content-type", "text/xml; charset=utf-8")
+            .header("SOAPAction", "\"urn:dk:star:dfdg:WsrmService:3/CreateSequence\"")
+            .body(envelope)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let id = answer
+            .split("SequenceIdentifier>")
+            .nth(1)
+            .and_then(|s| s.split('<').next())
+            .unwrap_or_else(|| panic!("no SequenceIdentifier in {answer}"));
+        String::from_utf8(request)
+            .unwrap()
+            .replace("{{SequenceIdentifier}}", id)
+            .into_bytes()
+    })
+}
+
+/// A CreateSequence answer's SequenceIdentifier (random) as the nil UUID.
+fn normalise_sequence_id(xml: &str) -> String {
+    let Some(i) = xml.find("SequenceIdentifier>") else {
+        return xml.to_owned();
+    };
+    let start = i + "SequenceIdentifier>".len();
+    match xml[start..].find('<') {
+        Some(len) if uuid::Uuid::parse_str(&xml[start..start + len]).is_ok() => format!(
+            "{}{}{}",
+            &xml[..start],
+            uuid::Uuid::nil(),
+            &xml[start + len..]
+        ),
+        _ => xml.to_owned(),
+    }
+}
+
 fn normalise_message_id(xml: &str, problems: &mut Vec<String>) -> String {
     let mut out = String::with_capacity(xml.len());
     let mut rest = xml;
@@ -654,9 +749,15 @@ fn check(case: &Case, update: bool) -> Result<(), String> {
             )
         })
     });
+    let wsrm: WsrmSetup = read_if_exists(&case.dir.join("wsrm.json"))
+        .map(|t| {
+            serde_json::from_str(&t).unwrap_or_else(|e| panic!("{}: wsrm.json: {e}", case.name))
+        })
+        .unwrap_or_default();
     let (fake_server, fake) = start_fake(&exchanges);
     let data = tempfile::tempdir().unwrap();
-    let converter = start_converter(&fake_server.base, cutover, data.path());
+    let converter = start_converter(&fake_server.base, cutover, data.path(), &wsrm);
+    let request_xml = prepare_wsrm(&converter.base, &wsrm, request_xml);
     let answer = send_soap(
         &format!("{}{}", converter.base, case.endpoint),
         &meta,
@@ -668,7 +769,7 @@ fn check(case: &Case, update: bool) -> Result<(), String> {
 
     let mut problems = Vec::new();
     check_traces(&meta, &seen, &mut problems);
-    let body = normalise_message_id(&answer.body, &mut problems);
+    let body = normalise_sequence_id(&normalise_message_id(&answer.body, &mut problems));
     let actual_meta = ResponseMeta {
         status: answer.status,
         content_type: answer.content_type.clone(),

@@ -142,7 +142,8 @@ fn drive(call: &Call<'_>, rest: &[u8]) {
                 }
             }
         },
-        Behaviour::Retired { .. } => {}
+        // Answered from the converter's own queue store: no REST answer to feed.
+        Behaviour::Retired { .. } | Behaviour::Queue(_) => {}
     }
 }
 

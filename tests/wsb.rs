@@ -336,8 +336,14 @@ async fn changes_reach_each_subscriber_it_may_see_in_order() {
     assert_eq!(cpr_event["registreretAf"]["organisationstype"], 5);
     // STAR, who sees everyone, is told where the citizen belongs (a router needs it); the
     // others are not.
-    assert_eq!(first["borger"], json!({"kommunekode": "101", "akasse": "12"}));
-    assert_eq!(star_got[5]["borger"], json!({"kommunekode": "147", "akasse": "34"}));
+    assert_eq!(
+        first["borger"],
+        json!({"kommunekode": "101", "akasse": "12"})
+    );
+    assert_eq!(
+        star_got[5]["borger"],
+        json!({"kommunekode": "147", "akasse": "34"})
+    );
     assert!(jc[0].get("borger").is_none() && ak[0].get("borger").is_none());
     let ids: std::collections::HashSet<_> =
         star_got.iter().map(|e| e["beskedId"].clone()).collect();

@@ -190,7 +190,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 /// Creates the database file readable by its owner only (0600) if it does not exist:
 /// SQLite gives its -wal and -shm files the database's mode, and would otherwise create all
 /// three with the umask's (often world-readable) mode. CPR numbers live in them.
-fn create_private(path: &Path) -> Result<(), StoreError> {
+pub fn create_private(path: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::OpenOptionsExt as _;
     match std::fs::OpenOptions::new()
         .write(true)

@@ -72,6 +72,8 @@ pub struct Converter {
     pub usage: Arc<Usage>,
     /// Who may call for whom: the identity mode and the agreements.
     pub door: Arc<Door>,
+    /// The legacy WSRM queues (issue 16), when subscribers are configured.
+    pub wsrm: Option<Arc<crate::wsrm::Wsrm>>,
 }
 
 impl Converter {
@@ -89,7 +91,14 @@ impl Converter {
             cutover: Arc::new(Cutover::new(crate::config::default_cutover())),
             legacy: Arc::new(Legacy::default()),
             door,
+            wsrm: None,
         }
+    }
+
+    /// The legacy WSRM queues.
+    pub fn with_wsrm(mut self, wsrm: Arc<crate::wsrm::Wsrm>) -> Converter {
+        self.wsrm = Some(wsrm);
+        self
     }
 
     pub fn with_cutover(mut self, cutover: Cutover) -> Converter {
@@ -208,6 +217,7 @@ impl Converter {
                     Some(replacement.clone()),
                 )),
                 Behaviour::Call(plan) => self.register(call, plan).await,
+                Behaviour::Queue(plan) => self.queue(call, plan).await,
                 Behaviour::Read(plan) => match self.legacy.urls.get(&call.service().name) {
                     Some(url) => self.read_spliced(call, plan, url, body, down).await,
                     None => self.read(call, plan, down).await,
@@ -308,6 +318,42 @@ impl Converter {
             }),
             Err(e) => Err(Failure::Upstream(e)),
         }
+    }
+
+    /// A WSRM operation on the caller's queue (the store is SQLite: off the worker thread).
+    async fn queue<'p>(
+        &self,
+        call: &Call<'p>,
+        plan: &'p crate::mapping::QueuePlan,
+    ) -> Result<Answer<'p>, Failure> {
+        let who = call.who()?;
+        let Some(wsrm) = self.wsrm.clone() else {
+            return Err(Failure::Own(crate::catalog::Fejl::WsrmIkkeAbonnent, None));
+        };
+        let inputs = request::typed_inputs(call.op, &call.values)?;
+        let sequence = match plan.sequence.and_then(|i| inputs.get(i).cloned().flatten()) {
+            Some(crate::mapping::Canon::Uuid(u)) => Some(u),
+            _ => None,
+        };
+        let organisation_type = crate::soap::envelope::organisation_type(&who.organisation_type)
+            .ok_or(Failure::Own(crate::catalog::Fejl::WsrmIkkeAbonnent, None))?;
+        let code = who.organisation_code.clone();
+        let step = plan.step;
+        let run = move || wsrm.run(organisation_type, &code, step, sequence);
+        let answer = tokio::task::spawn_blocking(run)
+            .await
+            .map_err(|_| Failure::Own(crate::catalog::Fejl::WsrmKoeFejl, None))?
+            .map_err(|f| Failure::Own(f, None))?;
+        let wsrm = self.wsrm.as_deref();
+        let endpoint = wsrm.map_or("", |w| w.settings.message_endpoint.as_str());
+        Ok(Answer::Bytes(crate::wsrm::write_answer(
+            call.version,
+            &call.service().namespace,
+            &call.op.response_element,
+            core::wsa_reply(call, true).as_ref(),
+            endpoint,
+            &answer,
+        )))
     }
 
     /// A registration: code lists (cached; if a list cannot be had, REST judges the code

@@ -22,12 +22,12 @@ use toml::Spanned;
 use super::openapi::{Contract, FieldType, RestOperation};
 use super::plan::{
     Arg, Behaviour, CallPlan, Codes, CollectionPlan, IDENTITY_FIELD, Input, OpPlan, OutField,
-    OutSource, Plan, ReadPart, ReadPlan, RestCall, ServicePlan, Source, Target, Unchanged,
-    VERSION_FIELD,
+    OutSource, Plan, QueuePlan, QueueStep, ReadPart, ReadPlan, RestCall, ServicePlan, Source,
+    Target, Unchanged, VERSION_FIELD,
 };
 use super::syntax::{
-    CodesDecl, CollectionDecl, FieldDecl, OperationDecl, RetiredDecl, ServiceDecl, ServiceFile,
-    UnchangedDecl, WithIdDecl,
+    CodesDecl, CollectionDecl, FieldDecl, OperationDecl, QueueDecl, RetiredDecl, ServiceDecl,
+    ServiceFile, UnchangedDecl, WithIdDecl,
 };
 use super::transform::Transform;
 use super::wsdl::{Particle, Wsdl};
@@ -367,20 +367,24 @@ impl<'a> Compiler<'a> {
         })
     }
 
-    /// Exactly one of a call, a retirement and a read's collections.
+    /// Exactly one of a call, a retirement, a read's collections and a queue step.
     fn behaviour(&mut self, scope: &mut OpScope<'_>, mut op: OperationDecl) -> Option<Behaviour> {
         let kinds = usize::from(op.call.is_some())
             + usize::from(op.retired.is_some())
-            + usize::from(!op.collections.is_empty());
+            + usize::from(!op.collections.is_empty())
+            + usize::from(op.queue.is_some());
         if kinds != 1 {
             self.err(
                 &scope.span,
                 format!(
-                    "{}: exactly one of `call`, `retired` and `[[operation.collection]]`",
+                    "{}: exactly one of `call`, `retired`, `queue` and `[[operation.collection]]`",
                     op.name
                 ),
             );
             return None;
+        }
+        if let Some(q) = op.queue.take() {
+            return self.queue(scope, &op.name, q);
         }
         match (op.call.take(), op.retired.take()) {
             (Some(_), Some(_)) => None,
@@ -394,6 +398,53 @@ impl<'a> Compiler<'a> {
                 Some(Behaviour::Call(Box::new(plan)))
             }
         }
+    }
+
+    /// A WSRM step: a known step (`messages` only for an operation named as a message kind),
+    /// and the SequenceIdentifier element, a UUID of the request, for every step that takes
+    /// one.
+    fn queue(&mut self, scope: &mut OpScope<'_>, name: &str, q: QueueDecl) -> Option<Behaviour> {
+        let step = match q.step.as_str() {
+            "create_sequence" => QueueStep::CreateSequence,
+            "terminate_sequence" => QueueStep::TerminateSequence,
+            "close_sequence" => QueueStep::CloseSequence,
+            "messages" => match crate::wsrm::MessageKind::parse(name) {
+                Some(kind) => QueueStep::Messages(kind),
+                None => {
+                    self.err(&scope.span, format!("{name} is not a WSRM message kind"));
+                    return None;
+                }
+            },
+            other => {
+                self.err(
+                    &scope.span,
+                    format!("queue.step {other} is not a WSRM step"),
+                );
+                return None;
+            }
+        };
+        let sequence = match (&q.sequence, step) {
+            (None, QueueStep::CreateSequence) => None,
+            (Some(_), QueueStep::CreateSequence) => {
+                self.err(&scope.span, "create_sequence takes no sequence".to_owned());
+                return None;
+            }
+            (None, _) => {
+                self.err(&scope.span, format!("{name}: queue.sequence is missing"));
+                return None;
+            }
+            (Some(path), _) => {
+                let read = Read {
+                    span: scope.span.clone(),
+                    path,
+                    ty: Transform::Uuid,
+                    optional: false,
+                };
+                self.request_path(scope, &read)?;
+                Some(self.input(scope, &read))
+            }
+        };
+        Some(Behaviour::Queue(QueuePlan { step, sequence }))
     }
 
     fn retired(&mut self, span: &Range<usize>, r: RetiredDecl) -> Behaviour {

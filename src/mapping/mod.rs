@@ -24,7 +24,7 @@ pub mod wsdl;
 pub use check::{MappingError, OPENAPI_FILE, Sources, compile, compile_from};
 pub use plan::{
     Arg, Behaviour, CallPlan, Codes, CollectionPlan, Input, OpPlan, OutField, OutSource, Plan,
-    ReadPart, ReadPlan, RestCall, ServicePlan, Source, Target, Unchanged,
+    QueuePlan, QueueStep, ReadPart, ReadPlan, RestCall, ServicePlan, Source, Target, Unchanged,
 };
 pub use transform::{Canon, SoapValue, Transform};
 

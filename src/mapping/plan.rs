@@ -168,7 +168,27 @@ pub struct ReadPlan {
 pub enum Behaviour {
     Call(Box<CallPlan>),
     Read(Box<ReadPlan>),
-    Retired { replacement: String },
+    Retired {
+        replacement: String,
+    },
+    /// A legacy WSRM operation, answered from the converter's own queues.
+    Queue(QueuePlan),
+}
+
+/// A WSRM operation: its step, and the input holding the SequenceIdentifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuePlan {
+    pub step: QueueStep,
+    pub sequence: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueStep {
+    CreateSequence,
+    TerminateSequence,
+    CloseSequence,
+    /// One of WsrmMessageService's operations: the sequence's messages of this kind.
+    Messages(crate::wsrm::MessageKind),
 }
 
 /// One SOAP operation of a service.

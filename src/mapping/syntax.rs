@@ -37,6 +37,8 @@ pub(super) struct OperationDecl {
     pub(super) response: Vec<Spanned<FieldDecl>>,
     pub(super) unchanged: Option<UnchangedDecl>,
     pub(super) retired: Option<RetiredDecl>,
+    /// A legacy WSRM queue operation, answered by the converter itself (issue 16).
+    pub(super) queue: Option<QueueDecl>,
     #[serde(default, rename = "collection")]
     pub(super) collections: Vec<Spanned<CollectionDecl>>,
 }
@@ -106,4 +108,15 @@ pub(super) struct UnchangedDecl {
 #[serde(deny_unknown_fields)]
 pub(super) struct RetiredDecl {
     pub(super) replacement: String,
+}
+
+/// `queue = { step = "...", sequence = "SequenceIdentifier" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct QueueDecl {
+    /// `create_sequence`, `terminate_sequence`, `close_sequence` or `messages` (the
+    /// operation's name is the message kind).
+    pub(super) step: String,
+    /// The request element with the SequenceIdentifier (every step but create_sequence).
+    pub(super) sequence: Option<String>,
 }

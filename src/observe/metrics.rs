@@ -236,6 +236,71 @@ impl Organisations {
     }
 }
 
+/// The legacy WSRM queues (issue 16). The subscriber label is `TYPE:CODE` of a configured
+/// subscriber: bounded by the configuration.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SubscriberLabels {
+    pub subscriber: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+struct WsrmMetrics {
+    received: Family<OutcomeLabels, Counter>,
+    queued: Counter,
+    delivered: Family<SubscriberLabels, Counter>,
+    expired: Counter,
+    depth: Family<SubscriberLabels, Gauge>,
+    oldest: Family<SubscriberLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+}
+
+impl WsrmMetrics {
+    fn register(registry: &mut Registry) -> WsrmMetrics {
+        let m = WsrmMetrics {
+            received: Family::default(),
+            queued: Counter::default(),
+            delivered: Family::default(),
+            expired: Counter::default(),
+            depth: Family::default(),
+            oldest: Family::default(),
+        };
+        registry.register(
+            "wsrm_events_received",
+            "WSB events the WSRM receiver took, by outcome (queued, not_routed: for no subscriber, invalid)",
+            m.received.clone(),
+        );
+        registry.register(
+            "wsrm_messages_queued",
+            "Legacy WSRM messages queued (a redelivered event's are counted once)",
+            m.queued.clone(),
+        );
+        registry.register(
+            "wsrm_messages_delivered",
+            "Legacy WSRM messages acknowledged by TerminateSequence, by subscriber",
+            m.delivered.clone(),
+        );
+        registry.register(
+            "wsrm_messages_expired",
+            "Legacy WSRM messages dropped after wsrm_retention_days",
+            m.expired.clone(),
+        );
+        registry.register(
+            "wsrm_queue_depth",
+            "Legacy WSRM messages waiting per subscriber (reserved or not)",
+            m.depth.clone(),
+        );
+        registry.register(
+            "wsrm_oldest_message_age_seconds",
+            "Age of a subscriber's oldest waiting WSRM message (0 when none): how far behind it polls",
+            m.oldest.clone(),
+        );
+        m
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     calls: Family<CallLabels, Counter>,
@@ -246,6 +311,7 @@ pub struct Metrics {
     shadow: Family<CollectionLabels, Counter>,
     past_cutover: Family<OrgLabels, Gauge>,
     dev_mode: Gauge,
+    wsrm: WsrmMetrics,
     organisations: Mutex<Organisations>,
     /// Handles of the series calls have used, so that a call whose labels were seen before
     /// builds no label strings.
@@ -260,6 +326,41 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    pub fn wsrm_received(&self, outcome: &str) {
+        self.wsrm
+            .received
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn wsrm_queued(&self, n: usize) {
+        self.wsrm.queued.inc_by(n as u64);
+    }
+
+    pub fn wsrm_delivered(&self, subscriber: &str, n: usize) {
+        self.wsrm
+            .delivered
+            .get_or_create(&SubscriberLabels {
+                subscriber: subscriber.to_owned(),
+            })
+            .inc_by(n as u64);
+    }
+
+    pub fn wsrm_expired(&self, n: usize) {
+        self.wsrm.expired.inc_by(n as u64);
+    }
+
+    /// A subscriber's queue depth and its oldest message's age.
+    pub fn wsrm_queue(&self, subscriber: &str, depth: usize, oldest_age_secs: f64) {
+        let l = SubscriberLabels {
+            subscriber: subscriber.to_owned(),
+        };
+        self.wsrm.depth.get_or_create(&l).set(depth as i64);
+        self.wsrm.oldest.get_or_create(&l).set(oldest_age_secs);
+    }
+
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("vos_converter");
         let calls = Family::<CallLabels, Counter>::default();
@@ -310,8 +411,10 @@ impl Metrics {
             "1 when the converter runs the embedded reference backend (dev mode: fictitious data, not STAR's service)",
             dev_mode.clone(),
         );
+        let wsrm = WsrmMetrics::register(&mut registry);
         Metrics {
             registry,
+            wsrm,
             calls,
             total,
             own,

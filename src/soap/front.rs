@@ -334,6 +334,10 @@ async fn index(state: web::Data<Arc<SoapState>>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<Arc<SoapState>>) -> HttpResponse {
+    if let Some(wsrm) = state.converter.wsrm.clone() {
+        let now = jiff::Timestamp::now().as_millisecond();
+        let _ = web::block(move || wsrm.refresh_gauges(now)).await;
+    }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body({
@@ -342,6 +346,39 @@ async fn metrics(state: web::Data<Arc<SoapState>>) -> HttpResponse {
                 .refresh_cutover(&c.cutover, jiff::Timestamp::now());
             c.metrics.encode()
         })
+}
+
+/// `POST /wsb`: a WSB delivery from the REST service (only from it: its certificate, or
+/// loopback in dev mode), queued for the legacy WSRM subscribers before the 2xx.
+async fn wsb(req: HttpRequest, body: Bytes, state: web::Data<Arc<SoapState>>) -> HttpResponse {
+    let c = &state.converter;
+    let Some(wsrm) = c.wsrm.clone() else {
+        return HttpResponse::NotFound().finish();
+    };
+    let peer = req.peer_addr().map(|a| a.ip());
+    let presented = c.door.presented(peer, req.conn_data::<PeerCert>(), |name| {
+        header_values(&req, name)
+    });
+    if !wsrm.senders.allows(&presented, peer) {
+        tracing::warn!(peer = ?peer, "WSB delivery refused: not the REST service");
+        return HttpResponse::Forbidden()
+            .content_type("text/plain; charset=utf-8")
+            .body("only the REST service delivers WSB events here\n");
+    }
+    match web::block(move || crate::wsrm::receiver::accept(&wsrm, &body)).await {
+        Ok(Ok(_)) => HttpResponse::NoContent().finish(),
+        Ok(Err(crate::wsrm::receiver::Refused::Invalid(why))) => {
+            tracing::warn!(error = %why, "WSB delivery refused");
+            HttpResponse::BadRequest()
+                .content_type("text/plain; charset=utf-8")
+                .body(format!("{why}\n"))
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "WSB delivery not queued");
+            HttpResponse::ServiceUnavailable().finish()
+        }
+        Err(_) => HttpResponse::ServiceUnavailable().finish(),
+    }
 }
 
 async fn healthz() -> HttpResponse {
@@ -419,6 +456,9 @@ pub fn configure(state: Arc<SoapState>) -> impl Fn(&mut web::ServiceConfig) + Cl
                             .finish()
                     })),
             );
+        }
+        if state.converter.wsrm.is_some() {
+            cfg.service(web::resource("/wsb").route(web::post().to(wsb)));
         }
         cfg.service(web::resource("/").route(web::get().to(index)))
             .service(web::resource("/metrics").route(web::get().to(metrics)))

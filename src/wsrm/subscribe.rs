@@ -1,0 +1,100 @@
+//! The converter's own WSB subscription at REST: at start, as STAR (organisation type 5 and
+//! `wsb_subscriber_code`), for every entity, to the receiver's URL. If it exists already, it
+//! is kept (a restart does not subscribe twice). Until REST answers, it is retried every 5 s
+//! in the background.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::vos;
+
+/// Where and as whom the converter subscribes.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    /// REST's base URL (`http://127.0.0.1:8090`).
+    pub rest_url: String,
+    /// The converter's receiver (`https://converter.example/wsb`).
+    pub receiver_url: String,
+    /// STAR's organisation code the converter acts as.
+    pub code: String,
+}
+
+const ENTITETER: [&str; 3] = ["Kontaktgruppe", "Personkategori", "CprSkift"];
+
+impl Subscription {
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        method: reqwest::Method,
+    ) -> reqwest::RequestBuilder {
+        client
+            .request(
+                method,
+                format!(
+                    "{}{}/wsb/abonnementer",
+                    self.rest_url.trim_end_matches('/'),
+                    vos::BASE
+                ),
+            )
+            .header(vos::HDR_ORG_TYPE, "5")
+            .header(vos::HDR_ORG_CODE, &self.code)
+            .header(vos::HDR_USER, "vos-converter")
+            .timeout(Duration::from_secs(10))
+    }
+
+    /// Makes sure the subscription exists; answers its id.
+    pub async fn ensure(&self, client: &reqwest::Client) -> Result<String, String> {
+        let list: Value = self
+            .request(client, reqwest::Method::GET)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| format!("GetWsbAbonnementer: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("GetWsbAbonnementer: {e}"))?;
+        let existing = list["abonnementer"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| {
+                a["endpoint"] == self.receiver_url.as_str()
+                    && ENTITETER.iter().all(|e| {
+                        a["entiteter"]
+                            .as_array()
+                            .is_some_and(|l| l.iter().any(|x| x == e))
+                    })
+            });
+        if let Some(a) = existing {
+            return Ok(a["id"].as_str().unwrap_or_default().to_owned());
+        }
+        let created: Value = self
+            .request(client, reqwest::Method::POST)
+            .json(&json!({ "endpoint": self.receiver_url, "entiteter": ENTITETER }))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| format!("CreateWsbAbonnement: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("CreateWsbAbonnement: {e}"))?;
+        Ok(created["id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// [`Subscription::ensure`] until it succeeds, every 5 s, logging each failure once.
+    pub async fn ensure_forever(self, client: reqwest::Client) {
+        loop {
+            match self.ensure(&client).await {
+                Ok(id) => {
+                    tracing::info!(abonnement = %id, receiver = %self.receiver_url, "WSB subscription for the WSRM queues in place");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "WSB subscription not in place yet; retrying in 5 s");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        }
+    }
+}
