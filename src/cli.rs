@@ -617,8 +617,20 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
             rest_url: rest_url.clone(),
             receiver_url: receiver,
             code: cfg.wsb_subscriber_code.clone(),
+            prune_loopback: cfg.dev_mode(),
         };
-        actix_web::rt::spawn(subscription.ensure_forever(client));
+        // Once before the start is announced, so that (in dev mode above all) no
+        // registration made right after the start is written before the subscription
+        // exists; if REST does not answer yet, in the background until it does.
+        match subscription.ensure(&client).await {
+            Ok(id) => {
+                tracing::info!(abonnement = %id, receiver = %subscription.receiver_url, "WSB subscription for the WSRM queues in place")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "WSB subscription not in place yet; retrying in the background");
+                actix_web::rt::spawn(subscription.ensure_forever(client));
+            }
+        }
         // Old messages dropped and the queue gauges refreshed every minute.
         actix_web::rt::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));

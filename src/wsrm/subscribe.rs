@@ -18,6 +18,17 @@ pub struct Subscription {
     pub receiver_url: String,
     /// STAR's organisation code the converter acts as.
     pub code: String,
+    /// Dev mode: end this code's other subscriptions to a loopback `/wsb` (an earlier run
+    /// of the converter on another port), whose deliveries could never arrive.
+    pub prune_loopback: bool,
+}
+
+fn is_stale_loopback(endpoint: &str, receiver: &str) -> bool {
+    endpoint != receiver
+        && endpoint.ends_with("/wsb")
+        && ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
+            .iter()
+            .any(|p| endpoint.starts_with(p))
 }
 
 const ENTITETER: [&str; 3] = ["Kontaktgruppe", "Personkategori", "CprSkift"];
@@ -54,6 +65,30 @@ impl Subscription {
             .json()
             .await
             .map_err(|e| format!("GetWsbAbonnementer: {e}"))?;
+        if self.prune_loopback {
+            for a in list["abonnementer"].as_array().into_iter().flatten() {
+                let (Some(id), Some(endpoint)) = (a["id"].as_str(), a["endpoint"].as_str()) else {
+                    continue;
+                };
+                if is_stale_loopback(endpoint, &self.receiver_url) {
+                    let url = format!(
+                        "{}{}/wsb/abonnementer/{id}",
+                        self.rest_url.trim_end_matches('/'),
+                        vos::BASE
+                    );
+                    let ended = client
+                        .delete(url)
+                        .header(vos::HDR_ORG_TYPE, "5")
+                        .header(vos::HDR_ORG_CODE, &self.code)
+                        .timeout(Duration::from_secs(10))
+                        .send()
+                        .await;
+                    if ended.is_ok_and(|r| r.status().is_success()) {
+                        tracing::info!(abonnement = %id, "ended the WSB subscription of an earlier dev run");
+                    }
+                }
+            }
+        }
         let existing = list["abonnementer"]
             .as_array()
             .into_iter()

@@ -352,13 +352,19 @@ impl Dispatcher {
                         .catalog
                         .orgtype(d.sub.organisationstype)
                         .is_some_and(|o| o.adgang == crate::catalog::Scope::Alle);
-                    let body = if all {
-                        d.event.message_with_person()
-                    } else {
-                        d.event.message()
-                    };
-                    self.deliver(&d.sub.endpoint, sub, d.event, body, d.redelivery)
-                        .await
+                    for event in d.events {
+                        let body = if all {
+                            event.message_with_person()
+                        } else {
+                            event.message()
+                        };
+                        let go_on = self
+                            .deliver(&d.sub.endpoint, sub, event, body, d.redelivery)
+                            .await;
+                        if !go_on {
+                            break;
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, abonnement = %sub, "WSB: cannot read the outbox");
@@ -377,7 +383,8 @@ impl Dispatcher {
             .set(age);
     }
 
-    /// Delivers one event until it is acknowledged or parked (or the subscription is gone).
+    /// Delivers one event until it is acknowledged or parked; false when the subscription is
+    /// gone meanwhile.
     async fn deliver(
         &self,
         endpoint: &str,
@@ -385,7 +392,7 @@ impl Dispatcher {
         event: StoredEvent,
         body: String,
         redelivery: Option<i64>,
-    ) {
+    ) -> bool {
         let backoff = Backoff {
             initial: self.settings.retry_initial,
             max: self.settings.retry_max,
@@ -415,6 +422,10 @@ impl Dispatcher {
             let sekvens = event.sekvens;
             let store = self.store.clone();
             let Some(failure) = failure else {
+                // The latency is the receiver's 2xx, before the bookkeeping.
+                metrics
+                    .latency
+                    .observe((now_ms() - event.skrevet_ms).max(0) as f64 / 1000.0);
                 let acked = blocking(move || {
                     store.write_relaxed(|tx| match redelivery {
                         Some(_) => tx.unpark(sub, sekvens),
@@ -427,11 +438,8 @@ impl Dispatcher {
                     tracing::warn!(error = %e, abonnement = %sub, "WSB: cannot record a delivery");
                 }
                 metrics.delivered.get_or_create(&label).inc();
-                metrics
-                    .latency
-                    .observe((now_ms() - event.skrevet_ms).max(0) as f64 / 1000.0);
                 self.lag(sub, None);
-                return;
+                return true;
             };
             if now_ms() - since >= max_age {
                 tracing::warn!(abonnement = %sub, sekvens, attempts = attempt, failure, "WSB: event parked");
@@ -442,7 +450,7 @@ impl Dispatcher {
                 match parked {
                     Ok(()) => {
                         metrics.dead_lettered.get_or_create(&label).inc();
-                        return;
+                        return true;
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, abonnement = %sub, "WSB: cannot park an event")
@@ -455,7 +463,7 @@ impl Dispatcher {
             // Ended meanwhile? Then stop trying.
             let store = self.store.clone();
             if let Ok(None) = blocking(move || store.read(|tx| tx.subscription(sub))).await {
-                return;
+                return false;
             }
         }
     }

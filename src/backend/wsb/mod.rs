@@ -302,7 +302,9 @@ pub struct Parkeret {
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub sub: Abonnement,
-    pub event: StoredEvent,
+    /// In `sekvens` order: one parked event to redeliver, or the events of the next scanned
+    /// batch the subscription may see (delivered one after the other without another scan).
+    pub events: Vec<StoredEvent>,
     /// Set for a redelivery STAR asked for: since when (ms since the epoch).
     pub redelivery: Option<i64>,
 }
@@ -524,7 +526,7 @@ impl Tx<'_> {
         {
             return Ok(Next::Deliver(Box::new(Delivery {
                 sub: a,
-                event,
+                events: vec![event],
                 redelivery: Some(since_ms),
             })));
         }
@@ -535,10 +537,14 @@ impl Tx<'_> {
             let Some(last) = batch.last().map(|e| e.sekvens) else {
                 return Ok(Next::Idle { scanned_to });
             };
-            if let Some(event) = batch.into_iter().find(|e| may_see(catalog, &a, e, today)) {
+            let events: Vec<StoredEvent> = batch
+                .into_iter()
+                .filter(|e| may_see(catalog, &a, e, today))
+                .collect();
+            if !events.is_empty() {
                 return Ok(Next::Deliver(Box::new(Delivery {
                     sub: a,
-                    event,
+                    events,
                     redelivery: None,
                 })));
             }
