@@ -21,6 +21,12 @@
 #                               made directly, one client; the converter's CPU per call and
 #                               per history item; its peak RSS under 256 connections on the
 #                               largest N
+#   scripts/bench.sh wsb        WSB change notifications (issue 15): the reference backend's
+#                               create (POST kontaktgrupper) with no subscription and with
+#                               three, its p50 ratio, at a paced rate and with wrk at
+#                               concurrency 1 and 32; the delivery lag (commit to the
+#                               receiver's 2xx) and the events delivered per second to a local
+#                               receiver (examples/wsb_receiver.rs)
 #   scripts/bench.sh all        load, callgrind and micro, in that order
 #
 # Setup (load and callgrind): the reference backend as its own process (`vos-converter
@@ -77,25 +83,54 @@
 # converter's peak RSS (VmHWM, reset before each). Defaults: 3 runs of 5 s per N, 2 s
 # warm-up (BENCH_RUNS, BENCH_DURATION, BENCH_WARMUP override them).
 #
+# WSB (wsb): the backend alone (no converter), --dev, with --wsb-retry-initial-ms 20
+# --wsb-retry-max-ms 100 (retries happen only in the backlog measurement), and one receiver
+# process (examples/wsb_receiver.rs, release: answers 204 to every event at once, counts
+# them per path, and times each from its tidspunkt) on loopback. "subs3": three STAR
+# subscriptions (Kontaktgruppe, Personkategori, CprSkift) to the receiver at /wsb/a, /wsb/b,
+# /wsb/c, made just before a measurement; after it the script waits until each has been
+# delivered every event written (the backend's wsb_events_delivered_total), then deletes
+# them. "none": no subscription. The creates (POST kontaktgrupper direct as STAR, wrk.lua's
+# rest_create body, a fresh fictitious CPR number each) come in three loads: rN, N a second
+# on one connection (BENCH_WSB_RATE, default 100; scripts/bench/wsb.py paced: wrk has no
+# fixed rate), then c1 and c32, wrk rest_create with 1 and 32 connections (closed loop: c1
+# sends ~1,000 creates a second here, more than delivery to three subscriptions keeps up
+# with, so its lag is a queue's). Per run and load, BENCH_DURATION s with none and with subs3
+# back to back (every other run the other way round); the ratio is the subs3 p50 / the none
+# p50 of the same run, then the median over the runs. The delivery lag is the backend's
+# wsb_delivery_latency_seconds histogram (from the event's write in the create's transaction
+# to the 2xx and the cursor's advance recorded; its p50/p99 interpolated within the doubling
+# buckets) of the subs3 measurements, and the receiver's exact arrival minus the event's
+# tidspunkt (the registration time, before the create's transaction). Events delivered
+# per second: the receiver's count / (its last arrival - the start of wrk) of the
+# concurrency-32 subs3 runs; and a backlog: BENCH_DURATION s of creates at concurrency 32
+# while the receiver answers 503 (held), then 204: the events / (last arrival - first
+# arrival). Defaults: 3 runs of 5 s, 2 s warm-up (at most 13 runs: the CPR number blocks).
+# Helper: scripts/bench/wsb.py (the paced creates, metrics, the wait, the records, the
+# summary).
+#
 # Output: a table at the end, target/bench/summary.json (load), target/bench/callgrind.json
 # and target/bench/callgrind-*-top.txt (callgrind), target/bench/micro.json (micro),
 # target/bench/tls-summary.json (tls), target/bench/scale-summary.json (scale; its table is
-# markdown), and the raw per-run records in target/bench/load-raw.jsonl, tls-raw.jsonl and
-# scale-raw.jsonl.
+# markdown), target/bench/wsb.json (wsb; markdown tables), and the raw per-run records in
+# target/bench/load-raw.jsonl, tls-raw.jsonl, scale-raw.jsonl and wsb-raw.jsonl.
 #
 # Installs wrk and valgrind with apt-get when missing (CI runs as root); python3 too.
 # Downloads nothing else. Kills only the processes it started, by pid.
-# tls builds examples/tls_load.rs (release) beside the binary; it needs no wrk.
+# tls builds examples/tls_load.rs (release) beside the binary; it needs no wrk. wsb builds
+# examples/wsb_receiver.rs (release) beside it (with BENCH_BIN: the receiver only).
 #
 # Environment:
 #   BENCH_RUNS=5            load runs (medians over them; at least 5 for the issue's numbers)
 #   BENCH_DURATION=10       seconds per wrk (tls: tls_load) measurement at concurrency 1 and 32
 #   BENCH_DURATION_256=5    seconds per measurement at 256 connections
 #   BENCH_WARMUP=5          seconds of warm-up per scenario (concurrency 32) before run 1
-#   BENCH_SKIP_BUILD=1      use target/release/vos-converter (tls: and examples/tls_load) as it is
+#   BENCH_SKIP_BUILD=1      use target/release/vos-converter (tls: and examples/tls_load; wsb:
+#                           and examples/wsb_receiver) as it is
 #   BENCH_BIN=PATH          the release binary to use instead of target/release/vos-converter
 #                           (with BENCH_SKIP_BUILD=1: e.g. one built in another target folder)
 #   BENCH_SCALE_NS="1 50 400 2000"  scale: the history lengths N (1 to 9999 each)
+#   BENCH_WSB_RATE=100      wsb: the paced creates a second (1 to 9999)
 #   BENCH_RUST_LOG=info     RUST_LOG of the converter and the backend (the log goes to a file)
 #   BENCH_REST_LATENCY_MS=0 the backend answers every request this much later (its dev-mode
 #                           --dev-latency-ms): REST as far away as STAR's production service
@@ -110,6 +145,7 @@ HERE="$ROOT/scripts/bench"
 OUT="${BENCH_OUT:-$ROOT/target/bench}"
 BIN="${BENCH_BIN:-$ROOT/target/release/vos-converter}"
 LOAD_BIN="$ROOT/target/release/examples/tls_load"
+RECEIVER_BIN="$ROOT/target/release/examples/wsb_receiver"
 CG_TARGET="$ROOT/target/bench-callgrind"
 CG_BIN="$CG_TARGET/release/vos-converter"
 
@@ -132,12 +168,15 @@ BACKEND_PID=""
 BACKEND_URL=""
 CONVERTER_PID=""
 CONVERTER_URL=""
+RECEIVER_PID="" # wsb: examples/wsb_receiver
+RECEIVER_URL=""
 # tls: the dev certificates' folder, curl's TLS arguments (star.pem), the backend's and the
 # converter's TLS arguments (the plain modes: none, and the converter trusts
 # RequestUserMetadata as sent), the load generator.
 CERTS=""
 CURL_TLS=()
 BACKEND_TLS_ARGS=()
+BACKEND_EXTRA_ARGS=() # wsb: the retry delays
 CONVERTER_TLS_ARGS=(--identity header)
 LOADGEN=wrk
 CLK_TCK="$(getconf CLK_TCK)"
@@ -151,6 +190,7 @@ cleanup() {
     local rc=$?
     stop_process "$CONVERTER_PID" converter 30
     stop_process "$BACKEND_PID" backend
+    stop_process "$RECEIVER_PID" receiver
     if [[ -n "$TMP_DIR" && -d "$TMP_DIR" ]]; then
         # A failed run keeps the end of every log (the processes', wrk's, tls_load's).
         if ((rc != 0)); then
@@ -250,7 +290,8 @@ start_backend() {
     mkdir -p "$TMP_DIR/backend"
     RUST_LOG="$RUST_LOG_LEVEL" NO_COLOR=1 "$bin" backend --listen 127.0.0.1:0 \
         --db "$TMP_DIR/backend/vos-backend.db" --dev --dev-latency-ms "$REST_LATENCY_MS" \
-        "${BACKEND_TLS_ARGS[@]}" >"$TMP_DIR/backend.stdout" 2>"$TMP_DIR/backend.stderr" &
+        "${BACKEND_TLS_ARGS[@]}" "${BACKEND_EXTRA_ARGS[@]}" \
+        >"$TMP_DIR/backend.stdout" 2>"$TMP_DIR/backend.stderr" &
     BACKEND_PID=$!
     BACKEND_URL="$(wait_listening "$BACKEND_PID" "$TMP_DIR/backend.stdout" backend)"
     info "backend pid $BACKEND_PID at $BACKEND_URL"
@@ -763,6 +804,226 @@ run_scale() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# wsb: WSB delivery's cost to a create, its lag and its throughput
+
+# The binary and the receiver (examples/wsb_receiver.rs), release; with BENCH_BIN only the
+# receiver is built.
+build_release_wsb() {
+    section "build: release binary and examples/wsb_receiver"
+    if [[ "${BENCH_SKIP_BUILD:-}" == 1 && -x "$BIN" && -x "$RECEIVER_BIN" ]]; then
+        info "BENCH_SKIP_BUILD=1: using $BIN and $RECEIVER_BIN as they are"
+        return 0
+    fi
+    local targets=(--example wsb_receiver)
+    if [[ -n "${BENCH_BIN:-}" ]]; then
+        [[ -x "$BIN" ]] || fail "BENCH_BIN=$BIN is not an executable"
+        info "BENCH_BIN: using $BIN as it is"
+    else
+        targets+=(--bin vos-converter)
+    fi
+    (cd "$ROOT" && cargo build --release --locked "${targets[@]}")
+    [[ -x "$BIN" ]] || fail "no binary at $BIN"
+    [[ -x "$RECEIVER_BIN" ]] || fail "no receiver at $RECEIVER_BIN"
+}
+
+start_receiver() {
+    "$TMP_DIR/wsb_receiver" --listen 127.0.0.1:0 \
+        >"$TMP_DIR/receiver.stdout" 2>"$TMP_DIR/receiver.stderr" &
+    RECEIVER_PID=$!
+    RECEIVER_URL="$(wait_listening "$RECEIVER_PID" "$TMP_DIR/receiver.stdout" receiver)"
+    info "receiver pid $RECEIVER_PID at $RECEIVER_URL"
+}
+
+# receiver METHOD PATH -- a control request to the receiver (stats, hold); the answer on stdout.
+receiver() {
+    local status
+    status="$(curl -sS -o "$TMP_DIR/receiver.out" -w '%{http_code}' -X "$1" "$RECEIVER_URL$2")" ||
+        fail "receiver $1 $2: curl failed"
+    [[ "$status" == 2?? ]] || fail "receiver $1 $2 answered $status"
+    cat "$TMP_DIR/receiver.out"
+}
+
+WSB_SUBS=() # the current subscriptions' ids
+# Three STAR subscriptions to the receiver, at /wsb/a, /wsb/b and /wsb/c.
+wsb_subscribe() {
+    WSB_SUBS=()
+    local p id
+    for p in a b c; do
+        rest POST "$API/wsb/abonnementer" 201 \
+            "{\"endpoint\":\"$RECEIVER_URL/wsb/$p\",\"entiteter\":[\"Kontaktgruppe\",\"Personkategori\",\"CprSkift\"]}"
+        id="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["id"])' "$LAST_BODY")" ||
+            fail "no subscription id in $LAST_BODY"
+        WSB_SUBS+=("$id")
+    done
+}
+
+wsb_unsubscribe() {
+    local id
+    for id in "${WSB_SUBS[@]}"; do
+        rest DELETE "$API/wsb/abonnementer/$id" 204
+    done
+    WSB_SUBS=()
+}
+
+# paced_once RATE SECONDS SLOT -- RATE creates a second on one connection (wsb.py paced);
+# prints its BENCHJSON.
+paced_once() {
+    local log="$TMP_DIR/paced.log" json
+    python3 "$HERE/wsb.py" paced "$BACKEND_URL" "$1" "$2" "$3" >"$log" 2>&1 || {
+        cat "$log" >&2
+        fail "paced creates at $1/s failed"
+    }
+    json="$(sed -n 's/^BENCHJSON //p' "$log")"
+    if ! python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(1 if d["non2xx"] or d["errors"] or not d["requests"] else 0)' "$json"; then
+        cat "$log" >&2
+        fail "paced creates at $1/s: non-2xx answers or errors: $json"
+    fi
+    printf '%s\n' "$json"
+}
+
+# wsb_measure RUN VARIANT LOAD SECONDS [ORDER] -- creates against the backend (LOAD cN: wrk
+# rest_create with N connections; rN: N a second, paced), with no subscription (VARIANT
+# none) or three (subs3: made before, the backlog waited for and the subscriptions deleted
+# after), or the held backlog (burst: three subscriptions, the receiver answering 503 while
+# the creates run, then 204); the backend's WSB metrics before and after, its and the
+# receiver's CPU; appended to $RAW.
+wsb_measure() {
+    local run="$1" variant="$2" load="$3" secs="$4" order="${5:-}" conns=1
+    local slot=$NEXT_SLOT
+    NEXT_SLOT=$((NEXT_SLOT + 1))
+    ((slot < 84)) || fail "out of CPR number blocks: fewer runs"
+    local m0="$TMP_DIR/wsb-m0.json" m1="$TMP_DIR/wsb-m1.json" st="$TMP_DIR/wsb-receiver.json"
+    local json b0 b1 b2 r0 r2 t_start t_end t_release="" refused=0
+    receiver DELETE /stats >/dev/null
+    if [[ "$variant" == burst ]]; then
+        receiver PUT /hold >/dev/null
+    fi
+    if [[ "$variant" != none ]]; then
+        wsb_subscribe
+    fi
+    python3 "$HERE/wsb.py" metrics "$BACKEND_URL" >"$m0" || fail "cannot read the backend's metrics"
+    b0="$(cpu_ticks "$BACKEND_PID")"
+    r0="$(cpu_ticks "$RECEIVER_PID")"
+    t_start="$(date +%s.%N)"
+    case "$load" in
+    c*)
+        conns="${load#c}"
+        json="$(wrk_once rest_create "$BACKEND_URL" "$conns" "$secs" "$slot")"
+        ;;
+    r*) json="$(paced_once "${load#r}" "$secs" "$slot")" ;;
+    *) fail "wsb_measure: unknown load $load" ;;
+    esac
+    t_end="$(date +%s.%N)"
+    b1="$(cpu_ticks "$BACKEND_PID")"
+    if [[ "$variant" == none ]]; then
+        python3 "$HERE/wsb.py" metrics "$BACKEND_URL" >"$m1" || fail "cannot read the backend's metrics"
+        echo '{}' >"$st"
+    else
+        if [[ "$variant" == burst ]]; then
+            sleep 0.5 # the creates still in flight when wrk stopped commit
+            refused="$(receiver GET /stats | python3 -c 'import json, sys; print(json.load(sys.stdin)["refused"])')"
+            receiver DELETE /stats >/dev/null
+            t_release="$(date +%s.%N)"
+            receiver DELETE /hold >/dev/null
+        fi
+        python3 "$HERE/wsb.py" wait "$BACKEND_URL" "$m0" "${#WSB_SUBS[@]}" 600 "${WSB_SUBS[@]}" >"$m1" ||
+            fail "$variant $load: the events were not all delivered"
+        receiver GET /stats >"$st"
+    fi
+    b2="$(cpu_ticks "$BACKEND_PID")"
+    r2="$(cpu_ticks "$RECEIVER_PID")"
+    local subs
+    subs="$(
+        IFS=,
+        echo "${WSB_SUBS[*]}"
+    )"
+    [[ "$variant" == none ]] || wsb_unsubscribe
+    local bu0 bs0 bu1 bs1 bu2 bs2 ru0 rs0 ru2 rs2
+    read -r bu0 bs0 <<<"$b0"
+    read -r bu1 bs1 <<<"$b1"
+    read -r bu2 bs2 <<<"$b2"
+    read -r ru0 rs0 <<<"$r0"
+    read -r ru2 rs2 <<<"$r2"
+    python3 "$HERE/wsb.py" record "$RAW" "$json" "$m0" "$m1" "$st" \
+        "run=$run" "variant=$variant" "load=$load" "connections=$conns" "seconds=$secs" "order=$order" \
+        "t_start=$t_start" "t_end=$t_end" "t_release=$t_release" "refused_while_held=$refused" \
+        "backend_ticks=$((bu1 + bs1 - bu0 - bs0))" "backend_drain_ticks=$((bu2 + bs2 - bu1 - bs1))" \
+        "receiver_ticks=$((ru2 + rs2 - ru0 - rs0))" "clk_tck=$CLK_TCK" "subscriptions=$subs" \
+        "loadavg=$(cut -d' ' -f1-3 /proc/loadavg)" || fail "cannot record the $variant measurement"
+}
+
+# One create with three subscriptions: each gets its event, with a readable tidspunkt.
+wsb_check() {
+    section "check: a create's event reaches three subscriptions"
+    local m0="$TMP_DIR/wsb-m0.json"
+    receiver DELETE /stats >/dev/null
+    wsb_subscribe
+    python3 "$HERE/wsb.py" metrics "$BACKEND_URL" >"$m0" || fail "cannot read the backend's metrics"
+    # A CPR number of day 29, which the creates' numbers (days 01-28) never use.
+    rest POST "$API/kontaktgrupper" 201 \
+        '{"cpr":"2912990003","kontaktgruppetype":1,"startdato":"2025-01-06","haendelsestidspunkt":"2025-01-06T08:30:00Z"}'
+    python3 "$HERE/wsb.py" wait "$BACKEND_URL" "$m0" 3 30 "${WSB_SUBS[@]}" >/dev/null ||
+        fail "the create's event did not reach the three subscriptions"
+    local stats
+    stats="$(receiver GET /stats)"
+    python3 - "$stats" <<'PY' || fail "the receiver did not get one event per subscription: $stats"
+import json, sys
+s = json.loads(sys.argv[1])
+ok = s["count"] == 3 and sorted(s["paths"]) == ["/wsb/a", "/wsb/b", "/wsb/c"] and s["lag"]["n"] == 3
+sys.exit(0 if ok else 1)
+PY
+    info "one create -> one event at each of /wsb/a, /wsb/b, /wsb/c: $stats"
+    wsb_unsubscribe
+    receiver DELETE /stats >/dev/null
+}
+
+run_wsb() {
+    RUNS="${BENCH_RUNS:-3}"
+    DURATION="${BENCH_DURATION:-5}"
+    WARMUP="${BENCH_WARMUP:-2}"
+    local RATE="${BENCH_WSB_RATE:-100}"
+    [[ "$RATE" =~ ^[1-9][0-9]{0,3}$ ]] || fail "BENCH_WSB_RATE: $RATE is not a number from 1 to 9999"
+    ensure_tools wrk
+    build_release_wsb
+    mkdir -p "$OUT"
+    TMP_DIR="$(mktemp -d "${TMPDIR:-/tmp}/vos-bench.XXXXXX")"
+    RAW="$OUT/wsb-raw.jsonl"
+    : >"$RAW"
+    section "start: backend and WSB receiver as separate processes (release build)"
+    cp "$BIN" "$TMP_DIR/vos-converter"
+    cp "$RECEIVER_BIN" "$TMP_DIR/wsb_receiver"
+    info "binary: ${BIN#"$ROOT"/} built $(date -r "$BIN" '+%F %T'), sha256 $(sha256sum "$BIN" | cut -c1-16)"
+    info "receiver: ${RECEIVER_BIN#"$ROOT"/} built $(date -r "$RECEIVER_BIN" '+%F %T')"
+    info "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    BACKEND_EXTRA_ARGS=(--wsb-retry-initial-ms 20 --wsb-retry-max-ms 100)
+    start_backend "$TMP_DIR/vos-converter"
+    start_receiver
+    wsb_check
+    SETUP="vos-converter backend --dev --wsb-retry-initial-ms 20 --wsb-retry-max-ms 100 (own process, fresh SQLite) + examples/wsb_receiver (own process, one thread, answers 204); creates: wrk rest_create POST kontaktgrupper direct as STAR; subs3: three STAR subscriptions to the receiver at three paths"
+    local env_json="$OUT/wsb-env.json"
+    write_env "$env_json" 0
+
+    local run load variant
+    section "warm-up: ${WARMUP} s of creates at concurrency 32, without and with three subscriptions"
+    wsb_measure 0 none c32 "$WARMUP"
+    wsb_measure 0 subs3 c32 "$WARMUP"
+    for run in $(seq 1 "$RUNS"); do
+        section "run $run of $RUNS (${DURATION} s per measurement)"
+        for load in "r$RATE" c1 c32; do
+            if ((run % 2)); then
+                for variant in none subs3; do wsb_measure "$run" "$variant" "$load" "$DURATION" none-first; done
+            else
+                for variant in subs3 none; do wsb_measure "$run" "$variant" "$load" "$DURATION" subs3-first; done
+            fi
+        done
+    done
+    section "backlog: ${DURATION} s of creates at concurrency 32 while the receiver answers 503, then its drain"
+    wsb_measure 1 burst c32 "$DURATION"
+    section "summary"
+    python3 "$HERE/wsb.py" summary "$RAW" "$env_json" "$OUT/wsb.json"
+}
+
+# ---------------------------------------------------------------------------------------------
 # callgrind
 
 # callgrind_run KIND N -- the converter under callgrind, N requests of KIND, stopped; the
@@ -850,6 +1111,7 @@ main() {
     micro) run_micro ;;
     tls) run_tls ;;
     scale) run_scale ;;
+    wsb) run_wsb ;;
     all)
         run_load
         stop_process "$CONVERTER_PID" converter 30
@@ -860,7 +1122,7 @@ main() {
         run_micro
         ;;
     *)
-        echo "usage: scripts/bench.sh [load|callgrind|micro|tls|scale|all]" >&2
+        echo "usage: scripts/bench.sh [load|callgrind|micro|tls|scale|wsb|all]" >&2
         exit 2
         ;;
     esac
