@@ -249,7 +249,9 @@ fn run_dev_certs(args: DevCertsArgs) -> Result<(), CliError> {
 fn run_check(args: CheckArgs) -> Result<(), CliError> {
     Catalog::load()?;
     let plan = mapping::compile().map_err(CliError::Mapping)?;
+    crate::wsrm::route::Routing::load().map_err(CliError::Other)?;
     let mut out = std::io::stdout().lock();
+    writeln!(out, "ok  {}", crate::wsrm::route::ROUTING_FILE)?;
     if let Some(path) = &args.agreements {
         let a = crate::door::agreements::Agreements::load(path)?;
         writeln!(
