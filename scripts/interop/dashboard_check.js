@@ -12,6 +12,9 @@
 //     canvas with one dataset per calling organisation and data in it, and the canvas has
 //     coloured pixels (its toDataURL differs from a blank canvas of the same size);
 //   - each row's calls, fault rate and cutover state are the ones /api/migration gives;
+//   - the WSRM section ("who still polls WSRM, how far behind") is hidden when /api/migration's
+//     wsrm is empty (no WSRM configured), and otherwise has one row per configured subscriber
+//     with its queue depth, and its last poll when the subscriber called CreateSequence;
 //   - no console error, no page error, no failed request.
 // Writes a full-page PNG screenshot and the page's visible text (for the CPR scan).
 // Environment: CHROMIUM (default /usr/bin/chromium), DASHBOARD_TIMEOUT_MS (default 30000).
@@ -187,6 +190,38 @@ async function main() {
     }
     check(rows.length === api.organisations.length,
       `one row per organisation of /api/migration (${rows.length} rows, ${api.organisations.length} organisations)`);
+
+    // WSRM: who still polls, how far behind (only with WSRM configured).
+    const wsrm = await page.evaluate(() => {
+      const section = document.getElementById('wsrm');
+      return {
+        exists: !!section,
+        hidden: section ? section.hidden : true,
+        rows: Array.from(document.querySelectorAll('#wsrm-body tr[data-subscriber]')).map((tr) => ({
+          key: tr.getAttribute('data-subscriber'),
+          subscriber: !tr.hasAttribute('data-not-subscriber'),
+          cells: Array.from(tr.cells).map((td) => td.innerText.trim()),
+        })),
+      };
+    });
+    const queues = Array.isArray(api.wsrm) ? api.wsrm : [];
+    check(wsrm.exists, 'section#wsrm exists');
+    check(wsrm.hidden === (queues.length === 0),
+      `the WSRM section is ${queues.length === 0 ? 'hidden (no WSRM subscribers)' : `shown (${queues.length} subscribers)`}`);
+    for (const q of queues) {
+      const r = wsrm.rows.find((x) => x.key === q.subscriber && x.subscriber);
+      check(!!r, `WSRM subscriber ${q.subscriber} has a row`);
+      if (!r) continue;
+      const depth = q.depth === null ? '?' : nf.format(q.depth);
+      check(r.cells[1] === depth, `WSRM ${q.subscriber} row shows depth ${depth} (${r.cells[1]})`);
+      const o = api.organisations.find((x) => `${x.organisationType}:${x.organisationCode}` === q.subscriber);
+      const poll = o && o.operations.find((op) => op.service === 'WsrmService' && op.operation === 'CreateSequence');
+      check(!!(poll && poll.lastSeen) === !/ikke hentet/.test(r.cells[3]),
+        `WSRM ${q.subscriber} row: ${poll && poll.lastSeen ? 'last poll shown' : 'not polled'} (${r.cells[3].replace(/\s+/g, ' ')})`);
+    }
+    check(wsrm.rows.filter((x) => x.subscriber).length === queues.length,
+      `one WSRM row per configured subscriber (${wsrm.rows.filter((x) => x.subscriber).length} rows, ${queues.length} subscribers)`);
+
     const overhead = await page.evaluate(() => document.getElementById('card-overhead').innerText);
     check(overhead.includes(nf.format(api.overhead.p50Micros)) && /µs/.test(overhead),
       `overhead p50/p99 shown (${overhead}; API ${api.overhead.p50Micros}/${api.overhead.p99Micros} µs)`);

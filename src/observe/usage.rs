@@ -166,6 +166,27 @@ pub struct Migration {
     pub default_cutover: Timestamp,
     pub overhead: Overhead,
     pub organisations: Vec<OrganisationUsage>,
+    /// The legacy WSRM queues, one per configured subscriber (empty without WSRM); the
+    /// `/api/migration` handler fills them in from the queue store.
+    #[serde(default)]
+    pub wsrm: Vec<WsrmQueue>,
+}
+
+/// One configured WSRM subscriber's queue: who still polls WSRM, and how far behind. When it
+/// last polled is its `CreateSequence` in `organisations`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WsrmQueue {
+    /// `TYPE:CODE`, as the metrics' `subscriber` label.
+    pub subscriber: String,
+    pub organisation_type: String,
+    pub organisation_type_name: String,
+    pub organisation_code: String,
+    /// Messages waiting (reserved by an open sequence or not); `null` when the queue store
+    /// could not be read.
+    pub depth: Option<u64>,
+    /// Age of the oldest waiting message (0 when none); `null` as `depth`.
+    pub oldest_age_secs: Option<f64>,
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -521,6 +542,7 @@ impl Usage {
             default_cutover: cutover.default_instant(),
             overhead,
             organisations,
+            wsrm: Vec::new(),
         }
     }
 }

@@ -419,13 +419,54 @@ async fn readyz(state: web::Data<Arc<SoapState>>) -> HttpResponse {
     }
 }
 
+/// `GET /api/migration`: the usage, and with WSRM every configured subscriber's queue (depth
+/// 0 when it has none; `null` when the queue store cannot be read).
 async fn migration(state: web::Data<Arc<SoapState>>) -> HttpResponse {
     let c = &state.converter;
-    HttpResponse::Ok().json(c.usage.snapshot(
-        &c.cutover,
-        crate::catalog::Catalog::load().ok(),
-        jiff::Timestamp::now(),
-    ))
+    let now = jiff::Timestamp::now();
+    let mut m = c
+        .usage
+        .snapshot(&c.cutover, crate::catalog::Catalog::load().ok(), now);
+    if let Some(wsrm) = &c.wsrm {
+        let store = wsrm.store.clone();
+        let at = now.as_millisecond();
+        let stats = web::block(move || store.stats(at))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "WSRM: cannot read the queue depth for /api/migration");
+            })
+            .ok();
+        m.wsrm = wsrm
+            .subscribers
+            .iter()
+            .map(|s| {
+                let key = s.key();
+                let (depth, oldest_age_secs) = match &stats {
+                    Some(stats) => stats
+                        .iter()
+                        .find(|st| st.subscriber == key)
+                        .map_or((Some(0), Some(0.0)), |st| {
+                            (Some(st.depth as u64), Some(st.oldest_age_secs))
+                        }),
+                    None => (None, None),
+                };
+                crate::observe::usage::WsrmQueue {
+                    subscriber: key,
+                    organisation_type: s.organisation_type.to_string(),
+                    organisation_type_name: wsrm
+                        .catalog
+                        .orgtype(s.organisation_type)
+                        .map_or_else(|| "ukendt".to_owned(), |o| o.navn.clone()),
+                    organisation_code: s.organisation_code.clone(),
+                    depth,
+                    oldest_age_secs,
+                }
+            })
+            .collect();
+    }
+    HttpResponse::Ok().json(m)
 }
 
 async fn dashboard() -> HttpResponse {
