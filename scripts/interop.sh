@@ -19,7 +19,8 @@
 #                        (0101701111 and 0202702222 of municipality 101, the latter enrolled;
 #                        0303703333 of 147; 0404704444 of 751, enrolled); the default cutover,
 #                        and Jobcenter 1:101 and A-kasse 2:34 with their own 60 days ahead;
-#                        killed on exit.
+#                        WSRM subscribers Jobcenter 1:101 and A-kasse 2:12 (their legacy queues
+#                        filled through the converter's own WSB subscription); killed on exit.
 #   9. validate_wsdl     the WSDL it serves at /PersonRegistrationService/9?wsdl: well-formed
 #                        (xmllint), its inline schemas compile and validate sample messages
 #                        (xmllint --schema and xmlschema), it validates against the WSDL 1.1
@@ -41,7 +42,19 @@
 #                        ci into .interop/node) loads the served WSDL and creates and updates a
 #                        contact group over both ports, fault 100028 included
 #                        (scripts/interop/npm_soap_prs.js).
-#  13. check_dashboard   a scripted mix of SOAP calls from three organisations (Jobcenter 1:101
+#  13. run_wsrm          zeep and npm soap as legacy WSRM subscribers: the served WsrmService v3
+#                        and WsrmMessageService v10 WSDLs over the SOAP 1.1 and 1.2 ports. zeep
+#                        (scripts/interop/zeep_wsrm.py): Jobcenter 1:101's queue drained, then
+#                        contact groups of type 1 and 13 and a person category registered through
+#                        PRS for 0101701111 (municipality 101, a-kasse 12); CreateSequence names
+#                        V5 3, V4 3, V1 1; the messages carry PRS's ids, RegisteringAuthority 1/101
+#                        (V5/V1, not V4), Created/Updated; CloseSequence gives them again with
+#                        the same MessageIdentifiers, TerminateSequence never again; A-kasse 2:12
+#                        gets only the type 13's V5; 900530 for another's sequence, 900531 for a
+#                        non-subscriber (1:147). npm soap (scripts/interop/npm_soap_wsrm.js):
+#                        drain, a contact group through PRS, CreateSequence, V5/V4,
+#                        TerminateSequence.
+#  14. check_dashboard   a scripted mix of SOAP calls from three organisations (Jobcenter 1:101
 #                        PRS creates and a PSS read before its own cutover, A-kasse 2:12 PSS
 #                        reads, Kommune 3:147 PHS reads and a fault), then: /metrics and
 #                        /api/migration agree (scripts/interop/migration_agree.py); the Grafana
@@ -54,10 +67,10 @@
 #                        (scripts/interop/dashboard_check.js), screenshot in
 #                        target/dashboard.png; no CPR number in the page, /metrics or
 #                        /api/migration.
-#  14. check_converter_logs
+#  15. check_converter_logs
 #                        no CPR number in the converter's log either (check_dashboard's calls
 #                        included).
-#  15. https_door        the HTTPS door, with the certificates of `vos-converter dev-certs` (and a
+#  16. https_door        the HTTPS door, with the certificates of `vos-converter dev-certs` (and a
 #                        second set whose CA nobody trusts), every process of its own on loopback:
 #                        (1) `serve --tls-cert --client-ca --client-crl --agreements`: zeep with
 #                        jobcenter-101.pem (OCES3) creates a contact group as 1:101 and reads it
@@ -640,13 +653,17 @@ start_converter() {
     # default cutover (2025-03-01) is past; Jobcenter 101 gets its own, 60 days ahead, so the
     # dashboard has an organisation before its cutover and two past theirs (PRS calls do not
     # depend on the cutover). A-kasse 34 gets the same, so that run_zeep_reads has an a-kasse
-    # before its cutover (A-kasse 12, the dashboard's, stays on the default one).
+    # before its cutover (A-kasse 12, the dashboard's, stays on the default one). Jobcenter 101
+    # and A-kasse 12 are legacy WSRM subscribers (run_wsrm): in dev mode the converter
+    # subscribes itself to the embedded backend's WSB events and fills their queues.
     local jc_cutover
     jc_cutover="$(TZ=Europe/Copenhagen date -d '+60 days' +%F)"
     env -u VOS_LISTEN -u VOS_REST_URL -u VOS_DATA_DIR -u VOS_CUTOVER -u VOS_CUTOVER_OVERRIDE \
+        -u VOS_WSRM_SUBSCRIBER -u VOS_WSB_RECEIVER_URL \
         RUST_LOG="${INTEROP_RUST_LOG:-info,vos_converter=debug}" NO_COLOR=1 \
         "$BIN" serve --listen 127.0.0.1:0 --data-dir "$CONVERTER_DIR" \
         --cutover-override "1:101=$jc_cutover" --cutover-override "2:34=$jc_cutover" \
+        --wsrm-subscriber 1:101 --wsrm-subscriber 2:12 \
         >"$LOG_DIR/converter.stdout" 2>"$LOG_DIR/converter.stderr" &
     CONVERTER_PID=$!
     local line=""
@@ -670,7 +687,7 @@ start_converter() {
     CONVERTER_URL="${line#listening on }"
     PRS_URL="$CONVERTER_URL/PersonRegistrationService/9"
     info "converter pid $CONVERTER_PID at $CONVERTER_URL (logs in ${LOG_DIR#"$ROOT"/}/converter.*)"
-    sed -n 's/^ *\(REST upstream:.*\)/\1/p' "$LOG_DIR/converter.stdout" | while read -r l; do info "$l"; done
+    sed -n 's/^ *\(REST upstream:.*\|WSRM:.*\)/\1/p' "$LOG_DIR/converter.stdout" | while read -r l; do info "$l"; done
     if ! curl -fsS -o /dev/null "$PRS_URL?wsdl"; then
         info "no WSDL at $PRS_URL?wsdl"
         FAILED_SECTIONS+=("converter-start")
@@ -816,6 +833,40 @@ run_npm_soap() {
     if ((rc != 0)); then
         info "npm soap failed with exit status $rc (exchanges in ${LOG_DIR#"$ROOT"/}/npm-soap-exchanges.log)"
         FAILED_SECTIONS+=("npm-soap")
+    fi
+}
+
+# The legacy WSRM pull queue (issue 16): zeep and npm soap as the subscribers start_converter
+# configured (Jobcenter 1:101, A-kasse 2:12), over the SOAP 1.1 and 1.2 ports. Their queues
+# fill from the converter's own WSB subscription at the embedded backend (dev mode); both
+# scripts register through PRS themselves and drain what the earlier sections left first.
+run_wsrm() {
+    section "WSRM: zeep and npm soap as legacy subscribers (WsrmService v3, WsrmMessageService v10) over SOAP 1.1 and 1.2"
+    needs_converter || return 0
+    local rc=0
+    if ! setup_python_soap; then
+        FAILED_SECTIONS+=("zeep-wsrm")
+    else
+        info "zeep $ZEEP_VERSION: Jobcenter 1:101, A-kasse 2:12, Jobcenter 1:147 (no subscriber)"
+        "$VENV/bin/python" "$ROOT/scripts/interop/zeep_wsrm.py" "$CONVERTER_URL" \
+            "$LOG_DIR/zeep-wsrm-exchanges.log" || rc=$?
+        if ((rc != 0)); then
+            info "zeep (WSRM) failed with exit status $rc (exchanges in ${LOG_DIR#"$ROOT"/}/zeep-wsrm-exchanges.log)"
+            FAILED_SECTIONS+=("zeep-wsrm")
+        fi
+    fi
+    if ! setup_npm_soap; then
+        info "could not install the npm soap client"
+        FAILED_SECTIONS+=("npm-soap-wsrm")
+        return 0
+    fi
+    info "npm soap: Jobcenter 1:101"
+    rc=0
+    NODE_PATH="$NODE_DIR/node_modules" node "$ROOT/scripts/interop/npm_soap_wsrm.js" \
+        "$CONVERTER_URL" "$LOG_DIR/npm-soap-wsrm-exchanges.log" || rc=$?
+    if ((rc != 0)); then
+        info "npm soap (WSRM) failed with exit status $rc (exchanges in ${LOG_DIR#"$ROOT"/}/npm-soap-wsrm-exchanges.log)"
+        FAILED_SECTIONS+=("npm-soap-wsrm")
     fi
 }
 
@@ -1513,6 +1564,7 @@ main() {
         timed run_zeep
         timed run_zeep_reads
         timed run_npm_soap
+        timed run_wsrm
         timed check_dashboard
         timed check_converter_logs
         timed durability_strace

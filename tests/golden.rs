@@ -38,7 +38,7 @@
 //!   delivers them) and optional `sequence_for` (`"TYPE:CODE"`: a CreateSequence is made as
 //!   that organisation first, and its SequenceIdentifier replaces `{{SequenceIdentifier}}`
 //!   in `request.xml`). The answer's SequenceIdentifier of a CreateSequence is random and
-//!   is normalised to the nil UUID.
+//!   is normalised to the nil UUID, the converter's address in it to `CONVERTER_BASE`.
 //!
 //! Every case gets its own fake REST service (a real HTTP server) and its own converter,
 //! built by `app::app` as `serve` builds it, so the code-list cache starts empty: a create that
@@ -71,6 +71,9 @@ const RECORDED_HEADERS: [&str; 5] = [
     "x-cpr",
     "content-type",
 ];
+
+/// What the converter's own address (a random port) in an answer is replaced with.
+const CONVERTER_BASE: &str = "http://converter.invalid";
 
 /// What the answer's random `wsa:MessageID` is replaced with before comparing.
 const NIL_MESSAGE_ID: &str = "urn:uuid:00000000-0000-0000-0000-000000000000";
@@ -763,13 +766,15 @@ fn check(case: &Case, update: bool) -> Result<(), String> {
         &meta,
         request_xml,
     );
+    let converter_base = converter.base.clone();
     drop(converter);
     drop(fake_server);
     let seen = std::mem::take(&mut fake.lock().unwrap().seen);
 
     let mut problems = Vec::new();
     check_traces(&meta, &seen, &mut problems);
-    let body = normalise_sequence_id(&normalise_message_id(&answer.body, &mut problems));
+    let body = normalise_sequence_id(&normalise_message_id(&answer.body, &mut problems))
+        .replace(&converter_base, CONVERTER_BASE);
     let actual_meta = ResponseMeta {
         status: answer.status,
         content_type: answer.content_type.clone(),

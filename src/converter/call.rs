@@ -27,6 +27,10 @@ pub struct Arrival<'a> {
     /// `Content-Type` and `SOAPAction` as received, for a forward to a legacy service.
     pub content_type: &'a str,
     pub soap_action: Option<&'a str>,
+    /// The converter's address as this client reaches it (`public_url`, or its Host and a
+    /// trusted proxy's forwarded headers), where an answer must name an address (the WSRM
+    /// inventory's ServiceEndpoint); set by the front only for the services that need it.
+    pub base_url: Option<String>,
 }
 
 impl<'a> Arrival<'a> {
@@ -44,7 +48,14 @@ impl<'a> Arrival<'a> {
             presented,
             content_type,
             soap_action,
+            base_url: None,
         }
+    }
+
+    /// With the address the client reaches the converter at.
+    pub fn with_base_url(mut self, base_url: Option<String>) -> Arrival<'a> {
+        self.base_url = base_url;
+        self
     }
 
     /// The SOAP version a refusal is written in: the request's, or 1.1 for a content type

@@ -344,14 +344,21 @@ impl Converter {
             .await
             .map_err(|_| Failure::Own(crate::catalog::Fejl::WsrmKoeFejl, None))?
             .map_err(|f| Failure::Own(f, None))?;
-        let wsrm = self.wsrm.as_deref();
-        let endpoint = wsrm.map_or("", |w| w.settings.message_endpoint.as_str());
+        let path = self
+            .wsrm
+            .as_deref()
+            .map_or("", |w| w.settings.message_endpoint.as_str());
+        // Absolute with `public_url`; else as this client reaches the converter.
+        let endpoint = match &call.arrival.base_url {
+            Some(base) if path.starts_with('/') => format!("{base}{path}"),
+            _ => path.to_owned(),
+        };
         Ok(Answer::Bytes(crate::wsrm::write_answer(
             call.version,
             &call.service().namespace,
             &call.op.response_element,
             core::wsa_reply(call, true).as_ref(),
-            endpoint,
+            &endpoint,
             &answer,
         )))
     }

@@ -164,7 +164,9 @@ async fn answer(
         header(&req, "soapaction"),
         c.trace(header(&req, "traceparent")),
         presented,
-    );
+    )
+    // The WSRM inventory names WsrmMessageService's address as this client reaches it.
+    .with_base_url((service.name == "WsrmService").then(|| base_url(&req, &state).0));
     request_id.set(Some(arrival.trace.trace_id()));
     let max_body = state.front.max_body;
     let body = tokio::time::timeout(state.front.body_timeout, payload.to_bytes_limited(max_body));
@@ -288,36 +290,45 @@ async fn get(req: HttpRequest, state: web::Data<Arc<SoapState>>) -> HttpResponse
     }
     let mut res = HttpResponse::Ok();
     res.content_type("text/xml; charset=utf-8");
-    let base = match &state.front.public_url {
+    let (base, derived) = base_url(&req, &state);
+    if derived {
+        // Derived from the request: a cache must not hand it to another client.
+        res.insert_header(("Cache-Control", "no-store"));
+    }
+    res.body(template.render(&base).to_string())
+}
+
+/// The converter's address as the client reaches it: `public_url` (fixed), or derived from
+/// the request (`true`): its own Host, X-Forwarded-* only from a trusted proxy.
+fn base_url(req: &HttpRequest, state: &SoapState) -> (String, bool) {
+    match &state.front.public_url {
         // Fixed by config: the same for every client, cacheable.
-        Some(url) => url.trim_end_matches('/').to_owned(),
+        Some(url) => (url.trim_end_matches('/').to_owned(), false),
         None => {
             // The request's own Host (not actix's ConnectionInfo, which applies forwarded
             // headers without checking them); X-Forwarded-* only from a trusted proxy.
             let local = req.app_config().host().to_owned();
-            let host = header(&req, "host").unwrap_or(&local);
+            let host = header(req, "host").unwrap_or(&local);
             let trusted = state
                 .converter
                 .door
                 .trusts_forwarding(req.peer_addr().map(|a| a.ip()));
             let forwarded = |name| {
                 if trusted {
-                    last_header(&req, name)
+                    last_header(req, name)
                 } else {
                     None
                 }
             };
-            // Derived from the request: a cache must not hand it to another client.
-            res.insert_header(("Cache-Control", "no-store"));
-            client_base(
+            let base = client_base(
                 state.front.scheme,
                 host,
                 forwarded("x-forwarded-proto"),
                 forwarded("x-forwarded-host"),
-            )
+            );
+            (base, true)
         }
-    };
-    res.body(template.render(&base).to_string())
+    }
 }
 
 async fn index(state: web::Data<Arc<SoapState>>) -> HttpResponse {
