@@ -241,6 +241,38 @@ impl Signals {
     }
 }
 
+/// How often a worker writes its cursor while it delivers. Between two writes a crash
+/// sends the acknowledged events again (at least once); writing after every event made
+/// SQLite's one write lock a queue beside the registrations' commits.
+const CURSOR_FLUSH: Duration = Duration::from_millis(250);
+
+/// A worker's delivery cursor: acknowledged in memory, written every `CURSOR_FLUSH` and
+/// whenever the worker goes idle.
+struct Cursor {
+    /// Every event before this is acknowledged, parked or not for the subscription.
+    done: Option<i64>,
+    /// `done`, when not written yet.
+    pending: Option<i64>,
+    flushed: std::time::Instant,
+}
+
+impl Cursor {
+    fn moved(&mut self, next: i64) {
+        if self.done.is_none_or(|d| next > d) {
+            self.done = Some(next);
+            self.pending = Some(next);
+        }
+    }
+}
+
+/// How one event's delivery ended.
+enum Delivered {
+    Acked,
+    Parked,
+    /// The subscription was ended meanwhile.
+    Gone,
+}
+
 struct Dispatcher {
     store: Store,
     catalog: &'static Catalog,
@@ -322,13 +354,33 @@ impl Dispatcher {
         }
     }
 
+    /// Writes the worker's cursor (`Cursor::pending`), if it moved.
+    async fn flush(&self, sub: Uuid, cursor: &mut Cursor) {
+        if let Some(next) = cursor.pending.take() {
+            let store = self.store.clone();
+            if let Err(e) = blocking(move || store.write_relaxed(|tx| tx.advance(sub, next))).await
+            {
+                // Not recorded: those events go again after a restart (at least once).
+                tracing::warn!(error = %e, abonnement = %sub, "WSB: cannot record deliveries");
+            }
+        }
+        cursor.flushed = std::time::Instant::now();
+    }
+
     async fn work(self: Arc<Self>, sub: Uuid) {
         let mut wake = self.signals.events.subscribe();
+        let mut cursor = Cursor {
+            done: None,
+            pending: None,
+            flushed: std::time::Instant::now(),
+        };
         loop {
             // Marked seen before the store is read: a commit after the read wakes us.
             wake.borrow_and_update();
             let (store, catalog, today) = (self.store.clone(), self.catalog, self.clock.today());
-            let next = blocking(move || store.read(|tx| tx.next_for(catalog, sub, today))).await;
+            let done = cursor.done;
+            let next =
+                blocking(move || store.read(|tx| tx.next_for(catalog, sub, today, done))).await;
             match next {
                 Ok(Next::Gone) => {
                     self.signals.metrics.forget(sub);
@@ -337,11 +389,9 @@ impl Dispatcher {
                 Ok(Next::Idle { scanned_to }) => {
                     self.lag(sub, None);
                     if let Some(last) = scanned_to {
-                        let store = self.store.clone();
-                        let _ =
-                            blocking(move || store.write_relaxed(|tx| tx.advance(sub, last + 1)))
-                                .await;
+                        cursor.moved(last + 1);
                     }
+                    self.flush(sub, &mut cursor).await;
                     tokio::select! {
                         _ = wake.changed() => {}
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -358,11 +408,21 @@ impl Dispatcher {
                         } else {
                             event.message()
                         };
-                        let go_on = self
-                            .deliver(&d.sub.endpoint, sub, event, body, d.redelivery)
-                            .await;
-                        if !go_on {
-                            break;
+                        let sekvens = event.sekvens;
+                        match self
+                            .deliver(&d.sub.endpoint, sub, event, body, d.redelivery, &mut cursor)
+                            .await
+                        {
+                            Delivered::Acked if d.redelivery.is_none() => {
+                                cursor.moved(sekvens + 1);
+                                if cursor.flushed.elapsed() >= CURSOR_FLUSH {
+                                    self.flush(sub, &mut cursor).await;
+                                }
+                            }
+                            Delivered::Acked => {}
+                            // Parking wrote the cursor past the event itself.
+                            Delivered::Parked => cursor.moved(sekvens + 1),
+                            Delivered::Gone => break,
                         }
                     }
                 }
@@ -392,7 +452,8 @@ impl Dispatcher {
         event: StoredEvent,
         body: String,
         redelivery: Option<i64>,
-    ) -> bool {
+        cursor: &mut Cursor,
+    ) -> Delivered {
         let backoff = Backoff {
             initial: self.settings.retry_initial,
             max: self.settings.retry_max,
@@ -426,20 +487,17 @@ impl Dispatcher {
                 metrics
                     .latency
                     .observe((now_ms() - event.skrevet_ms).max(0) as f64 / 1000.0);
-                let acked = blocking(move || {
-                    store.write_relaxed(|tx| match redelivery {
-                        Some(_) => tx.unpark(sub, sekvens),
-                        None => tx.advance(sub, sekvens + 1),
-                    })
-                })
-                .await;
-                if let Err(e) = acked {
-                    // Delivered but not recorded: it goes again (at least once).
-                    tracing::warn!(error = %e, abonnement = %sub, "WSB: cannot record a delivery");
+                // A redelivery is no longer parked; a new event's cursor is the worker's.
+                if redelivery.is_some() {
+                    let unparked =
+                        blocking(move || store.write_relaxed(|tx| tx.unpark(sub, sekvens))).await;
+                    if let Err(e) = unparked {
+                        tracing::warn!(error = %e, abonnement = %sub, "WSB: cannot record a redelivery");
+                    }
                 }
                 metrics.delivered.get_or_create(&label).inc();
                 self.lag(sub, None);
-                return true;
+                return Delivered::Acked;
             };
             if now_ms() - since >= max_age {
                 tracing::warn!(abonnement = %sub, sekvens, attempts = attempt, failure, "WSB: event parked");
@@ -450,20 +508,22 @@ impl Dispatcher {
                 match parked {
                     Ok(()) => {
                         metrics.dead_lettered.get_or_create(&label).inc();
-                        return true;
+                        return Delivered::Parked;
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, abonnement = %sub, "WSB: cannot park an event")
                     }
                 }
             }
+            // What was acknowledged before is written before any wait.
+            self.flush(sub, cursor).await;
             metrics.retried.get_or_create(&label).inc();
             tracing::debug!(abonnement = %sub, sekvens, attempt, failure, "WSB: delivery failed, will retry");
             tokio::time::sleep(backoff.delay(attempt, jitter())).await;
             // Ended meanwhile? Then stop trying.
             let store = self.store.clone();
             if let Ok(None) = blocking(move || store.read(|tx| tx.subscription(sub))).await {
-                return false;
+                return Delivered::Gone;
             }
         }
     }

@@ -504,11 +504,14 @@ impl Tx<'_> {
     /// What `sub`'s worker delivers next: a redelivery STAR asked for, else the first event
     /// from the cursor on that the subscription may see. Events it may not see are passed
     /// over (the cursor moves past them at the next acknowledgement).
+    /// `done`: the worker's own cursor when it is ahead of the stored one (acknowledged
+    /// events whose cursor is not written yet).
     pub fn next_for(
         &self,
         catalog: &'static Catalog,
         sub: Uuid,
         today: Date,
+        done: Option<i64>,
     ) -> Result<Next, StoreError> {
         let Some(a) = self.subscription(sub)? else {
             return Ok(Next::Gone);
@@ -530,7 +533,7 @@ impl Tx<'_> {
                 redelivery: Some(since_ms),
             })));
         }
-        let mut from = a.naeste_sekvens;
+        let mut from = a.naeste_sekvens.max(done.unwrap_or(0));
         let mut scanned_to = None;
         loop {
             let batch = self.events_from(from, SCAN_BATCH)?;
