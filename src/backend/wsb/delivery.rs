@@ -374,7 +374,30 @@ impl Dispatcher {
             pending: None,
             flushed: std::time::Instant::now(),
         };
+        // Whether the outbox has nothing more for us as of the last read (no commit since).
+        let mut caught_up = false;
         loop {
+            if caught_up {
+                // Idle: wait for a commit; meanwhile write the cursor once it is due, not
+                // after every event (at a low rate that was a write per event).
+                self.lag(sub, None);
+                let due = cursor
+                    .pending
+                    .map(|_| cursor.flushed + CURSOR_FLUSH)
+                    .unwrap_or_else(|| std::time::Instant::now() + Duration::from_secs(1));
+                tokio::select! {
+                    _ = wake.changed() => caught_up = false,
+                    _ = tokio::time::sleep_until(due.into()) => {
+                        if cursor.pending.is_some() {
+                            self.flush(sub, &mut cursor).await;
+                        } else {
+                            // Now and then read anyway (a subscription ended meanwhile).
+                            caught_up = false;
+                        }
+                    }
+                }
+                continue;
+            }
             // Marked seen before the store is read: a commit after the read wakes us.
             wake.borrow_and_update();
             let (store, catalog, today) = (self.store.clone(), self.catalog, self.clock.today());
@@ -387,21 +410,18 @@ impl Dispatcher {
                     return;
                 }
                 Ok(Next::Idle { scanned_to }) => {
-                    self.lag(sub, None);
                     if let Some(last) = scanned_to {
                         cursor.moved(last + 1);
                     }
-                    self.flush(sub, &mut cursor).await;
-                    tokio::select! {
-                        _ = wake.changed() => {}
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
+                    caught_up = true;
                 }
                 Ok(Next::Deliver(d)) => {
                     let all = self
                         .catalog
                         .orgtype(d.sub.organisationstype)
                         .is_some_and(|o| o.adgang == crate::catalog::Scope::Alle);
+                    let (scanned_all, redelivery) = (!d.more, d.redelivery);
+                    let mut gone = false;
                     for event in d.events {
                         let body = if all {
                             event.message_with_person()
@@ -422,9 +442,18 @@ impl Dispatcher {
                             Delivered::Acked => {}
                             // Parking wrote the cursor past the event itself.
                             Delivered::Parked => cursor.moved(sekvens + 1),
-                            Delivered::Gone => break,
+                            Delivered::Gone => {
+                                gone = true;
+                                break;
+                            }
                         }
                     }
+                    // A short batch was all there was when it was read: without a commit
+                    // since, there is nothing to read again.
+                    caught_up = !gone
+                        && redelivery.is_none()
+                        && scanned_all
+                        && !wake.has_changed().unwrap_or(true);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, abonnement = %sub, "WSB: cannot read the outbox");

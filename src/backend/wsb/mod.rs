@@ -307,6 +307,8 @@ pub struct Delivery {
     pub events: Vec<StoredEvent>,
     /// Set for a redelivery STAR asked for: since when (ms since the epoch).
     pub redelivery: Option<i64>,
+    /// The scan stopped at a full batch: the outbox may hold more after it.
+    pub more: bool,
 }
 
 /// What a subscription's worker does next.
@@ -531,6 +533,7 @@ impl Tx<'_> {
                 sub: a,
                 events: vec![event],
                 redelivery: Some(since_ms),
+                more: true,
             })));
         }
         let mut from = a.naeste_sekvens.max(done.unwrap_or(0));
@@ -540,6 +543,7 @@ impl Tx<'_> {
             let Some(last) = batch.last().map(|e| e.sekvens) else {
                 return Ok(Next::Idle { scanned_to });
             };
+            let more = batch.len() as i64 >= SCAN_BATCH;
             let events: Vec<StoredEvent> = batch
                 .into_iter()
                 .filter(|e| may_see(catalog, &a, e, today))
@@ -549,6 +553,7 @@ impl Tx<'_> {
                     sub: a,
                     events,
                     redelivery: None,
+                    more,
                 })));
             }
             scanned_to = Some(last);
