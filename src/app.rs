@@ -235,6 +235,13 @@ fn wsrm(
                 .into(),
         ));
     }
+    if !cfg.dev_mode() && !matches!(cfg.identity_mode()?, Mode::Certificate | Mode::Proxy) {
+        return Err(CliError::Other(
+            "wsrm_subscriber outside dev mode needs identity = \"certificate\" or \"proxy\": \
+             /wsb takes only deliveries whose certificate names wsb_sender_cvr"
+                .into(),
+        ));
+    }
     let routing = Routing::load().map_err(CliError::Other)?;
     let store = SqliteQueue::open(&cfg.data_dir.join("wsrm.db"))
         .map_err(|e| CliError::Other(format!("the WSRM queue {}: {e}", cfg.data_dir.display())))?;

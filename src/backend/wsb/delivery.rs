@@ -332,10 +332,16 @@ impl Dispatcher {
             let store = self.store.clone();
             match blocking(move || store.read(|tx| tx.subscriptions(None))).await {
                 Ok(subs) => {
+                    let metrics = &self.signals.metrics;
                     workers.retain(|id, w| {
-                        let keep = !w.is_finished() && subs.iter().any(|s| s.id == *id);
+                        let listed = subs.iter().any(|s| s.id == *id);
+                        let keep = !w.is_finished() && listed;
                         if !keep {
                             w.abort();
+                        }
+                        if !listed {
+                            // Ended: its series go with it (a stale lag would keep alerting).
+                            metrics.forget(*id);
                         }
                         keep
                     });
@@ -521,7 +527,9 @@ impl Dispatcher {
                     let unparked =
                         blocking(move || store.write_relaxed(|tx| tx.unpark(sub, sekvens))).await;
                     if let Err(e) = unparked {
+                        // It stays marked and goes again: not at once, the store is failing.
                         tracing::warn!(error = %e, abonnement = %sub, "WSB: cannot record a redelivery");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
                 metrics.delivered.get_or_create(&label).inc();
