@@ -253,6 +253,25 @@ fn instant(s: &str, what: &str) -> Result<String, String> {
     Ok(crate::dktime::format_xs_datetime(t))
 }
 
+/// The citizen and `<What>{Identifier, TypeIdentifier, StartTime, EndTime?, EventTime}` of a
+/// contact group or person category message, from the version in `data` (its type in
+/// `type_field`).
+fn registration(f: &mut Fields, ev: &WsbEvent, what: &str, type_field: &str) -> Result<(), String> {
+    let d = &ev.data;
+    let p = format!("{what}/{what}");
+    f.push(("PersonCivilRegistrationIdentifier".into(), ev.cpr.clone()));
+    f.push((format!("{p}Identifier"), text(d, "id")?));
+    f.push((format!("{p}TypeIdentifier"), text(d, type_field)?));
+    let start = day(d, "startdato")?.ok_or("data.startdato is missing")?;
+    f.push((format!("{p}StartTime"), start));
+    if let Some(end) = day(d, "slutdato")? {
+        f.push((format!("{p}EndTime"), end));
+    }
+    let event = instant(&text(d, "haendelsestidspunkt")?, "data.haendelsestidspunkt")?;
+    f.push((format!("{p}EventTime"), event));
+    Ok(())
+}
+
 /// The legacy message of `kind` for an event, with its MessageIdentifier.
 pub fn shape(ev: &WsbEvent, kind: MessageKind, message_identifier: Uuid) -> Result<Fields, String> {
     let mut f: Fields = vec![(
@@ -284,31 +303,11 @@ pub fn shape(ev: &WsbEvent, kind: MessageKind, message_identifier: Uuid) -> Resu
     let d = &ev.data;
     match kind {
         MessageKind::GetContactGroupVersion5 | MessageKind::GetContactGroupVersion4 => {
-            f.push(("PersonCivilRegistrationIdentifier".into(), ev.cpr.clone()));
-            let p = "ContactGroup/ContactGroup";
-            f.push((format!("{p}Identifier"), text(d, "id")?));
-            f.push((format!("{p}TypeIdentifier"), text(d, "kontaktgruppetype")?));
-            let start = day(d, "startdato")?.ok_or("data.startdato is missing")?;
-            f.push((format!("{p}StartTime"), start));
-            if let Some(end) = day(d, "slutdato")? {
-                f.push((format!("{p}EndTime"), end));
-            }
-            let event = instant(&text(d, "haendelsestidspunkt")?, "data.haendelsestidspunkt")?;
-            f.push((format!("{p}EventTime"), event));
+            registration(&mut f, ev, "ContactGroup", "kontaktgruppetype")?;
             f.push(("ChangeType".into(), change.into()));
         }
         MessageKind::GetPersonCategoryVersion1 => {
-            f.push(("PersonCivilRegistrationIdentifier".into(), ev.cpr.clone()));
-            let p = "PersonCategory/PersonCategory";
-            f.push((format!("{p}Identifier"), text(d, "id")?));
-            f.push((format!("{p}TypeIdentifier"), text(d, "personkategoritype")?));
-            let start = day(d, "startdato")?.ok_or("data.startdato is missing")?;
-            f.push((format!("{p}StartTime"), start));
-            if let Some(end) = day(d, "slutdato")? {
-                f.push((format!("{p}EndTime"), end));
-            }
-            let event = instant(&text(d, "haendelsestidspunkt")?, "data.haendelsestidspunkt")?;
-            f.push((format!("{p}EventTime"), event));
+            registration(&mut f, ev, "PersonCategory", "personkategoritype")?;
             f.push(("ChangeType".into(), change.into()));
         }
         MessageKind::GetCprChanged => {

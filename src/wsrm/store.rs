@@ -278,8 +278,14 @@ impl QueueStore for SqliteQueue {
                     message_identifier: id
                         .parse()
                         .map_err(|_| QueueError::Store("a stored MessageIdentifier".into()))?,
-                    fields: serde_json::from_str(&fields)
-                        .map_err(|e| QueueError::Store(format!("stored fields: {e}")))?,
+                    fields: serde_json::from_str(&fields).map_err(|e| {
+                        // Where, not what: a stored field can be a CPR number.
+                        QueueError::Store(format!(
+                            "stored fields (line {}, column {})",
+                            e.line(),
+                            e.column()
+                        ))
+                    })?,
                 });
             }
             Ok(out)

@@ -109,9 +109,14 @@ pub struct StoredEvent {
 impl StoredEvent {
     /// The JSON body POSTed to a subscriber: the stored message with `sekvens` first.
     pub fn message(&self) -> String {
+        self.with_members(&format!("\"sekvens\":{}", self.sekvens))
+    }
+
+    /// The stored message with `members` (JSON members, comma-separated) first.
+    fn with_members(&self, members: &str) -> String {
         let rest = self.besked.strip_prefix('{').unwrap_or(&self.besked);
         let sep = if rest.starts_with('}') { "" } else { "," };
-        format!("{{\"sekvens\":{}{sep}{rest}", self.sekvens)
+        format!("{{{members}{sep}{rest}")
     }
 
     /// [`StoredEvent::message`], for a subscriber that sees every person (STAR) with
@@ -123,12 +128,7 @@ impl StoredEvent {
             Some(p) => json!({ "kommunekode": p.kommunekode, "akasse": p.akasse }),
             None => serde_json::Value::Null,
         };
-        let rest = self.besked.strip_prefix('{').unwrap_or(&self.besked);
-        let sep = if rest.starts_with('}') { "" } else { "," };
-        format!(
-            "{{\"sekvens\":{},\"borger\":{borger}{sep}{rest}",
-            self.sekvens
-        )
+        self.with_members(&format!("\"sekvens\":{},\"borger\":{borger}", self.sekvens))
     }
 }
 
