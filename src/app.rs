@@ -152,11 +152,15 @@ pub fn app(cfg: &Config, rest_url: &str) -> Result<App, CliError> {
         path: cfg.data_dir.clone(),
         source,
     })?;
-    let usage = Usage::load(cfg.data_dir.join("migration-usage.json")).map_err(|e| {
-        CliError::Other(format!(
-            "{e}; it is kept as it is: fix or move it, then start again"
-        ))
-    })?;
+    let store = crate::state::open(
+        cfg.state_url.as_ref(),
+        cfg.state_ca.as_deref(),
+        cfg.state_pool_size,
+        &cfg.data_dir,
+        !cfg.wsrm_subscriber.is_empty(),
+    )
+    .map_err(CliError::Other)?;
+    let usage = Usage::open(store.clone(), &cfg.data_dir).map_err(CliError::Other)?;
     let cutover = cfg.cutover_rules();
     let mut converter = Converter::new(plan.clone(), upstream, limits, door.clone())
         .with_cutover(cutover.clone())
@@ -164,7 +168,7 @@ pub fn app(cfg: &Config, rest_url: &str) -> Result<App, CliError> {
         .with_usage(usage);
     let mut wsb_client = None;
     if !cfg.wsrm_subscriber.is_empty() {
-        let wsrm = wsrm(cfg, converter.metrics.clone())?;
+        let wsrm = wsrm(cfg, converter.metrics.clone(), store.clone())?;
         converter = converter.with_wsrm(Arc::new(wsrm));
         let mut builder = reqwest::Client::builder().no_proxy();
         if let Some(tls) = &rest_tls_for_wsb {
@@ -216,8 +220,9 @@ pub fn app(cfg: &Config, rest_url: &str) -> Result<App, CliError> {
 fn wsrm(
     cfg: &Config,
     metrics: Arc<crate::observe::metrics::Metrics>,
+    store: Arc<dyn crate::state::StateStore>,
 ) -> Result<crate::wsrm::Wsrm, CliError> {
-    use crate::wsrm::{Wsrm, WsrmSettings, receiver::Senders, route::Routing, store::SqliteQueue};
+    use crate::wsrm::{Wsrm, WsrmSettings, receiver::Senders, route::Routing};
     let catalog = Catalog::load()?;
     for s in &cfg.wsrm_subscriber {
         if catalog.orgtype(s.organisation_type).is_none() {
@@ -243,8 +248,6 @@ fn wsrm(
         ));
     }
     let routing = Routing::load().map_err(CliError::Other)?;
-    let store = SqliteQueue::open(&cfg.data_dir.join("wsrm.db"))
-        .map_err(|e| CliError::Other(format!("the WSRM queue {}: {e}", cfg.data_dir.display())))?;
     let base = cfg
         .public_url
         .as_ref()
@@ -253,7 +256,7 @@ fn wsrm(
     Ok(Wsrm {
         subscribers: cfg.wsrm_subscriber.clone(),
         routing,
-        store: Arc::new(store),
+        store,
         settings: WsrmSettings {
             sequence_timeout: cfg.wsrm_sequence_timeout,
             retention: cfg.wsrm_retention,

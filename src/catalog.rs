@@ -84,10 +84,11 @@ pub enum Fejl {
     WsrmUkendtSekvens,
     WsrmIkkeAbonnent,
     WsrmKoeFejl,
+    TilstandUtilgaengelig,
 }
 
 impl Fejl {
-    pub const ALL: [Fejl; 50] = [
+    pub const ALL: [Fejl; 51] = [
         Fejl::SlutdatoFremtidig,
         Fejl::KontaktgruppeSkiftTilmeldt,
         Fejl::UgyldigJson,
@@ -138,6 +139,7 @@ impl Fejl {
         Fejl::WsrmUkendtSekvens,
         Fejl::WsrmIkkeAbonnent,
         Fejl::WsrmKoeFejl,
+        Fejl::TilstandUtilgaengelig,
     ];
 
     pub fn key(self) -> &'static str {
@@ -192,6 +194,7 @@ impl Fejl {
             Fejl::WsrmUkendtSekvens => "wsrm_ukendt_sekvens",
             Fejl::WsrmIkkeAbonnent => "wsrm_ikke_abonnent",
             Fejl::WsrmKoeFejl => "wsrm_koe_fejl",
+            Fejl::TilstandUtilgaengelig => "tilstand_utilgaengelig",
         }
     }
 

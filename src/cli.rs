@@ -512,14 +512,19 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
     let app = crate::app::app(&cfg, &rest_url)?;
     let (plan, mode, door) = (app.plan.clone(), app.mode, app.door.clone());
 
-    // The usage aggregates reach the disk every 10 s and at shutdown.
+    // The usage aggregates reach the disk every 10 s and at shutdown; a shared store gets
+    // this process's calls every second (they are spooled locally meanwhile), so that every
+    // replica's /api/migration is at most a second behind the others.
     let usage = app.converter().usage.clone();
+    let every = if usage.store().shared() { 1 } else { 10 };
     let persist = actix_web::rt::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(every));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             // A failed write is logged and retried at the next tick.
-            let _ = usage.persist(Clock::System.today());
+            let u = usage.clone();
+            let _ = tokio::task::spawn_blocking(move || u.persist(Clock::System.today())).await;
         }
     });
     let usage = app.converter().usage.clone();
@@ -567,6 +572,11 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
     writeln!(
         out,
         "  metrics: {base}/metrics   health: {base}/healthz   ready: {base}/readyz"
+    )?;
+    writeln!(
+        out,
+        "  state (usage, WSRM queues): {}",
+        app.converter().usage.store().describe()
     )?;
     match mode {
         crate::door::Mode::Header => writeln!(

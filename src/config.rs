@@ -415,6 +415,16 @@ settings! {
     rest_client_key: PathBuf = optional() => path;
     /// CA bundle (PEM) the REST and legacy servers' certificates must chain to.
     rest_ca: PathBuf = optional("(platform roots)") => path;
+    /// Where the state shared across calls lives (the migration usage, the WSRM queues):
+    /// `postgres://user:password@host:port/db` for several replicas on one PostgreSQL
+    /// (schema migrated at start; `?sslmode=require` for TLS, verified against `state_ca`).
+    /// Unset: SQLite and JSON files in `data_dir`, for one process. Never printed whole.
+    state_url: crate::state::StateUrl = optional("(files in data_dir)") => state_url;
+    /// CA bundle (PEM) the PostgreSQL server's certificate must chain to with
+    /// `sslmode=require` (the host name is checked too).
+    state_ca: PathBuf = optional("(platform roots)") => path;
+    /// Most connections to the state store's PostgreSQL, per process.
+    state_pool_size: usize = one("8") => between(1, 256);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -677,6 +687,10 @@ fn instant(v: &Value) -> Parsed<Timestamp> {
 }
 
 /// An http(s) URL without user and password (they would not be sent).
+fn state_url(v: &Value) -> Parsed<crate::state::StateUrl> {
+    crate::state::StateUrl::parse(text(v)?.trim())
+}
+
 fn http_url(v: &Value) -> Parsed<HttpUrl> {
     let s = text(v)?;
     let text = s.trim();
@@ -920,6 +934,16 @@ impl Config {
         if !self.client_crl.is_empty() && self.client_ca.is_empty() {
             return Err(invalid("client_crl", "CRLs need client_ca"));
         }
+        if self.state_ca.is_some()
+            && !self.state_url.as_ref().is_some_and(|u| {
+                u.config().get_ssl_mode() == tokio_postgres::config::SslMode::Require
+            })
+        {
+            return Err(invalid(
+                "state_ca",
+                "is for TLS to PostgreSQL: give a state_url with ?sslmode=require",
+            ));
+        }
         if self.rest_client_cert.is_some() != self.rest_client_key.is_some() {
             return Err(invalid(
                 "rest_client_cert",
@@ -1071,7 +1095,38 @@ mod tests {
     #[test]
     fn the_flags_are_a_valid_clap_command() {
         Overrides::augment_args(clap::Command::new("serve")).debug_assert();
-        assert_eq!(SETTINGS.len(), 37);
+        assert_eq!(SETTINGS.len(), 40);
+    }
+
+    #[test]
+    fn the_state_url_is_postgres_and_never_shown_with_its_password() {
+        let e = refused(&["--state-url", "mysql://db.example/vos"]);
+        assert!(
+            e.starts_with("state_url: must start with postgres://"),
+            "{e}"
+        );
+        let e = refused(&[
+            "--state-url",
+            "postgres://u:pw@db.example/vos?sslmode=bogus",
+        ]);
+        assert!(e.starts_with("state_url: not a PostgreSQL URL"), "{e}");
+        assert!(!e.contains("pw"), "{e}");
+        let e = refused(&["--state-ca", "ca.pem"]);
+        assert!(e.starts_with("state_ca: is for TLS"), "{e}");
+        let e = refused(&[
+            "--state-url",
+            "postgres://u:pw@db.example/vos",
+            "--state-ca",
+            "ca.pem",
+        ]);
+        assert!(e.starts_with("state_ca: is for TLS"), "{e}");
+        let url = crate::state::StateUrl::parse(
+            "postgresql://vos:s3cret@db.example:6432/vos?sslmode=require",
+        )
+        .unwrap();
+        assert_eq!(url.redacted(), "postgres://vos@db.example:6432/vos (TLS)");
+        assert_eq!(format!("{url:?}"), url.redacted());
+        assert!(!format!("{url}").contains("s3cret"));
     }
 
     #[test]

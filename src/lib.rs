@@ -42,6 +42,7 @@ pub mod json_stream;
 pub mod mapping;
 pub mod observe;
 pub mod soap;
+pub mod state;
 pub mod tls;
 pub mod upstream;
 pub mod vos;

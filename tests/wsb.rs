@@ -1010,3 +1010,67 @@ async fn over_https_the_backend_presents_its_client_certificate() {
     assert_eq!(peer, backend_cert.der, "the backend's client certificate");
     assert_eq!(event["noegle"]["kontaktgruppeId"], kg.body["id"]);
 }
+
+/// Replicas of the converter started together each look for their WSB subscription, find
+/// none and make one: `Subscription::ensure` then keeps one (the least id, the same on every
+/// replica) and ends the others, so that no event is delivered twice. One made before is
+/// kept, and duplicates an earlier start left are ended too.
+#[tokio::test]
+async fn replicas_started_together_keep_one_wsb_subscription() {
+    use vos_converter::wsrm::subscribe::Subscription;
+    let b = start_with_wsb(Clock::System, fast());
+    let receiver = "https://converter.example/wsb";
+    let sub = Subscription {
+        rest_url: b.base.clone(),
+        receiver_url: receiver.into(),
+        code: STAR.1.into(),
+        prune_loopback: false,
+    };
+    let ours = |b: &Backend| {
+        let client = b.client.clone();
+        let url = format!("{}{}/wsb/abonnementer", b.base, vos_converter::vos::BASE);
+        async move {
+            let list: Value = client
+                .get(url)
+                .header(vos_converter::vos::HDR_ORG_TYPE, "5")
+                .header(vos_converter::vos::HDR_ORG_CODE, STAR.1)
+                .header(vos_converter::vos::HDR_USER, "test")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let mut ids: Vec<String> = list["abonnementer"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["endpoint"] == receiver)
+                .map(|a| a["id"].as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let client = reqwest::Client::new();
+    // A replica that listed before another made its own may answer its own id, which the
+    // other then ends if it is not the least: only what is left counts.
+    futures_util::future::join_all((0..4).map(|_| {
+        let (sub, client) = (sub.clone(), client.clone());
+        async move { sub.ensure(&client).await.unwrap() }
+    }))
+    .await;
+    let left = ours(&b).await;
+    assert_eq!(left.len(), 1, "one subscription left: {left:?}");
+    // Again: kept, nothing made.
+    assert_eq!(sub.ensure(&client).await.unwrap(), left[0]);
+    assert_eq!(ours(&b).await, left);
+    // Duplicates left by an earlier start (made here directly) are ended at the next.
+    let all = ["Kontaktgruppe", "Personkategori", "CprSkift"];
+    subscribe(&b, STAR, receiver, &all).await;
+    subscribe(&b, STAR, receiver, &all).await;
+    assert_eq!(ours(&b).await.len(), 3);
+    let least = ours(&b).await[0].clone();
+    assert_eq!(sub.ensure(&client).await.unwrap(), least);
+    assert_eq!(ours(&b).await, vec![least]);
+}

@@ -1,20 +1,24 @@
 //! Migration usage: who still calls which legacy operation, per day, with which faults, and
 //! the converter's own overhead. Kept as daily aggregates (no CPR, no identifiers; the
-//! organisation labels are the metrics' bounded ones), written to the data dir so they
-//! survive a restart, and served as JSON at `/api/migration` for the dashboard and other
-//! tools.
+//! organisation labels are the metrics' bounded ones) in the state store
+//! ([`crate::state::StateStore`]: the data dir's JSON file for one process, PostgreSQL for
+//! replicas), so they survive a restart, and served as JSON at `/api/migration` for the
+//! dashboard and other tools.
 //!
 //! Calls never wait for a snapshot or a write: a call adds to `recent` (one map update
-//! under its lock); `/api/migration` and `persist` first swap `recent`'s increments out
-//! (a short swap) and fold them into the `book`, which only they lock. The file is written
-//! durably (temp file, fsync, rename, fsync of the folder), and a file that cannot be read
-//! at start is moved aside, never overwritten.
+//! under its lock; with a shared store also one line appended to this process's spool file);
+//! `/api/migration` and `persist` first swap `recent`'s increments out (a short swap) and
+//! `flush` them into the store as one batch, which only they lock. With a shared store a
+//! batch names the spool position it covers, recorded in the same transaction, so that the
+//! spool replayed after a kill, or a batch whose commit went unanswered, is never added
+//! twice. The local file is written durably (temp file, fsync, rename, fsync of the folder),
+//! and a file that cannot be read at start is moved aside, never overwritten.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use jiff::{Timestamp, civil::Date};
 use serde::{Deserialize, Serialize};
@@ -22,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::Catalog;
 use crate::cutover::Cutover;
 use crate::dktime;
+use crate::state::{LocalState, StateError, StateStore, UsageAggregates, UsageBatch};
 
 /// Days of aggregates kept on disk; the dashboard shows the last `SHOWN_DAYS`.
 const KEPT_DAYS: i32 = 35;
@@ -29,13 +34,13 @@ pub const SHOWN_DAYS: i32 = 14;
 /// Own-time samples kept for the overhead percentiles.
 const OWN_SAMPLES: usize = 4096;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Count {
-    calls: u64,
-    faults: BTreeMap<u32, u64>,
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Count {
+    pub calls: u64,
+    pub faults: BTreeMap<u32, u64>,
 }
 
-/// What is persisted.
+/// What the usage file holds.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Stored {
     /// "date|type|code|service|operation" → counts of that day.
@@ -44,26 +49,26 @@ struct Stored {
     last_seen: BTreeMap<String, Timestamp>,
 }
 
+/// The migration usage of this process's calls, kept in a [`StateStore`]: calls add to
+/// `recent`; `flush` moves what they added into the store.
 pub struct Usage {
-    path: Option<PathBuf>,
+    store: Arc<dyn StateStore>,
     /// What calls touch.
     recent: Mutex<Recent>,
-    /// The aggregates up to the last fold; locked by snapshots and `persist` only.
-    book: Mutex<Book>,
-    /// One writer of the file at a time.
-    disk: Mutex<()>,
+    /// One flush at a time, and what a failed one left.
+    flush: Mutex<Flush>,
 }
 
-/// The aggregates and whether the file has them.
-struct Book {
-    stored: Stored,
-    /// Counts every fold that changed `stored`.
-    generation: u64,
-    /// The generation the file holds.
-    persisted: u64,
+#[derive(Default)]
+struct Flush {
+    /// A batch whose add failed. With a shared store its outcome may be unknown (the
+    /// connection broke at the commit): its spool marks tell, before it is added again.
+    pending: Option<UsageBatch>,
+    /// Spool files every byte of which is in a batch taken: deleted once that batch is in.
+    retired: Vec<PathBuf>,
 }
 
-/// The calls since the last fold.
+/// The calls since the last flush.
 struct Recent {
     /// Increments by "date|type|code|service|operation".
     days: BTreeMap<String, Count>,
@@ -74,8 +79,110 @@ struct Recent {
     day: Option<Day>,
     /// The key being looked up ("date|type|code|service|operation"), reused between calls.
     key: String,
+    /// With a shared store: every call also appended here before its answer leaves.
+    spool: Option<Spool>,
 }
 
+/// A file of this process's counted calls, one line each (`key TAB fault TAB unix-ms`),
+/// appended before the call's answer is sent. The process can be killed at any moment and
+/// the kernel still has the lines: at the next start they are replayed from the position the
+/// shared store has for the file ([`UsageStore::spool_mark`]), which moves in the same
+/// transaction as the counts. So a call answered is counted once, killed or not.
+struct Spool {
+    dir: PathBuf,
+    name: String,
+    file: std::fs::File,
+    len: u64,
+    line: String,
+}
+
+/// A spool file is replaced by a new one past this size (at a flush).
+const SPOOL_ROTATE_BYTES: u64 = 4 << 20;
+
+impl Spool {
+    fn create(dir: &Path) -> std::io::Result<Spool> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let name = format!("{}.spool", uuid::Uuid::new_v4());
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dir.join(&name))?;
+        Ok(Spool {
+            dir: dir.to_owned(),
+            name,
+            file,
+            len: 0,
+            line: String::new(),
+        })
+    }
+
+    fn append(&mut self, key: &str, fault: Option<u32>, now: Timestamp) {
+        self.line.clear();
+        self.line.push_str(key);
+        self.line.push('\t');
+        if let Some(f) = fault {
+            let _ = write!(self.line, "{f}");
+        }
+        let _ = writeln!(self.line, "\t{}", now.as_millisecond());
+        match self.file.write_all(self.line.as_bytes()) {
+            Ok(()) => self.len += self.line.len() as u64,
+            Err(e) => {
+                // The count is still in memory; only a kill before the next flush loses it.
+                tracing::error!(error = %e, "cannot append to the usage spool");
+            }
+        }
+    }
+}
+
+/// Creates `dir` (owner only) if it does not exist.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    match std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(dir)
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads the complete lines of a spool file's bytes into `batch`; answers how many bytes
+/// they are (a line cut by a power loss is left out).
+fn replay(bytes: &[u8], batch: &mut UsageBatch) -> usize {
+    let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    for line in bytes[..end].split(|b| *b == b'\n') {
+        let Ok(line) = std::str::from_utf8(line) else {
+            continue;
+        };
+        let mut parts = line.split('\t');
+        let (Some(key), Some(fault), Some(ms)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let Some(day_len) = key.find('|') else {
+            continue;
+        };
+        let c = batch.days.entry(key.to_owned()).or_default();
+        c.calls += 1;
+        if let Ok(f) = fault.parse::<u32>() {
+            *c.faults.entry(f).or_default() += 1;
+        }
+        if let Some(t) = ms
+            .parse()
+            .ok()
+            .and_then(|ms| Timestamp::from_millisecond(ms).ok())
+        {
+            let seen = batch
+                .last_seen
+                .entry(key[day_len + 1..].to_owned())
+                .or_insert(t);
+            *seen = (*seen).max(t);
+        }
+    }
+    end
+}
 /// A Danish day: its date as text, and the instants it starts and ends.
 struct Day {
     text: String,
@@ -200,54 +307,80 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 impl Usage {
     /// Usage kept in memory only.
     pub fn in_memory() -> Usage {
-        Usage::new(None, Stored::default())
+        Usage::with_store(Arc::new(LocalState::in_memory()), None)
     }
 
-    /// Usage persisted at `path`, read now if it exists. A file that is not valid usage
-    /// JSON is moved aside (`<name>.corrupt-<UTC time>`, logged as an error) and usage
-    /// starts empty; a file that cannot be read at all, or cannot be moved aside, is an
-    /// error: it is never overwritten.
+    /// Usage kept in the file `path` (one process; [`FileUsage::load`]).
     pub fn load(path: PathBuf) -> Result<Usage, UsageError> {
-        let fail = |source| UsageError {
-            path: path.clone(),
-            source,
-        };
-        let stored = match std::fs::read(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Stored::default(),
-            Err(e) => return Err(fail(e)),
-            Ok(bytes) => match serde_json::from_slice(&bytes) {
-                Ok(s) => s,
-                Err(e) => {
-                    let aside = set_aside(&path).map_err(fail)?;
-                    tracing::error!(
-                        error = %e,
-                        kept_as = %aside.display(),
-                        "migration usage file unreadable; moved aside, starting empty"
-                    );
-                    Stored::default()
-                }
-            },
-        };
-        Ok(Usage::new(Some(path), stored))
+        Ok(Usage::with_store(
+            Arc::new(LocalState::with_usage(FileUsage::load(path)?)),
+            None,
+        ))
     }
 
-    fn new(path: Option<PathBuf>, stored: Stored) -> Usage {
+    /// Usage in `store`. A shared store gets a spool in `data_dir/usage-spool`: what an
+    /// earlier run of this process counted and did not flush is replayed from it first.
+    pub fn open(store: Arc<dyn StateStore>, data_dir: &Path) -> Result<Usage, String> {
+        if !store.shared() {
+            return Ok(Usage::with_store(store, None));
+        }
+        let dir = data_dir.join("usage-spool");
+        create_private_dir(&dir).map_err(|e| format!("the usage spool {}: {e}", dir.display()))?;
+        let mut batch = UsageBatch::default();
+        let mut retired = Vec::new();
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| format!("the usage spool {}: {e}", dir.display()))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            if !name.ends_with(".spool") {
+                continue;
+            }
+            let bytes = std::fs::read(&path)
+                .map_err(|e| format!("the usage spool {}: {e}", path.display()))?;
+            let mark = store.spool_mark(&name).map_err(|e| e.0)?;
+            let from = usize::try_from(mark).unwrap_or(usize::MAX).min(bytes.len());
+            let used = replay(&bytes[from..], &mut batch);
+            batch.marks.push((name, (from + used) as u64));
+            retired.push(path);
+        }
+        if !batch.days.is_empty() {
+            let calls: u64 = batch.days.values().map(|c| c.calls).sum();
+            tracing::info!(
+                calls,
+                "usage: calls counted before the last stop are added now"
+            );
+        }
+        let spool =
+            Spool::create(&dir).map_err(|e| format!("the usage spool {}: {e}", dir.display()))?;
+        let usage = Usage::with_store(store, Some(spool));
+        if let Ok(mut f) = usage.flush.lock() {
+            f.pending = (!batch.marks.is_empty()).then_some(batch);
+            f.retired = retired;
+        }
+        Ok(usage)
+    }
+
+    fn with_store(store: Arc<dyn StateStore>, spool: Option<Spool>) -> Usage {
         Usage {
-            path,
+            store,
             recent: Mutex::new(Recent {
                 days: BTreeMap::new(),
                 last_seen: BTreeMap::new(),
                 own_micros: VecDeque::with_capacity(OWN_SAMPLES),
                 day: None,
                 key: String::new(),
+                spool,
             }),
-            book: Mutex::new(Book {
-                stored,
-                generation: 0,
-                persisted: 0,
-            }),
-            disk: Mutex::new(()),
+            flush: Mutex::new(Flush::default()),
         }
+    }
+
+    /// The store usage is kept in.
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
     }
 
     /// Counts one call.
@@ -283,10 +416,11 @@ impl Usage {
             key.push('|');
         }
         key.push_str(operation);
+        // The same bounded codes as the metrics (0: not in the catalogue).
+        let fault = crate::observe::metrics::bounded_fault(fault);
         let count = |c: &mut Count| {
             c.calls += 1;
-            // The same bounded codes as the metrics (0: not in the catalogue).
-            if let Some(f) = crate::observe::metrics::bounded_fault(fault) {
+            if let Some(f) = fault {
                 *c.faults.entry(f).or_default() += 1;
             }
         };
@@ -300,99 +434,124 @@ impl Usage {
                 g.last_seen.insert(key[day_len..].to_owned(), now);
             }
         }
+        if let Some(spool) = &mut g.spool {
+            spool.append(key, fault, now);
+        }
         if g.own_micros.len() == OWN_SAMPLES {
             g.own_micros.pop_front();
         }
         g.own_micros.push_back(own_micros);
     }
 
-    /// The book with every call recorded so far folded in. `recent` is held only for the
-    /// swap of its two maps.
-    fn fold(&self) -> Option<MutexGuard<'_, Book>> {
-        let (days, last_seen) = {
-            let mut r = self.recent.lock().ok()?;
-            (
-                std::mem::take(&mut r.days),
-                std::mem::take(&mut r.last_seen),
-            )
+    /// The calls recorded since the last take, with the spool's position; a spool past
+    /// its size is replaced (the old file is answered, to delete once the batch is in).
+    fn take(&self) -> (UsageBatch, Option<PathBuf>) {
+        let Ok(mut r) = self.recent.lock() else {
+            return (UsageBatch::default(), None);
         };
-        let mut book = self.book.lock().ok()?;
-        if days.is_empty() && last_seen.is_empty() {
-            return Some(book);
-        }
-        book.generation += 1;
-        for (key, c) in days {
-            let into = book.stored.days.entry(key).or_default();
-            into.calls += c.calls;
-            for (code, n) in c.faults {
-                *into.faults.entry(code).or_default() += n;
+        let r = &mut *r;
+        let mut batch = UsageBatch {
+            days: std::mem::take(&mut r.days),
+            last_seen: std::mem::take(&mut r.last_seen),
+            marks: Vec::new(),
+        };
+        let mut retired = None;
+        if let Some(spool) = &mut r.spool {
+            batch.marks.push((spool.name.clone(), spool.len));
+            if spool.len > SPOOL_ROTATE_BYTES {
+                match Spool::create(&spool.dir) {
+                    Ok(next) => {
+                        retired = Some(spool.dir.join(&spool.name));
+                        *spool = next;
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot start a new usage spool"),
+                }
             }
         }
-        for (key, t) in last_seen {
-            let into = book.stored.last_seen.entry(key).or_insert(t);
-            *into = (*into).max(t);
-        }
-        Some(book)
+        (batch, retired)
     }
 
-    /// Writes the aggregates if anything changed since the last write, dropping old days
-    /// first; durably (`write_durably`). Until a write succeeds the next call tries again:
-    /// the changes stay marked as not written.
-    pub fn persist(&self, today: Date) -> Result<(), UsageError> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        let Ok(_disk) = self.disk.lock() else {
-            return Ok(());
-        };
-        let (text, generation) = {
-            let Some(mut book) = self.fold() else {
-                return Ok(());
-            };
-            let before = (book.stored.days.len(), book.stored.last_seen.len());
-            let oldest = today
-                .saturating_sub(jiff::Span::new().days(KEPT_DAYS))
-                .to_string();
-            book.stored
-                .days
-                .retain(|k, _| k.split('|').next().is_some_and(|d| d >= oldest.as_str()));
-            // Who called is remembered for a year, then forgotten.
-            let year_ago = today.saturating_sub(jiff::Span::new().days(365));
-            book.stored
-                .last_seen
-                .retain(|_, t| t.to_zoned(dktime::copenhagen().clone()).date() >= year_ago);
-            if before != (book.stored.days.len(), book.stored.last_seen.len()) {
-                book.generation += 1;
+    /// Moves every call recorded so far into the store. A batch that fails stays pending
+    /// and goes with the next flush, unless the store shows that it was added after all.
+    pub fn flush(&self) -> Result<(), StateError> {
+        let mut f = self
+            .flush
+            .lock()
+            .map_err(|_| StateError("the usage flush lock was poisoned".into()))?;
+        let mut batch = UsageBatch::default();
+        if let Some(pending) = f.pending.take() {
+            let mut added = !pending.marks.is_empty();
+            for (file, at) in &pending.marks {
+                match self.store.spool_mark(file) {
+                    Ok(m) if m >= *at => {}
+                    Ok(_) => added = false,
+                    Err(e) => {
+                        f.pending = Some(pending);
+                        return Err(e);
+                    }
+                }
             }
-            if book.generation == book.persisted {
-                return Ok(());
+            if !added {
+                batch = pending;
             }
-            let text = serde_json::to_vec(&book.stored).map_err(|e| UsageError {
-                path: path.clone(),
-                source: std::io::Error::other(e),
-            })?;
-            (text, book.generation)
-        };
-        if let Err(source) = write_durably(path, &text) {
-            let e = UsageError {
-                path: path.clone(),
-                source,
-            };
-            tracing::error!(error = %e, "cannot write the migration usage file; will retry");
-            return Err(e);
         }
-        if let Ok(mut book) = self.book.lock() {
-            book.persisted = book.persisted.max(generation);
+        let (taken, retired) = self.take();
+        batch.merge(taken);
+        f.retired.extend(retired);
+        if batch.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        match self.store.add_usage(&batch) {
+            Ok(()) => {
+                if !f.retired.is_empty() {
+                    let mut gone = Vec::new();
+                    for path in std::mem::take(&mut f.retired) {
+                        match std::fs::remove_file(&path) {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, file = %path.display(), "cannot delete a used usage spool");
+                                continue;
+                            }
+                        }
+                        if let Some(n) = path.file_name().and_then(|n| n.to_str()) {
+                            gone.push(n.to_owned());
+                        }
+                    }
+                    // Its mark is only kept to tell an added batch; the file is gone.
+                    let _ = self.store.forget_spool(&gone);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                f.pending = Some(batch);
+                Err(e)
+            }
+        }
     }
 
+    /// Flushes, then has the store keep the aggregates (the file: written durably if they
+    /// changed), dropping days older than `KEPT_DAYS` and last calls older than a year.
+    /// Until a write succeeds the next call tries again: nothing taken is dropped.
+    pub fn persist(&self, today: Date) -> Result<(), StateError> {
+        let flushed = self.flush();
+        let oldest = today.saturating_sub(jiff::Span::new().days(KEPT_DAYS));
+        let year_ago = today.saturating_sub(jiff::Span::new().days(365));
+        let kept = self.store.keep_usage(oldest, year_ago);
+        if let Err(e) = flushed.as_ref().and(kept.as_ref()) {
+            tracing::error!(error = %e, "cannot keep the migration usage; will retry");
+        }
+        flushed.and(kept)
+    }
+
+    /// `/api/migration`: this process's calls flushed, then the store's aggregates (every
+    /// replica's, with a shared store). Fails when the store cannot be read.
     pub fn snapshot(
         &self,
         cutover: &Cutover,
         catalog: Option<&Catalog>,
         now: Timestamp,
-    ) -> Migration {
+    ) -> Result<Migration, StateError> {
         let today = now.to_zoned(dktime::copenhagen().clone()).date();
         let days: Vec<Date> = (0..SHOWN_DAYS)
             .rev()
@@ -403,7 +562,9 @@ impl Usage {
             .lock()
             .map(|r| r.own_micros.iter().copied().collect())
             .unwrap_or_default();
-        let g = self.fold();
+        self.flush()?;
+        let stored = self.store.usage(days.first().copied().unwrap_or(today))?;
+        let g = Some(&stored);
         let mut orgs: BTreeMap<(String, String), OrganisationUsage> = BTreeMap::new();
         let new_org = |ty: &str, code: &str| {
             let at = cutover.instant_for(ty, code);
@@ -435,7 +596,7 @@ impl Usage {
         // Organisations that called once and then stopped stay listed (with no calls in the
         // window): that they moved is what the dashboard is for.
         if let Some(g) = &g {
-            for (key, seen) in &g.stored.last_seen {
+            for (key, seen) in &g.last_seen {
                 let parts: Vec<&str> = key.split('|').collect();
                 let [ty, code, service, operation] = parts[..] else {
                     continue;
@@ -459,7 +620,7 @@ impl Usage {
             }
         }
         if let Some(g) = &g {
-            for (key, count) in &g.stored.days {
+            for (key, count) in &g.days {
                 let parts: Vec<&str> = key.split('|').collect();
                 let [day, ty, code, service, operation] = parts[..] else {
                     continue;
@@ -478,7 +639,6 @@ impl Usage {
                     Some(p) => &mut org.operations[p],
                     None => {
                         let last_seen = g
-                            .stored
                             .last_seen
                             .get(&format!("{ty}|{code}|{service}|{operation}"))
                             .copied();
@@ -528,7 +688,6 @@ impl Usage {
                     .cmp(&(&b.organisation_type, &b.organisation_code))
             })
         });
-        drop(g);
         let mut s = own_micros;
         s.sort_unstable();
         let overhead = Overhead {
@@ -536,14 +695,171 @@ impl Usage {
             p50_micros: percentile(&s, 0.5),
             p99_micros: percentile(&s, 0.99),
         };
-        Migration {
+        Ok(Migration {
             generated_at: now,
             days,
             default_cutover: cutover.default_instant(),
             overhead,
             organisations,
             wsrm: Vec::new(),
+        })
+    }
+}
+
+/// The usage aggregates in memory, written whole to a JSON file: the store of one process
+/// ([`LocalState`]). The file is replaced durably (`write_durably`); one that cannot be
+/// read at start is moved aside, never overwritten.
+pub struct FileUsage {
+    path: Option<PathBuf>,
+    book: Mutex<Book>,
+    /// One writer of the file at a time.
+    disk: Mutex<()>,
+}
+
+/// The aggregates and whether the file has them.
+struct Book {
+    stored: Stored,
+    /// Counts every change of `stored`.
+    generation: u64,
+    /// The generation the file holds.
+    persisted: u64,
+}
+
+impl FileUsage {
+    pub fn in_memory() -> FileUsage {
+        FileUsage::new(None, Stored::default())
+    }
+
+    /// The file at `path`, read now if it exists. A file that is not valid usage JSON is
+    /// moved aside (`<name>.corrupt-<UTC time>`, logged as an error) and usage starts
+    /// empty; a file that cannot be read at all, or cannot be moved aside, is an error: it
+    /// is never overwritten.
+    pub fn load(path: PathBuf) -> Result<FileUsage, UsageError> {
+        let fail = |source| UsageError {
+            path: path.clone(),
+            source,
+        };
+        let stored = match std::fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Stored::default(),
+            Err(e) => return Err(fail(e)),
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(s) => s,
+                Err(e) => {
+                    let aside = set_aside(&path).map_err(fail)?;
+                    tracing::error!(
+                        error = %e,
+                        kept_as = %aside.display(),
+                        "migration usage file unreadable; moved aside, starting empty"
+                    );
+                    Stored::default()
+                }
+            },
+        };
+        Ok(FileUsage::new(Some(path), stored))
+    }
+
+    fn new(path: Option<PathBuf>, stored: Stored) -> FileUsage {
+        FileUsage {
+            path,
+            book: Mutex::new(Book {
+                stored,
+                generation: 0,
+                persisted: 0,
+            }),
+            disk: Mutex::new(()),
         }
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn book(&self) -> Result<std::sync::MutexGuard<'_, Book>, StateError> {
+        self.book
+            .lock()
+            .map_err(|_| StateError("the usage book lock was poisoned".into()))
+    }
+
+    pub fn add_usage(&self, batch: &UsageBatch) -> Result<(), StateError> {
+        if batch.days.is_empty() && batch.last_seen.is_empty() {
+            return Ok(());
+        }
+        let mut book = self.book()?;
+        book.generation += 1;
+        for (key, c) in &batch.days {
+            let into = book.stored.days.entry(key.clone()).or_default();
+            into.calls += c.calls;
+            for (code, n) in &c.faults {
+                *into.faults.entry(*code).or_default() += n;
+            }
+        }
+        for (key, t) in &batch.last_seen {
+            let into = book.stored.last_seen.entry(key.clone()).or_insert(*t);
+            *into = (*into).max(*t);
+        }
+        Ok(())
+    }
+
+    pub fn usage(&self, oldest: Date) -> Result<UsageAggregates, StateError> {
+        let book = self.book()?;
+        let oldest = oldest.to_string();
+        Ok(UsageAggregates {
+            days: book
+                .stored
+                .days
+                .iter()
+                .filter(|(k, _)| k.split('|').next().is_some_and(|d| d >= oldest.as_str()))
+                .map(|(k, c)| (k.clone(), c.clone()))
+                .collect(),
+            last_seen: book.stored.last_seen.clone(),
+        })
+    }
+
+    /// Drops old days and last calls, then writes the file if anything changed since the
+    /// last write. Until a write succeeds the changes stay marked as not written.
+    pub fn keep_usage(&self, oldest: Date, forget_before: Date) -> Result<(), StateError> {
+        let Ok(_disk) = self.disk.lock() else {
+            return Ok(());
+        };
+        let (text, generation) = {
+            let mut book = self.book()?;
+            let before = (book.stored.days.len(), book.stored.last_seen.len());
+            let oldest = oldest.to_string();
+            book.stored
+                .days
+                .retain(|k, _| k.split('|').next().is_some_and(|d| d >= oldest.as_str()));
+            // Who called is remembered for a year, then forgotten.
+            book.stored
+                .last_seen
+                .retain(|_, t| t.to_zoned(dktime::copenhagen().clone()).date() >= forget_before);
+            if before != (book.stored.days.len(), book.stored.last_seen.len()) {
+                book.generation += 1;
+            }
+            let Some(path) = &self.path else {
+                return Ok(());
+            };
+            if book.generation == book.persisted {
+                return Ok(());
+            }
+            let text = serde_json::to_vec(&book.stored)
+                .map_err(|e| StateError(format!("migration usage file {}: {e}", path.display())))?;
+            (text, book.generation)
+        };
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        write_durably(path, &text).map_err(|source| {
+            StateError(
+                UsageError {
+                    path: path.clone(),
+                    source,
+                }
+                .to_string(),
+            )
+        })?;
+        let mut book = self.book()?;
+        book.persisted = book.persisted.max(generation);
+        Ok(())
     }
 }
 
@@ -640,7 +956,7 @@ mod tests {
             .unwrap();
 
         let again = Usage::load(path).unwrap();
-        let m = again.snapshot(&cut, Catalog::load().ok(), now);
+        let m = again.snapshot(&cut, Catalog::load().ok(), now).unwrap();
         assert_eq!(m.days.len(), SHOWN_DAYS as usize);
         let jc = &m.organisations[0];
         assert_eq!(
@@ -683,12 +999,12 @@ mod tests {
             own_micros: 10,
         };
         u.record(&call, long_ago);
-        let m = u.snapshot(&Cutover::new(now), None, now);
+        let m = u.snapshot(&Cutover::new(now), None, now).unwrap();
         let o = &m.organisations[0];
         assert_eq!((o.organisation_code.as_str(), o.calls), ("147", 0));
         assert_eq!(o.operations[0].last_seen, Some(long_ago));
         assert_eq!(o.operations[0].total, 0);
-        let recent = u.snapshot(&Cutover::new(now), None, long_ago);
+        let recent = u.snapshot(&Cutover::new(now), None, long_ago).unwrap();
         assert_eq!(
             recent.organisations[0].faults_by_code,
             vec![FaultCount { code: 0, count: 1 }],
@@ -708,7 +1024,7 @@ mod tests {
     }
 
     fn total_calls(u: &Usage, now: Timestamp) -> u64 {
-        let m = u.snapshot(&Cutover::new(now), None, now);
+        let m = u.snapshot(&Cutover::new(now), None, now).unwrap();
         m.organisations.iter().map(|o| o.calls).sum()
     }
 

@@ -114,6 +114,7 @@ async fn post(
     let work = answer(req, payload, state, pickup.clone(), request_id.clone());
     let mut answering = Answering {
         work: Some(Box::pin(work)),
+        whole: None,
         pickup,
         rx: None,
     };
@@ -213,24 +214,32 @@ async fn answer(
 /// whose guards record how far it came.
 struct Answering {
     work: Option<Pin<Box<dyn Future<Output = Option<Head>>>>>,
+    /// The whole answer the work returned, until `poll_head` hands it on.
+    whole: Option<Head>,
     pickup: Pickup,
     rx: Option<mpsc::Receiver<Piece>>,
 }
 
 impl Answering {
-    /// The answer's head: returned whole by the work (`false`), or the first piece of a
-    /// streamed answer (`true`); `None` if the work ended with neither.
-    fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Option<(Head, bool)>> {
+    /// Polls the work once, if it still runs. A whole answer it returns is kept in `whole`
+    /// whichever poll sees it: `poll_head` and `poll_piece` both advance the work, and a head
+    /// dropped by one of them would leave the call without an answer.
+    fn advance(&mut self, cx: &mut Context<'_>) {
         if let Some(work) = &mut self.work
             && let Poll::Ready(whole) = work.as_mut().poll(cx)
         {
+            // Its sender is dropped with it: the receiver ends after what was sent.
             self.work = None;
-            if let Some(head) = whole {
-                return Poll::Ready(Some((head, false)));
-            }
+            self.whole = whole;
         }
+    }
+
+    /// The answer's head: returned whole by the work (`false`), or the first piece of a
+    /// streamed answer (`true`); `None` if the work ended with neither.
+    fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Option<(Head, bool)>> {
         match self.poll_piece(cx) {
             Poll::Ready(Some(Piece::Head(head))) => Poll::Ready(Some((head, true))),
+            _ if self.whole.is_some() => Poll::Ready(self.whole.take().map(|h| (h, false))),
             Poll::Ready(_) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
@@ -238,12 +247,7 @@ impl Answering {
 
     /// The next piece of a streamed answer, advancing the work first.
     fn poll_piece(&mut self, cx: &mut Context<'_>) -> Poll<Option<Piece>> {
-        if let Some(work) = &mut self.work
-            && work.as_mut().poll(cx).is_ready()
-        {
-            // Its sender is dropped with it: the receiver ends after what was sent.
-            self.work = None;
-        }
+        self.advance(cx);
         if self.rx.is_none() {
             self.rx = self.pickup.borrow_mut().take();
         }
@@ -419,14 +423,37 @@ async fn readyz(state: web::Data<Arc<SoapState>>) -> HttpResponse {
     } else {
         identity
     };
-    if state.converter.upstream.ready().await {
-        HttpResponse::Ok()
-            .content_type("text/plain; charset=utf-8")
-            .body(format!("ready: mappings loaded, REST answers\n{identity}"))
+    let store = state.converter.usage.store().clone();
+    let stored = format!("state: {}\n", store.describe());
+    // A shared store is a dependency: without it the replica cannot serve WSRM or show the
+    // shared usage, so the load balancer should send its calls elsewhere. The probe runs on
+    // the blocking pool (at most one a second, `StateStore::ready`).
+    let store_ready = if store.shared() {
+        web::block(move || store.ready())
+            .await
+            .map_err(|e| crate::state::StateError(e.to_string()))
+            .and_then(|r| r)
     } else {
-        HttpResponse::ServiceUnavailable()
-            .content_type("text/plain; charset=utf-8")
-            .body(format!("not ready: REST does not answer\n{identity}"))
+        Ok(())
+    };
+    let rest_ready = state.converter.upstream.ready().await;
+    let text = |s: &str| {
+        HttpResponse::build(if rest_ready && store_ready.is_ok() {
+            actix_web::http::StatusCode::OK
+        } else {
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+        })
+        .content_type("text/plain; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(format!("{s}\n{identity}{stored}"))
+    };
+    match (rest_ready, &store_ready) {
+        (true, Ok(())) => text("ready: mappings loaded, REST answers, the state store answers"),
+        (false, Ok(())) => text("not ready: REST does not answer"),
+        (true, Err(e)) => text(&format!("not ready: the state store does not answer ({e})")),
+        (false, Err(e)) => text(&format!(
+            "not ready: REST does not answer; the state store does not answer ({e})"
+        )),
     }
 }
 
@@ -435,9 +462,22 @@ async fn readyz(state: web::Data<Arc<SoapState>>) -> HttpResponse {
 async fn migration(state: web::Data<Arc<SoapState>>) -> HttpResponse {
     let c = &state.converter;
     let now = jiff::Timestamp::now();
-    let mut m = c
-        .usage
-        .snapshot(&c.cutover, crate::catalog::Catalog::load().ok(), now);
+    let st = state.get_ref().clone();
+    let snapshot = web::block(move || {
+        let c = &st.converter;
+        c.usage
+            .snapshot(&c.cutover, crate::catalog::Catalog::load().ok(), now)
+    })
+    .await
+    .map_err(|e| crate::state::StateError(e.to_string()))
+    .and_then(|r| r);
+    let mut m = match snapshot {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "/api/migration: the state store cannot be read");
+            return own_problem(crate::catalog::Fejl::TilstandUtilgaengelig);
+        }
+    };
     if let Some(wsrm) = &c.wsrm {
         let store = wsrm.store.clone();
         let at = now.as_millisecond();
@@ -480,6 +520,24 @@ async fn migration(state: web::Data<Arc<SoapState>>) -> HttpResponse {
     HttpResponse::Ok().json(m)
 }
 
+/// A catalogue error as problem+json (RFC 9457, the fields REST's problems have), for the
+/// converter's own JSON endpoints.
+fn own_problem(fejl: crate::catalog::Fejl) -> HttpResponse {
+    let e = fejl.entry();
+    let status = actix_web::http::StatusCode::from_u16(e.status)
+        .unwrap_or(actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
+    HttpResponse::build(status)
+        .content_type("application/problem+json")
+        .insert_header(("Cache-Control", "no-store"))
+        .json(serde_json::json!({
+            "type": format!("urn:dk:star:vos:fejl:{}", e.code),
+            "title": e.text,
+            "status": status.as_u16(),
+            "fejlkode": e.code,
+            "fejltekst": e.text,
+        }))
+}
+
 async fn dashboard() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
@@ -519,5 +577,57 @@ pub fn configure(state: Arc<SoapState>) -> impl Fn(&mut web::ServiceConfig) + Cl
             .service(web::resource("/api/migration").route(web::get().to(migration)))
             .service(web::resource("/dashboard").route(web::get().to(dashboard)))
             .service(web::resource("/dashboard/chart.js").route(web::get().to(chart_js)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A work that is not ready at its first poll and is at its second (as WSRM's work on
+    /// the blocking pool can finish between two polls).
+    fn ready_at_second_poll() -> Pin<Box<dyn Future<Output = Option<Head>>>> {
+        let mut polled = false;
+        Box::pin(std::future::poll_fn(move |cx| {
+            if polled {
+                Poll::Ready(Some(Head {
+                    status: 200,
+                    content_type: "text/xml".into(),
+                    whole: Some(b"<answer/>".to_vec()),
+                }))
+            } else {
+                polled = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }))
+    }
+
+    /// `poll_head` and `poll_piece` both advance the work: a whole answer that one of
+    /// them sees is the head, whichever it is (it used to be dropped when the second poll,
+    /// inside `poll_piece`, saw it: an empty 500 for an answered call).
+    #[test]
+    fn a_whole_answer_ready_between_two_polls_is_the_head() {
+        let mut answering = Answering {
+            work: Some(ready_at_second_poll()),
+            whole: None,
+            pickup: Pickup::default(),
+            rx: None,
+        };
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut polls = 0;
+        let got = loop {
+            polls += 1;
+            assert!(polls < 5, "no head after {polls} polls");
+            if let Poll::Ready(got) = answering.poll_head(&mut cx) {
+                break got;
+            }
+        };
+        let (head, streams) = got.expect("the whole answer");
+        assert!(!streams);
+        assert_eq!(head.status, 200);
+        assert_eq!(head.whole.as_deref(), Some(&b"<answer/>"[..]));
     }
 }

@@ -54,55 +54,55 @@ impl Subscription {
             .timeout(Duration::from_secs(10))
     }
 
-    /// Makes sure the subscription exists; answers its id.
-    pub async fn ensure(&self, client: &reqwest::Client) -> Result<String, String> {
-        let list: Value = self
-            .request(client, reqwest::Method::GET)
+    /// The caller's subscriptions (GetWsbAbonnementer).
+    async fn list(&self, client: &reqwest::Client) -> Result<Value, String> {
+        self.request(client, reqwest::Method::GET)
             .send()
             .await
             .and_then(|r| r.error_for_status())
             .map_err(|e| format!("GetWsbAbonnementer: {e}"))?
             .json()
             .await
-            .map_err(|e| format!("GetWsbAbonnementer: {e}"))?;
+            .map_err(|e| format!("GetWsbAbonnementer: {e}"))
+    }
+
+    /// Ends subscription `id` (DeleteWsbAbonnement); answers REST's status.
+    async fn end(&self, client: &reqwest::Client, id: &str) -> Result<reqwest::StatusCode, String> {
+        let url = format!(
+            "{}{}/wsb/abonnementer/{id}",
+            self.rest_url.trim_end_matches('/'),
+            vos::BASE
+        );
+        client
+            .delete(url)
+            .header(vos::HDR_ORG_TYPE, "5")
+            .header(vos::HDR_ORG_CODE, &self.code)
+            .header(vos::HDR_USER, "vos-converter")
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map(|r| r.status())
+            .map_err(|e| format!("DeleteWsbAbonnement {id}: {e}"))
+    }
+
+    /// Makes sure the subscription exists, and exists once; answers its id.
+    pub async fn ensure(&self, client: &reqwest::Client) -> Result<String, String> {
+        let list = self.list(client).await?;
         if self.prune_loopback {
             for a in list["abonnementer"].as_array().into_iter().flatten() {
                 let (Some(id), Some(endpoint)) = (a["id"].as_str(), a["endpoint"].as_str()) else {
                     continue;
                 };
-                if is_stale_loopback(endpoint, &self.receiver_url) {
-                    let url = format!(
-                        "{}{}/wsb/abonnementer/{id}",
-                        self.rest_url.trim_end_matches('/'),
-                        vos::BASE
-                    );
-                    let ended = client
-                        .delete(url)
-                        .header(vos::HDR_ORG_TYPE, "5")
-                        .header(vos::HDR_ORG_CODE, &self.code)
-                        .timeout(Duration::from_secs(10))
-                        .send()
-                        .await;
-                    if ended.is_ok_and(|r| r.status().is_success()) {
-                        tracing::info!(abonnement = %id, "ended the WSB subscription of an earlier dev run");
-                    }
+                if is_stale_loopback(endpoint, &self.receiver_url)
+                    && self.end(client, id).await.is_ok_and(|s| s.is_success())
+                {
+                    tracing::info!(abonnement = %id, "ended the WSB subscription of an earlier dev run");
                 }
             }
         }
-        let existing = list["abonnementer"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|a| {
-                a["endpoint"] == self.receiver_url.as_str()
-                    && ENTITETER.iter().all(|e| {
-                        a["entiteter"]
-                            .as_array()
-                            .is_some_and(|l| l.iter().any(|x| x == e))
-                    })
-            });
-        if let Some(a) = existing {
-            return Ok(a["id"].as_str().unwrap_or_default().to_owned());
+        let ours = self.ours(&list);
+        if !ours.is_empty() {
+            return self.keep_one(client, ours).await;
         }
         let created: Value = self
             .request(client, reqwest::Method::POST)
@@ -114,7 +114,55 @@ impl Subscription {
             .json()
             .await
             .map_err(|e| format!("CreateWsbAbonnement: {e}"))?;
-        Ok(created["id"].as_str().unwrap_or_default().to_owned())
+        let created = created["id"].as_str().unwrap_or_default().to_owned();
+        // Replicas started together may each have found none and made one: every event
+        // would then come once per subscription, and one acknowledged in between would be
+        // queued again. Each keeps the least id it sees and ends the others: the least id
+        // ever made is never ended, and whoever made a greater one sees it, so one is left.
+        let list = self.list(client).await?;
+        match self.ours(&list) {
+            ours if ours.is_empty() => Ok(created),
+            ours => self.keep_one(client, ours).await,
+        }
+    }
+
+    /// Ends every subscription in `ours` (least id first) but the first; answers its id.
+    async fn keep_one(
+        &self,
+        client: &reqwest::Client,
+        ours: Vec<String>,
+    ) -> Result<String, String> {
+        let kept = ours[0].clone();
+        for id in &ours[1..] {
+            match self.end(client, id).await? {
+                // 404: another replica ended it first.
+                s if s.is_success() || s == reqwest::StatusCode::NOT_FOUND => {
+                    tracing::info!(abonnement = %id, kept = %kept, "ended a second WSB subscription to this receiver (replicas started together)");
+                }
+                s => return Err(format!("DeleteWsbAbonnement {id}: {s}")),
+            }
+        }
+        Ok(kept)
+    }
+
+    /// The ids of the subscriptions to this receiver for every entity, least first.
+    fn ours(&self, list: &Value) -> Vec<String> {
+        let mut ids: Vec<String> = list["abonnementer"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| {
+                a["endpoint"] == self.receiver_url.as_str()
+                    && ENTITETER.iter().all(|e| {
+                        a["entiteter"]
+                            .as_array()
+                            .is_some_and(|l| l.iter().any(|x| x == e))
+                    })
+            })
+            .filter_map(|a| a["id"].as_str().map(str::to_owned))
+            .collect();
+        ids.sort();
+        ids
     }
 
     /// [`Subscription::ensure`] until it succeeds, every 5 s, logging each failure once.
