@@ -26,6 +26,14 @@
 #   forged STAR certificate header is 900511)
 # (scripts/ha/driver.py says how each is checked, and how the client retries).
 #
+# Before the replicas start, the state store's contract suite (tests/state_store.rs) runs
+# against the same PostgreSQL (TLS, scram): a role `vos_test` allowed to CREATE DATABASE and
+# its database `vos_test` are made, and `cargo test --locked --test state_store` runs with
+# VOS_TEST_PG_URL=postgres://vos_test:...@127.0.0.1:<port>/vos_test?sslmode=require and
+# VOS_TEST_PG_CA=<the PostgreSQL CA>; each test makes and drops a scratch database of its
+# own. Any failure fails the run, and so does any `pg::` test that did not say it ran on
+# PostgreSQL (a skip): the output (store-test.log) is checked against the suite's list.
+#
 # Setup, every process of its own on loopback, in a temporary folder:
 #   - PostgreSQL (Debian's, installed with apt-get when missing): its own cluster, run as the
 #     unprivileged system user `vosha` (created when missing; PostgreSQL refuses root) or as
@@ -59,8 +67,9 @@
 # Installs with apt-get, when missing (CI runs as root on a possibly new Debian 12 machine):
 # python3, openssl, postgresql, haproxy, and systemd (only for systemd-analyze); `apt-get
 # update` only when an install fails without it. Downloads nothing else. Builds with `cargo
-# build` (debug) unless HA_BIN is given. Stops only the processes it started, by pid, however
-# it ends (failure, Ctrl-C); never waits without a time limit.
+# build` (debug) unless HA_BIN is given, and the contract suite with `cargo test --no-run`
+# (debug) unless HA_SKIP_STORE_TEST=1 (with HA_BIN too). Stops only the processes it
+# started, by pid, however it ends (failure, Ctrl-C); never waits without a time limit.
 #
 # Environment:
 #   HA_SECONDS=300        how long the load runs
@@ -79,7 +88,9 @@
 #   HA_PERSONS=60         fictitious persons
 #   HA_DRAIN_SECONDS=60   at most this long for the subscribers to drain their queues after
 #                         the load
-#   HA_BIN=PATH           the vos-converter binary to use (no build)
+#   HA_BIN=PATH           the vos-converter binary to use (no build; the contract suite is
+#                         still built and run, from this checkout, unless HA_SKIP_STORE_TEST=1)
+#   HA_SKIP_STORE_TEST=1  do not run tests/state_store.rs against the PostgreSQL (says so)
 #   HA_RUST_LOG=info      RUST_LOG of the converter processes (their logs go to files)
 #   HA_OUT=target/ha      where the results go
 #   HAPROXY=haproxy       the haproxy binary
@@ -350,6 +361,40 @@ restart_postgres() {
     info "PostgreSQL down at ${elapsed} s for $(awk -v a="$start" -v b="$ready" 'BEGIN{printf "%.2f", b-a}') s (pid $old -> $PG_PID); r3's /readyz meanwhile: ${down}"
 }
 
+# store_contract_test -- tests/state_store.rs against this PostgreSQL, as role vos_test
+# (CREATEDB: each test makes and drops a scratch database) over TLS with the CA. Fails the
+# run when a test fails, or when a `pg::` test of `--list` did not print its "ran on
+# PostgreSQL" line (skipped: no URL reached it). Output in store-test.log.
+store_contract_test() {
+    if [[ "${HA_SKIP_STORE_TEST:-}" == 1 ]]; then
+        info "SKIPPED: the state store contract suite (HA_SKIP_STORE_TEST=1)"
+        return 0
+    fi
+    local log="$TMP_DIR/store-test.log" pw url listed ran
+    pw="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+    PGPASSWORD="$(cat "$TMP_DIR/pg/admin.pw")" timeout 30 "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
+        "host=127.0.0.1 port=$PG_PORT user=vosha_admin dbname=postgres sslmode=verify-full sslrootcert=$TMP_DIR/pg-tls/ca.pem" \
+        -c "CREATE ROLE vos_test LOGIN CREATEDB PASSWORD '$pw'" -c "CREATE DATABASE vos_test OWNER vos_test" \
+        >"$TMP_DIR/psql-store-test.log" 2>&1 ||
+        { cat "$TMP_DIR/psql-store-test.log" >&2; fail "could not create the role and database vos_test"; }
+    url="postgres://vos_test:$pw@127.0.0.1:$PG_PORT/vos_test?sslmode=require"
+    info "state store contract: cargo test --test state_store against postgres://vos_test@127.0.0.1:$PG_PORT/vos_test (TLS); log: store-test.log"
+    if ! (cd "$ROOT" && VOS_TEST_PG_URL="$url" VOS_TEST_PG_CA="$TMP_DIR/pg-tls/ca.pem" \
+        timeout 600 cargo test --locked --test state_store -- --nocapture) >"$log" 2>&1; then
+        tail -n 60 "$log" >&2
+        fail "the state store contract suite (tests/state_store.rs) failed against PostgreSQL (the end of store-test.log above)"
+    fi
+    listed="$(cd "$ROOT" && cargo test --locked --test state_store -- --list 2>/dev/null |
+        sed -n 's/^\(pg::[A-Za-z0-9_]*\): test$/\1/p' | sort)"
+    ran="$(sed -n 's/.*state_store: ran on PostgreSQL: \(pg::[A-Za-z0-9_]*\).*/\1/p' "$log" | sort -u)"
+    if [[ -z "$listed" || "$listed" != "$ran" ]]; then
+        tail -n 60 "$log" >&2
+        printf 'listed pg:: tests:\n%s\nran on PostgreSQL:\n%s\n' "$listed" "$ran" >&2
+        fail "the state store contract suite did not run every pg:: test on PostgreSQL (skipped?)"
+    fi
+    info "state store contract: $(grep -c . <<<"$ran") pg:: tests ran on PostgreSQL, $(grep -o 'test result: ok\. [0-9]* passed' "$log" | head -n 1 | grep -o '[0-9]*') tests passed"
+}
+
 start_backend() {
     mkdir -p "$TMP_DIR/backend"
     RUST_LOG="$RUST_LOG_LEVEL" NO_COLOR=1 "$TMP_DIR/vos-converter" backend --listen 127.0.0.1:0 \
@@ -492,6 +537,11 @@ main() {
         (cd "$ROOT" && cargo build --locked --bin vos-converter)
         [[ -x "$BIN" ]] || fail "no binary at $BIN"
     fi
+    if [[ "${HA_SKIP_STORE_TEST:-}" != 1 ]]; then
+        command -v cargo >/dev/null 2>&1 ||
+            fail "no cargo to build tests/state_store.rs (HA_SKIP_STORE_TEST=1 skips that suite)"
+        (cd "$ROOT" && cargo test --locked --test state_store --no-run)
+    fi
     mkdir -p "$OUT"
     rm -rf "$OUT/summary.json" "$OUT/haproxy-log-not-2xx.txt" "$OUT/failed-logs"
     TMP_DIR="$(mktemp -d "${TMPDIR:-/tmp}/vos-ha.XXXXXX")"
@@ -515,6 +565,7 @@ main() {
 
     section "start: PostgreSQL, backend, $REPLICAS replicas, HAProxy"
     start_postgres
+    store_contract_test
     local i
     for i in "${!STATE_ARGS[@]}"; do
         [[ "${STATE_ARGS[$i]}" == "@STATE_URL@" ]] && STATE_ARGS[i]="$STATE_URL"

@@ -93,6 +93,8 @@ struct Spool {
     name: String,
     file: std::fs::File,
     len: u64,
+    /// `len` when a batch last took a mark: no new mark (and no batch) while nothing came.
+    marked: u64,
     line: String,
 }
 
@@ -113,6 +115,7 @@ impl Spool {
             name,
             file,
             len: 0,
+            marked: 0,
             line: String::new(),
         })
     }
@@ -129,6 +132,9 @@ impl Spool {
             Ok(()) => self.len += self.line.len() as u64,
             Err(e) => {
                 // The count is still in memory; only a kill before the next flush loses it.
+                // A part of the line that was written is cut off again, so that the marks
+                // stay positions of whole lines.
+                let _ = self.file.set_len(self.len);
                 tracing::error!(error = %e, "cannot append to the usage spool");
             }
         }
@@ -150,39 +156,56 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Reads the complete lines of a spool file's bytes into `batch`; answers how many bytes
-/// they are (a line cut by a power loss is left out).
-fn replay(bytes: &[u8], batch: &mut UsageBatch) -> usize {
+/// they are (a line cut by a power loss is left out). A line that is not one this process
+/// writes (a fragment, bytes a crash left) is skipped and counted in `skipped`.
+fn replay(bytes: &[u8], batch: &mut UsageBatch, skipped: &mut usize) -> usize {
     let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
     for line in bytes[..end].split(|b| *b == b'\n') {
-        let Ok(line) = std::str::from_utf8(line) else {
+        if line.is_empty() {
             continue;
-        };
-        let mut parts = line.split('\t');
-        let (Some(key), Some(fault), Some(ms)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
-        let Some(day_len) = key.find('|') else {
-            continue;
-        };
-        let c = batch.days.entry(key.to_owned()).or_default();
-        c.calls += 1;
-        if let Ok(f) = fault.parse::<u32>() {
-            *c.faults.entry(f).or_default() += 1;
         }
-        if let Some(t) = ms
-            .parse()
-            .ok()
-            .and_then(|ms| Timestamp::from_millisecond(ms).ok())
-        {
-            let seen = batch
-                .last_seen
-                .entry(key[day_len + 1..].to_owned())
-                .or_insert(t);
-            *seen = (*seen).max(t);
+        match spool_line(line) {
+            Some((key, fault, at)) => {
+                let day_len = key.find('|').unwrap_or(0);
+                let c = batch.days.entry(key.to_owned()).or_default();
+                c.calls += 1;
+                if let Some(f) = fault {
+                    *c.faults.entry(f).or_default() += 1;
+                }
+                let seen = batch
+                    .last_seen
+                    .entry(key[day_len + 1..].to_owned())
+                    .or_insert(at);
+                *seen = (*seen).max(at);
+            }
+            None => *skipped += 1,
         }
     }
     end
 }
+
+/// One spool line (`date|type|code|service|operation TAB fault TAB unix-ms`), checked: a
+/// date, five key parts without control characters, a fault code or nothing, a time.
+fn spool_line(line: &[u8]) -> Option<(&str, Option<u32>, Timestamp)> {
+    let line = std::str::from_utf8(line).ok()?;
+    let mut parts = line.split('\t');
+    let (key, fault, ms) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || key.chars().any(char::is_control) {
+        return None;
+    }
+    let mut fields = key.split('|');
+    fields.next()?.parse::<Date>().ok()?;
+    if fields.by_ref().take(4).filter(|f| !f.is_empty()).count() != 4 || fields.next().is_some() {
+        return None;
+    }
+    let fault = match fault {
+        "" => None,
+        f => Some(f.parse::<u32>().ok()?),
+    };
+    let at = Timestamp::from_millisecond(ms.parse().ok()?).ok()?;
+    Some((key, fault, at))
+}
+
 /// A Danish day: its date as text, and the instants it starts and ends.
 struct Day {
     text: String,
@@ -326,8 +349,12 @@ impl Usage {
         }
         let dir = data_dir.join("usage-spool");
         create_private_dir(&dir).map_err(|e| format!("the usage spool {}: {e}", dir.display()))?;
-        let mut batch = UsageBatch::default();
+        let mut batch = UsageBatch {
+            id: Some(uuid::Uuid::new_v4()),
+            ..UsageBatch::default()
+        };
         let mut retired = Vec::new();
+        let mut skipped = 0;
         let entries = std::fs::read_dir(&dir)
             .map_err(|e| format!("the usage spool {}: {e}", dir.display()))?;
         for entry in entries.flatten() {
@@ -342,9 +369,15 @@ impl Usage {
                 .map_err(|e| format!("the usage spool {}: {e}", path.display()))?;
             let mark = store.spool_mark(&name).map_err(|e| e.0)?;
             let from = usize::try_from(mark).unwrap_or(usize::MAX).min(bytes.len());
-            let used = replay(&bytes[from..], &mut batch);
+            let used = replay(&bytes[from..], &mut batch, &mut skipped);
             batch.marks.push((name, (from + used) as u64));
             retired.push(path);
+        }
+        if skipped > 0 {
+            tracing::warn!(
+                lines = skipped,
+                "usage: spool lines that are not counts were skipped"
+            );
         }
         if !batch.days.is_empty() {
             let calls: u64 = batch.days.values().map(|c| c.calls).sum();
@@ -454,10 +487,14 @@ impl Usage {
             days: std::mem::take(&mut r.days),
             last_seen: std::mem::take(&mut r.last_seen),
             marks: Vec::new(),
+            id: None,
         };
         let mut retired = None;
         if let Some(spool) = &mut r.spool {
-            batch.marks.push((spool.name.clone(), spool.len));
+            if spool.len > spool.marked {
+                batch.marks.push((spool.name.clone(), spool.len));
+                spool.marked = spool.len;
+            }
             if spool.len > SPOOL_ROTATE_BYTES {
                 match Spool::create(&spool.dir) {
                     Ok(next) => {
@@ -471,62 +508,68 @@ impl Usage {
         (batch, retired)
     }
 
-    /// Moves every call recorded so far into the store. A batch that fails stays pending
-    /// and goes with the next flush, unless the store shows that it was added after all.
+    /// Moves every call recorded so far into the store. A batch whose add fails stays
+    /// pending, and is sent again (alone, with its id: added once, whatever became of the
+    /// first try) before anything newer.
     pub fn flush(&self) -> Result<(), StateError> {
         let mut f = self
             .flush
             .lock()
             .map_err(|_| StateError("the usage flush lock was poisoned".into()))?;
-        let mut batch = UsageBatch::default();
         if let Some(pending) = f.pending.take() {
-            let mut added = !pending.marks.is_empty();
-            for (file, at) in &pending.marks {
-                match self.store.spool_mark(file) {
-                    Ok(m) if m >= *at => {}
-                    Ok(_) => added = false,
-                    Err(e) => {
-                        f.pending = Some(pending);
-                        return Err(e);
-                    }
-                }
+            if let Err(e) = self.store.add_usage(&pending) {
+                f.pending = Some(pending);
+                return Err(e);
             }
-            if !added {
-                batch = pending;
-            }
+            self.retire(&mut f);
         }
-        let (taken, retired) = self.take();
-        batch.merge(taken);
+        let (mut batch, retired) = self.take();
         f.retired.extend(retired);
         if batch.is_empty() {
             return Ok(());
         }
+        if self.store.shared() {
+            batch.id = Some(uuid::Uuid::new_v4());
+        }
         match self.store.add_usage(&batch) {
             Ok(()) => {
-                if !f.retired.is_empty() {
-                    let mut gone = Vec::new();
-                    for path in std::mem::take(&mut f.retired) {
-                        match std::fs::remove_file(&path) {
-                            Ok(()) => {}
-                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                            Err(e) => {
-                                tracing::warn!(error = %e, file = %path.display(), "cannot delete a used usage spool");
-                                continue;
-                            }
-                        }
-                        if let Some(n) = path.file_name().and_then(|n| n.to_str()) {
-                            gone.push(n.to_owned());
-                        }
-                    }
-                    // Its mark is only kept to tell an added batch; the file is gone.
-                    let _ = self.store.forget_spool(&gone);
-                }
+                self.retire(&mut f);
                 Ok(())
             }
             Err(e) => {
                 f.pending = Some(batch);
                 Err(e)
             }
+        }
+    }
+
+    /// Deletes the spool files every byte of which is in the store (nothing is pending),
+    /// makes that durable (the folder synced: a file that came back after a power loss
+    /// would be replayed from 0), then forgets their marks.
+    fn retire(&self, f: &mut Flush) {
+        if f.retired.is_empty() || f.pending.is_some() {
+            return;
+        }
+        let mut gone = Vec::new();
+        let mut dir = None;
+        for path in std::mem::take(&mut f.retired) {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, file = %path.display(), "cannot delete a used usage spool");
+                    continue;
+                }
+            }
+            dir = path.parent().map(Path::to_owned);
+            if let Some(n) = path.file_name().and_then(|n| n.to_str()) {
+                gone.push(n.to_owned());
+            }
+        }
+        let synced = dir.is_some_and(|d| std::fs::File::open(d).and_then(|d| d.sync_all()).is_ok());
+        if synced {
+            // Its mark is only kept to replay the file; the file is gone.
+            let _ = self.store.forget_spool(&gone);
         }
     }
 
@@ -562,7 +605,11 @@ impl Usage {
             .lock()
             .map(|r| r.own_micros.iter().copied().collect())
             .unwrap_or_default();
-        self.flush()?;
+        // This process's latest calls are left out when they cannot be added now (they
+        // stay pending); the store's totals are still shown if it answers.
+        if let Err(e) = self.flush() {
+            tracing::warn!(error = %e, "usage: this process's latest calls are not added yet");
+        }
         let stored = self.store.usage(days.first().copied().unwrap_or(today))?;
         let g = Some(&stored);
         let mut orgs: BTreeMap<(String, String), OrganisationUsage> = BTreeMap::new();
@@ -1118,5 +1165,274 @@ mod tests {
         assert_eq!(total_calls(&u, now), 8_000);
         u.persist(today).unwrap();
         assert_eq!(total_calls(&Usage::load(path).unwrap(), now), 8_000);
+    }
+
+    /// A shared store as `PgState` behaves, in memory: the aggregates in a `LocalState`,
+    /// spool marks kept (never back), a batch id added once; and an add that can be made to
+    /// fail, before its "commit" or after it (the outcome unknown to the caller).
+    struct Shared {
+        inner: LocalState,
+        marks: Mutex<BTreeMap<String, u64>>,
+        ids: Mutex<std::collections::HashSet<uuid::Uuid>>,
+        /// The next add fails: `Some(true)` after it is applied, `Some(false)` before.
+        fail: Mutex<Option<bool>>,
+    }
+
+    impl Shared {
+        fn new() -> Arc<Shared> {
+            Arc::new(Shared {
+                inner: LocalState::in_memory(),
+                marks: Mutex::default(),
+                ids: Mutex::default(),
+                fail: Mutex::default(),
+            })
+        }
+        fn fail_next(&self, applied: bool) {
+            *self.fail.lock().unwrap() = Some(applied);
+        }
+    }
+
+    impl crate::wsrm::store::QueueStore for Shared {
+        fn enqueue(
+            &self,
+            m: &[crate::wsrm::store::NewMessage],
+        ) -> Result<usize, crate::wsrm::store::QueueError> {
+            self.inner.enqueue(m)
+        }
+        fn create_sequence(
+            &self,
+            s: &str,
+            now: i64,
+            t: i64,
+            max: usize,
+        ) -> Result<
+            (uuid::Uuid, Vec<(crate::wsrm::MessageKind, usize)>),
+            crate::wsrm::store::QueueError,
+        > {
+            self.inner.create_sequence(s, now, t, max)
+        }
+        fn messages(
+            &self,
+            s: &str,
+            q: uuid::Uuid,
+            k: crate::wsrm::MessageKind,
+            now: i64,
+            t: i64,
+        ) -> Result<Vec<crate::wsrm::store::StoredMessage>, crate::wsrm::store::QueueError>
+        {
+            self.inner.messages(s, q, k, now, t)
+        }
+        fn terminate(
+            &self,
+            s: &str,
+            q: uuid::Uuid,
+            now: i64,
+            t: i64,
+        ) -> Result<usize, crate::wsrm::store::QueueError> {
+            self.inner.terminate(s, q, now, t)
+        }
+        fn close(
+            &self,
+            s: &str,
+            q: uuid::Uuid,
+            now: i64,
+            t: i64,
+        ) -> Result<usize, crate::wsrm::store::QueueError> {
+            self.inner.close(s, q, now, t)
+        }
+        fn expire(&self, now: i64, r: i64) -> Result<usize, crate::wsrm::store::QueueError> {
+            self.inner.expire(now, r)
+        }
+        fn stats(
+            &self,
+            now: i64,
+        ) -> Result<Vec<crate::wsrm::store::QueueStats>, crate::wsrm::store::QueueError> {
+            self.inner.stats(now)
+        }
+    }
+
+    impl crate::state::UsageStore for Shared {
+        fn add_usage(&self, batch: &UsageBatch) -> Result<(), StateError> {
+            let fail = self.fail.lock().unwrap().take();
+            if fail == Some(false) {
+                return Err(StateError("down".into()));
+            }
+            if batch
+                .id
+                .is_some_and(|id| !self.ids.lock().unwrap().insert(id))
+            {
+                return Ok(());
+            }
+            self.inner.add_usage(batch)?;
+            let mut marks = self.marks.lock().unwrap();
+            for (f, at) in &batch.marks {
+                let m = marks.entry(f.clone()).or_default();
+                *m = (*m).max(*at);
+            }
+            match fail {
+                Some(true) => Err(StateError("the commit's answer was lost".into())),
+                _ => Ok(()),
+            }
+        }
+        fn usage(&self, oldest: Date) -> Result<UsageAggregates, StateError> {
+            self.inner.usage(oldest)
+        }
+        fn keep_usage(&self, oldest: Date, forget_before: Date) -> Result<(), StateError> {
+            self.inner.keep_usage(oldest, forget_before)
+        }
+        fn spool_mark(&self, file: &str) -> Result<u64, StateError> {
+            Ok(self.marks.lock().unwrap().get(file).copied().unwrap_or(0))
+        }
+        fn forget_spool(&self, files: &[String]) -> Result<(), StateError> {
+            let mut marks = self.marks.lock().unwrap();
+            for f in files {
+                marks.remove(f);
+            }
+            Ok(())
+        }
+    }
+
+    impl StateStore for Shared {
+        fn shared(&self) -> bool {
+            true
+        }
+        fn describe(&self) -> String {
+            "test".into()
+        }
+        fn ready(&self) -> Result<(), StateError> {
+            Ok(())
+        }
+    }
+
+    const NOW: &str = "2026-11-27T12:00:00Z";
+
+    fn calls(u: &Usage, n: usize, fault: Option<u32>) {
+        for _ in 0..n {
+            u.record(
+                &UsageCall {
+                    organisation_type: "1",
+                    organisation_code: "101",
+                    service: "PersonRegistrationService",
+                    operation: "CreateContactGroup",
+                    fault,
+                    own_micros: 10,
+                },
+                NOW.parse().unwrap(),
+            );
+        }
+    }
+
+    /// Calls and faults the store holds for jobcentre 101.
+    fn stored(store: &Shared) -> (u64, u64) {
+        let u = store.usage(date(2026, 11, 1)).unwrap();
+        let key = "2026-11-27|1|101|PersonRegistrationService|CreateContactGroup";
+        u.days
+            .get(key)
+            .map_or((0, 0), |c| (c.calls, c.faults.values().sum()))
+    }
+
+    fn spool_files(dir: &Path) -> usize {
+        std::fs::read_dir(dir.join("usage-spool")).unwrap().count()
+    }
+
+    use crate::state::UsageStore as _;
+    use jiff::civil::date;
+
+    /// A process killed after its answers and before its flush: the next start adds what
+    /// its spool holds past the store's mark, once; a start after that adds nothing.
+    #[test]
+    fn a_killed_process_counts_its_spooled_calls_once_at_its_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Shared::new();
+        let u = Usage::open(store.clone(), dir.path()).unwrap();
+        calls(&u, 5, None);
+        u.flush().unwrap();
+        calls(&u, 3, Some(100028));
+        drop(u); // killed: nothing flushed
+        assert_eq!(stored(&store), (5, 0));
+        let again = Usage::open(store.clone(), dir.path()).unwrap();
+        again.flush().unwrap();
+        assert_eq!(stored(&store), (8, 3));
+        drop(again);
+        let third = Usage::open(store.clone(), dir.path()).unwrap();
+        calls(&third, 1, None);
+        third.flush().unwrap();
+        assert_eq!(stored(&store), (9, 3));
+        // The replayed files are gone once their counts are in; the live one stays.
+        assert_eq!(spool_files(dir.path()), 1);
+    }
+
+    /// An add whose outcome is unknown (applied, answer lost) is sent again with its id
+    /// and not counted twice; one that failed before applying is counted when it goes
+    /// through; calls made meanwhile are counted once, after it.
+    #[test]
+    fn a_batch_whose_commit_went_unanswered_is_counted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Shared::new();
+        let u = Usage::open(store.clone(), dir.path()).unwrap();
+        calls(&u, 4, None);
+        store.fail_next(true);
+        assert!(u.flush().is_err());
+        assert_eq!(stored(&store), (4, 0));
+        calls(&u, 2, None);
+        u.flush().unwrap();
+        assert_eq!(stored(&store), (6, 0));
+        calls(&u, 3, None);
+        store.fail_next(false);
+        assert!(u.flush().is_err());
+        assert_eq!(stored(&store), (6, 0));
+        u.flush().unwrap();
+        assert_eq!(stored(&store), (9, 0));
+        // Killed now and started again: nothing is counted twice.
+        drop(u);
+        let again = Usage::open(store.clone(), dir.path()).unwrap();
+        again.flush().unwrap();
+        assert_eq!(stored(&store), (9, 0));
+    }
+
+    /// A spool past its size is replaced at a flush and deleted once its counts are in,
+    /// not before: a kill in between still counts every call once.
+    #[test]
+    fn a_full_spool_is_replaced_and_deleted_once_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Shared::new();
+        let u = Usage::open(store.clone(), dir.path()).unwrap();
+        // ~80 bytes a line: past 4 MiB.
+        let n = (SPOOL_ROTATE_BYTES / 60) as usize;
+        calls(&u, n, None);
+        store.fail_next(false);
+        assert!(u.flush().is_err(), "the batch of the full spool fails");
+        assert_eq!(spool_files(dir.path()), 2, "replaced, the full one kept");
+        calls(&u, 2, None);
+        drop(u); // killed before its counts were in
+        let again = Usage::open(store.clone(), dir.path()).unwrap();
+        again.flush().unwrap();
+        assert_eq!(stored(&store), (n as u64 + 2, 0));
+        assert_eq!(spool_files(dir.path()), 1);
+        assert!(
+            store.marks.lock().unwrap().len() <= 1,
+            "the gone files' marks are forgotten"
+        );
+    }
+
+    /// Lines a crash or another writer left that are not counts are skipped at the replay;
+    /// the counts around them are kept, and a line cut short at the end waits.
+    #[test]
+    fn spool_lines_that_are_not_counts_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("usage-spool");
+        std::fs::create_dir_all(&spool).unwrap();
+        let good = "2026-11-27|1|101|PersonRegistrationService|CreateContactGroup";
+        let ms = NOW.parse::<Timestamp>().unwrap().as_millisecond();
+        let text = format!(
+            "{good}\t\t{ms}\n-11-27|1|101|PersonRegistrationService|CreateContactGroup\t\t{ms}\n\
+             {good}\t100028\t{ms}\n2026-02-30|1|101|P|C\t\t{ms}\n{good}\tx\t{ms}\n\
+             {good}\u{0}\t\t{ms}\n1|101|P|C\t\t{ms}\n{good}\t\t{ms}"
+        );
+        std::fs::write(spool.join("old.spool"), text).unwrap();
+        let store = Shared::new();
+        let u = Usage::open(store.clone(), dir.path()).unwrap();
+        u.flush().unwrap();
+        assert_eq!(stored(&store), (2, 1));
     }
 }

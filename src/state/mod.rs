@@ -43,9 +43,13 @@ impl From<StateError> for QueueError {
 /// Usage increments to add: counts by "date|type|code|service|operation", last calls by
 /// "type|code|service|operation", and the spool positions they cover (`marks`: a spool
 /// file's name and how many of its bytes are in this batch and every earlier one), which
-/// a shared store keeps in the same transaction so that a batch is never added twice.
+/// a shared store keeps in the same transaction, so that what a spool file holds is replayed
+/// from where the store's counts end.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UsageBatch {
+    /// Set by a shared store's user: a batch sent again with the same id (its first add's
+    /// outcome was unknown) is added once.
+    pub id: Option<uuid::Uuid>,
     pub days: BTreeMap<String, Count>,
     pub last_seen: BTreeMap<String, Timestamp>,
     pub marks: Vec<(String, u64)>,

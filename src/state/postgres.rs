@@ -86,7 +86,14 @@ const MIGRATIONS: &[&str] = &["
     CREATE TABLE usage_spool (
         fil TEXT PRIMARY KEY,
         bytes BIGINT NOT NULL
-    );"];
+    );
+    -- The usage batches added (UsageBatch::id), so that one sent again is added once;
+    -- forgotten after a week (keep_usage).
+    CREATE TABLE usage_parti (
+        id UUID PRIMARY KEY,
+        ms BIGINT NOT NULL
+    );
+    CREATE INDEX usage_parti_ms ON usage_parti (ms);"];
 
 /// The runtime the pool's connections live on; shut down without waiting when dropped (it
 /// may be dropped on an async thread, where waiting is not allowed).
@@ -141,6 +148,17 @@ impl PgState {
             config.connect_timeout(Duration::from_secs(3));
         }
         config.application_name("vos-converter");
+        // A connection the network lost silently (a partition, a moved address) is found
+        // dead in seconds, not after the kernel's two hours, so the pool replaces it: sent
+        // data unacknowledged for 5 s, or 5 s idle and three probes a second apart unanswered.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(Duration::from_secs(5));
+        }
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(5))
+            .keepalives_interval(Duration::from_secs(1))
+            .keepalives_retries(3);
         // No statement may outlive the operation that waits for it.
         let options = match config.get_options() {
             Some(o) => format!("{o} -c statement_timeout={}", OP_TIMEOUT.as_millis()),
@@ -212,10 +230,10 @@ impl PgState {
     }
 
     /// Runs `op` on the store's runtime and waits for it, at most [`OP_TIMEOUT`].
-    fn block<T: Send + 'static>(
+    fn block<T: Send + 'static, E: From<StateError> + Send + 'static>(
         &self,
-        op: impl Future<Output = Result<T, StateError>> + Send + 'static,
-    ) -> Result<T, StateError> {
+        op: impl Future<Output = Result<T, E>> + Send + 'static,
+    ) -> Result<T, E> {
         let _ = &self.rt;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.handle.spawn(async move {
@@ -224,17 +242,18 @@ impl PgState {
                 Err(_) => Err(StateError(format!(
                     "PostgreSQL did not answer within {} s",
                     OP_TIMEOUT.as_secs()
-                ))),
+                ))
+                .into()),
             };
             let _ = tx.send(out);
         });
         rx.recv_timeout(OP_TIMEOUT + Duration::from_secs(1))
-            .unwrap_or_else(|_| Err(StateError("PostgreSQL did not answer".into())))
+            .unwrap_or_else(|_| Err(StateError("PostgreSQL did not answer".into()).into()))
     }
 
     /// Runs `f` in one transaction (read committed), again when PostgreSQL reports a
     /// deadlock or a serialisation failure.
-    fn tx<T, F>(&self, f: F) -> Result<T, StateError>
+    fn tx<T, F>(&self, f: F) -> Result<T, Failure>
     where
         T: Send + 'static,
         F: for<'t> Fn(
@@ -263,8 +282,9 @@ impl PgState {
                 match out {
                     Ok(v) => return Ok(v),
                     Err(PgError::Db(e)) if retryable(&e) && attempt < 4 => continue,
-                    Err(PgError::Db(e)) => return Err(db(e)),
-                    Err(PgError::State(e)) => return Err(e),
+                    Err(PgError::Db(e)) => return Err(db(e).into()),
+                    Err(PgError::State(e)) => return Err(e.into()),
+                    Err(PgError::UnknownSequence) => return Err(Failure::UnknownSequence),
                 }
             }
         })
@@ -276,6 +296,39 @@ impl PgState {
 pub enum PgError {
     Db(tokio_postgres::Error),
     State(StateError),
+    /// No such sequence for this subscriber: a [`QueueError::UnknownSequence`].
+    UnknownSequence,
+}
+
+/// What a transaction ended with when it did not succeed.
+#[derive(Debug)]
+pub enum Failure {
+    State(StateError),
+    UnknownSequence,
+}
+
+impl From<StateError> for Failure {
+    fn from(e: StateError) -> Self {
+        Failure::State(e)
+    }
+}
+
+impl From<Failure> for QueueError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::State(e) => QueueError::Store(e.0),
+            Failure::UnknownSequence => QueueError::UnknownSequence,
+        }
+    }
+}
+
+impl From<Failure> for StateError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::State(e) => e,
+            Failure::UnknownSequence => StateError("unknown sequence".into()),
+        }
+    }
 }
 
 impl From<tokio_postgres::Error> for PgError {
@@ -356,17 +409,7 @@ async fn owned(
         .await?;
     match row.map(|r| r.get::<_, String>(0)) {
         Some(s) if s == subscriber => Ok(()),
-        _ => Err(PgError::State(StateError(UNKNOWN_SEQUENCE.into()))),
-    }
-}
-
-const UNKNOWN_SEQUENCE: &str = "\u{0}unknown sequence";
-
-fn queue_err(e: StateError) -> QueueError {
-    if e.0 == UNKNOWN_SEQUENCE {
-        QueueError::UnknownSequence
-    } else {
-        QueueError::Store(e.0)
+        _ => Err(PgError::UnknownSequence),
     }
 }
 
@@ -409,7 +452,7 @@ impl QueueStore for PgState {
                 Ok(n)
             })
         })
-        .map_err(queue_err)
+        .map_err(QueueError::from)
     }
 
     fn create_sequence(
@@ -456,7 +499,7 @@ impl QueueStore for PgState {
                 Ok((id, inventory))
             })
         })
-        .map_err(queue_err)
+        .map_err(QueueError::from)
     }
 
     fn messages(
@@ -498,7 +541,7 @@ impl QueueStore for PgState {
                 Ok(out)
             })
         })
-        .map_err(queue_err)
+        .map_err(QueueError::from)
     }
 
     fn terminate(
@@ -522,7 +565,7 @@ impl QueueStore for PgState {
                 Ok(n as usize)
             })
         })
-        .map_err(queue_err)
+        .map_err(QueueError::from)
     }
 
     fn close(
@@ -549,7 +592,7 @@ impl QueueStore for PgState {
                 Ok(n as usize)
             })
         })
-        .map_err(queue_err)
+        .map_err(QueueError::from)
     }
 
     fn expire(&self, now: i64, retention: i64) -> Result<usize, QueueError> {
@@ -563,7 +606,7 @@ impl QueueStore for PgState {
                     .await? as usize)
             })
         })
-        .map_err(queue_err)
+        .map_err(QueueError::from)
     }
 
     fn stats(&self, now: i64) -> Result<Vec<QueueStats>, QueueError> {
@@ -586,7 +629,7 @@ impl QueueStore for PgState {
                     .collect())
             })
         })
-        .map_err(queue_err)
+        .map_err(QueueError::from)
     }
 }
 
@@ -618,6 +661,12 @@ fn day_rows(days: &std::collections::BTreeMap<String, Count>) -> DayRows {
         let [day, ty, code, service, operation] = parts[..] else {
             continue;
         };
+        // Keys are made by `Usage` from the Danish date; one that is not a date would make
+        // PostgreSQL refuse the whole batch, again at every try.
+        if day.parse::<Date>().is_err() {
+            tracing::warn!("usage: a count whose day is not a date is left out");
+            continue;
+        }
         let faults: u64 = count.faults.values().sum();
         let mut push = |outcome: i32, n: u64| {
             if n == 0 {
@@ -665,9 +714,26 @@ impl UsageStore for PgState {
             .map(|(f, at)| (f.clone(), i64::try_from(*at).unwrap_or(i64::MAX)))
             .unzip();
         let marks = std::sync::Arc::new((files, marks));
+        let id = batch.id;
         self.tx(move |tx| {
             let (days, seen, marks) = (days.clone(), seen.clone(), marks.clone());
             Box::pin(async move {
+                // Added already? A batch sent again after its commit went unanswered: the
+                // first may have committed, or may still be committing (then this insert
+                // waits for it to end, and conflicts if it committed).
+                if let Some(id) = id
+                    && tx
+                        .execute(
+                            "INSERT INTO usage_parti (id, ms)
+                             VALUES ($1, (extract(epoch FROM now()) * 1000)::int8)
+                             ON CONFLICT (id) DO NOTHING",
+                            &[&id],
+                        )
+                        .await?
+                        == 0
+                {
+                    return Ok(());
+                }
                 if !days.day.is_empty() {
                     tx.execute(
                         "INSERT INTO usage_dag
@@ -712,6 +778,7 @@ impl UsageStore for PgState {
                 Ok(())
             })
         })
+        .map_err(StateError::from)
     }
 
     fn usage(&self, oldest: Date) -> Result<UsageAggregates, StateError> {
@@ -722,7 +789,7 @@ impl UsageStore for PgState {
                 let mut out = UsageAggregates::default();
                 for r in tx
                     .query(
-                        "SELECT dag::text, org_type, org_code, service, operation, udfald, kald
+                        "SELECT to_char(dag, 'YYYY-MM-DD'), org_type, org_code, service, operation, udfald, kald
                          FROM usage_dag WHERE dag >= $1::text::date",
                         &[&oldest],
                     )
@@ -765,6 +832,7 @@ impl UsageStore for PgState {
                 Ok(out)
             })
         })
+        .map_err(StateError::from)
     }
 
     fn keep_usage(&self, oldest: Date, forget_before: Date) -> Result<(), StateError> {
@@ -783,9 +851,17 @@ impl UsageStore for PgState {
                 .await?;
                 tx.execute("DELETE FROM usage_sidst WHERE sidst_ms < $1", &[&before_ms])
                     .await?;
+                // A batch is sent again within seconds of its first try; a week is plenty.
+                tx.execute(
+                    "DELETE FROM usage_parti
+                     WHERE ms < (extract(epoch FROM now()) * 1000)::int8 - 7 * 86400000",
+                    &[],
+                )
+                .await?;
                 Ok(())
             })
         })
+        .map_err(StateError::from)
     }
 
     fn spool_mark(&self, file: &str) -> Result<u64, StateError> {
@@ -799,6 +875,7 @@ impl UsageStore for PgState {
                 Ok(row.map_or(0, |r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
             })
         })
+        .map_err(StateError::from)
     }
 
     fn forget_spool(&self, files: &[String]) -> Result<(), StateError> {
@@ -814,6 +891,7 @@ impl UsageStore for PgState {
                 Ok(())
             })
         })
+        .map_err(StateError::from)
     }
 }
 
