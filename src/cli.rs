@@ -360,9 +360,12 @@ async fn run_backend(args: BackendArgs) -> Result<(), CliError> {
         wsb: args.wsb()?,
     };
     let server = backend::server(listener, &cfg)?;
-    if let Some(r) = reload {
-        spawn_reload(vec![("backend TLS", r)], None)?;
-    }
+    // Without TLS there is nothing to reload, but a SIGHUP (`systemctl reload`) must not
+    // end the process, as it would without a handler.
+    spawn_reload(
+        reload.map(|r| ("backend TLS", r)).into_iter().collect(),
+        None,
+    )?;
     let base = format!("{scheme}://{addr}");
     let mode = match (args.dev, &args.tls_cert) {
         (true, _) => "DEV MODE: SetPersonRegister is on".to_owned(),
@@ -455,6 +458,9 @@ fn spawn_reload(
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     Ok(actix_web::rt::spawn(async move {
         while hup.recv().await.is_some() {
+            if sets.is_empty() && door.is_none() {
+                tracing::info!("SIGHUP: nothing to reload (no TLS)");
+            }
             for (what, t) in &sets {
                 match t.reload() {
                     Ok(()) => tracing::info!(what, "SIGHUP: reloaded"),
@@ -711,7 +717,20 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
         h.stop(true).await;
     }
     persist.abort();
-    let _ = usage.persist(Clock::System.today());
-    tracing::info!("stopped: calls drained, usage written");
+    // Bounded: with the shared store unreachable each step would wait for it; what is not
+    // added now is in the spool and added at the next start.
+    let u = usage.clone();
+    let written = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || u.persist(Clock::System.today())),
+    )
+    .await;
+    match written {
+        Ok(Ok(Ok(()))) => tracing::info!("stopped: calls drained, usage written"),
+        _ if usage.store().shared() => tracing::warn!(
+            "stopped: calls drained; the latest usage could not be added to the state store (it is in the spool, added at the next start)"
+        ),
+        _ => tracing::error!("stopped: calls drained; the usage could not be written"),
+    }
     Ok(())
 }

@@ -403,7 +403,8 @@ settings! {
     /// ignored.
     trusted_proxies: IpNet = list(), flag "trusted-proxy" => network;
     /// The header a trusted proxy forwards the client certificate in: URL-escaped PEM, as
-    /// nginx's `$ssl_client_escaped_cert`.
+    /// nginx's `$ssl_client_escaped_cert` (HAProxy builds it as `deploy/haproxy/haproxy.cfg`
+    /// shows).
     client_cert_header: HeaderName = optional() => header_name;
     /// The address the served WSDLs name (`https://soap.example`); unset, they name the
     /// address the client used and are sent with `Cache-Control: no-store`.

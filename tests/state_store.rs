@@ -963,6 +963,30 @@ mod pg {
         });
     }
 
+    /// What waiting will not mend (here: no such database) is refused at once, not after
+    /// the start-up patience.
+    #[test]
+    fn a_missing_database_is_refused_at_once() {
+        on_pg("pg::a_missing_database_is_refused_at_once", |pg| {
+            let url = with_database(&pg.url, &format!("vos_missing_{}", Uuid::new_v4().simple()));
+            let started = Instant::now();
+            let err = PgState::open(&StateUrl::parse(&url).unwrap(), pg.ca.as_deref(), 1)
+                .err()
+                .expect("no such database");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{:?}",
+                started.elapsed()
+            );
+            assert!(err.contains("refused:"), "{err}");
+            let config: tokio_postgres::Config = pg.url.parse().unwrap();
+            if let Some(password) = config.get_password() {
+                let password = String::from_utf8_lossy(password);
+                assert!(!err.contains(password.as_ref()), "no password in: {err}");
+            }
+        });
+    }
+
     /// A batch sent again with its id (its first add's answer was lost) is added once,
     /// also when both tries run at the same time on two replicas' stores; a batch without
     /// an id is added each time.
@@ -1041,7 +1065,10 @@ mod pg {
                 .expect("a database at version 2 must be refused by a binary that knows 1");
             let took = started.elapsed();
             assert!(took < Duration::from_secs(10), "refused after {took:?}");
-            assert!(err.starts_with("schema:"), "{err}");
+            assert!(
+                err.contains("schema: the state database is at version 2"),
+                "{err}"
+            );
             assert!(
                 err.contains("version 2") && err.contains("this binary's 1"),
                 "{err}"

@@ -1074,3 +1074,35 @@ async fn replicas_started_together_keep_one_wsb_subscription() {
     assert_eq!(sub.ensure(&client).await.unwrap(), least);
     assert_eq!(ours(&b).await, vec![least]);
 }
+
+/// `systemctl reload vos-backend` sends SIGHUP: without TLS there is nothing to reload, and
+/// the backend says so and goes on (it used to end: no handler).
+#[tokio::test]
+async fn the_backend_without_tls_survives_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = start_binary(&dir.path().join("vos.db"));
+    let sent = Command::new("kill")
+        .args(["-HUP", &child.guard.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !child
+        .guard
+        .stderr_text()
+        .contains("SIGHUP: nothing to reload")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no SIGHUP line: {}",
+            child.guard.stderr_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Still answering (any answer: the backend has no health route of its own).
+    reqwest::get(format!("{}/healthz", child.base))
+        .await
+        .expect("the backend answers after SIGHUP");
+    let (status, _) = child.guard.stop();
+    assert!(status.success(), "{status:?}");
+}

@@ -65,7 +65,14 @@ struct Flush {
     /// connection broke at the commit): its spool marks tell, before it is added again.
     pending: Option<UsageBatch>,
     /// Spool files every byte of which is in a batch taken: deleted once that batch is in.
-    retired: Vec<PathBuf>,
+    retired: Vec<Retired>,
+}
+
+/// A spool file to delete once its counts are in, and its lock, held until then so that
+/// no other process replays it meanwhile.
+struct Retired {
+    path: PathBuf,
+    _lock: std::fs::File,
 }
 
 /// The calls since the last flush.
@@ -110,6 +117,10 @@ impl Spool {
             .create_new(true)
             .mode(0o600)
             .open(dir.join(&name))?;
+        // Held while the file is this process's: another process on the same data dir (a
+        // mistake: one per replica) does not replay a live spool.
+        file.try_lock()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(Spool {
             dir: dir.to_owned(),
             name,
@@ -365,13 +376,29 @@ impl Usage {
             if !name.ends_with(".spool") {
                 continue;
             }
-            let bytes = std::fs::read(&path)
+            let mut file = std::fs::File::open(&path)
+                .map_err(|e| format!("the usage spool {}: {e}", path.display()))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    tracing::warn!(
+                        file = %path.display(),
+                        "usage: a spool another running process holds is left to it (is the data dir shared? give each replica its own)"
+                    );
+                    continue;
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(format!("the usage spool {}: {e}", path.display()));
+                }
+            }
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut bytes)
                 .map_err(|e| format!("the usage spool {}: {e}", path.display()))?;
             let mark = store.spool_mark(&name).map_err(|e| e.0)?;
             let from = usize::try_from(mark).unwrap_or(usize::MAX).min(bytes.len());
             let used = replay(&bytes[from..], &mut batch, &mut skipped);
             batch.marks.push((name, (from + used) as u64));
-            retired.push(path);
+            retired.push(Retired { path, _lock: file });
         }
         if skipped > 0 {
             tracing::warn!(
@@ -478,7 +505,7 @@ impl Usage {
 
     /// The calls recorded since the last take, with the spool's position; a spool past
     /// its size is replaced (the old file is answered, to delete once the batch is in).
-    fn take(&self) -> (UsageBatch, Option<PathBuf>) {
+    fn take(&self) -> (UsageBatch, Option<Retired>) {
         let Ok(mut r) = self.recent.lock() else {
             return (UsageBatch::default(), None);
         };
@@ -498,8 +525,11 @@ impl Usage {
             if spool.len > SPOOL_ROTATE_BYTES {
                 match Spool::create(&spool.dir) {
                     Ok(next) => {
-                        retired = Some(spool.dir.join(&spool.name));
-                        *spool = next;
+                        let old = std::mem::replace(spool, next);
+                        retired = Some(Retired {
+                            path: old.dir.join(&old.name),
+                            _lock: old.file,
+                        });
                     }
                     Err(e) => tracing::error!(error = %e, "cannot start a new usage spool"),
                 }
@@ -552,7 +582,7 @@ impl Usage {
         }
         let mut gone = Vec::new();
         let mut dir = None;
-        for path in std::mem::take(&mut f.retired) {
+        for Retired { path, _lock } in std::mem::take(&mut f.retired) {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -1434,5 +1464,26 @@ mod tests {
         let u = Usage::open(store.clone(), dir.path()).unwrap();
         u.flush().unwrap();
         assert_eq!(stored(&store), (2, 1));
+    }
+
+    /// Two processes on one data dir (a mistake) do not count each other's calls: a live
+    /// spool is locked, and a start leaves it to its owner.
+    #[test]
+    fn a_live_spool_is_not_replayed_by_another_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Shared::new();
+        let a = Usage::open(store.clone(), dir.path()).unwrap();
+        calls(&a, 3, None);
+        let b = Usage::open(store.clone(), dir.path()).unwrap();
+        b.flush().unwrap();
+        assert_eq!(stored(&store), (0, 0));
+        a.flush().unwrap();
+        assert_eq!(stored(&store), (3, 0));
+        calls(&a, 2, None);
+        drop(a); // killed: its lock goes with it
+        let c = Usage::open(store.clone(), dir.path()).unwrap();
+        c.flush().unwrap();
+        b.flush().unwrap();
+        assert_eq!(stored(&store), (5, 0));
     }
 }

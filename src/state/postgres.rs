@@ -41,6 +41,9 @@ const READY_FOR: Duration = Duration::from_secs(1);
 const MIGRATION_LOCK: i64 = 0x0076_6f73_6d69_6772;
 /// How long a start waits for the database before it gives up.
 const START_PATIENCE: Duration = Duration::from_secs(30);
+/// How long one try at the schema migrations may take (waiting for another replica's
+/// included).
+const MIGRATE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The schema, one entry per version; never edit an entry that shipped, add one.
 const MIGRATIONS: &[&str] = &["
@@ -123,6 +126,16 @@ fn db(e: tokio_postgres::Error) -> StateError {
 
 fn pool_err(e: deadpool_postgres::PoolError) -> StateError {
     StateError(format!("PostgreSQL unreachable: {e}"))
+}
+
+/// An error waiting will not mend: the login refused (class 28), no such database
+/// (3D000), no permission (42501).
+fn refused(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| {
+        c.code().starts_with("28")
+            || *c == SqlState::INVALID_CATALOG_NAME
+            || *c == SqlState::INSUFFICIENT_PRIVILEGE
+    })
 }
 
 fn retryable(e: &tokio_postgres::Error) -> bool {
@@ -208,12 +221,15 @@ impl PgState {
         let started = Instant::now();
         loop {
             let pool = state.pool.clone();
-            match state.block(async move { migrate(&pool).await }) {
+            match state.block_for(MIGRATE_TIMEOUT, async move { migrate(&pool).await }) {
                 Ok(version) => {
                     tracing::info!(store = %state.described, schema = version, "state store ready");
                     return Ok(state);
                 }
-                Err(e) if e.0.starts_with("schema:") => return Err(e.0),
+                // A newer schema, a refused login, no such database: waiting will not help.
+                Err(e) if e.0.starts_with("schema:") || e.0.starts_with("refused:") => {
+                    return Err(format!("the state store {}: {}", url.redacted(), e.0));
+                }
                 Err(e) if started.elapsed() < START_PATIENCE => {
                     tracing::warn!(error = %e, store = %state.described, "state store not reachable yet; retrying");
                     std::thread::sleep(Duration::from_secs(1));
@@ -234,20 +250,29 @@ impl PgState {
         &self,
         op: impl Future<Output = Result<T, E>> + Send + 'static,
     ) -> Result<T, E> {
+        self.block_for(OP_TIMEOUT, op)
+    }
+
+    /// Runs `op` on the store's runtime and waits for it, at most `limit`.
+    fn block_for<T: Send + 'static, E: From<StateError> + Send + 'static>(
+        &self,
+        limit: Duration,
+        op: impl Future<Output = Result<T, E>> + Send + 'static,
+    ) -> Result<T, E> {
         let _ = &self.rt;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.handle.spawn(async move {
-            let out = match tokio::time::timeout(OP_TIMEOUT, op).await {
+            let out = match tokio::time::timeout(limit, op).await {
                 Ok(r) => r,
                 Err(_) => Err(StateError(format!(
                     "PostgreSQL did not answer within {} s",
-                    OP_TIMEOUT.as_secs()
+                    limit.as_secs()
                 ))
                 .into()),
             };
             let _ = tx.send(out);
         });
-        rx.recv_timeout(OP_TIMEOUT + Duration::from_secs(1))
+        rx.recv_timeout(limit + Duration::from_secs(1))
             .unwrap_or_else(|_| Err(StateError("PostgreSQL did not answer".into()).into()))
     }
 
@@ -337,24 +362,43 @@ impl From<tokio_postgres::Error> for PgError {
     }
 }
 
+/// A migration's error: [`db`], or `refused:` when waiting will not mend it.
+fn migrate_err(e: tokio_postgres::Error) -> StateError {
+    if refused(&e) {
+        StateError(format!("refused: {e}"))
+    } else {
+        db(e)
+    }
+}
+
 /// Applies the migrations this binary has and the database has not; answers the version.
 async fn migrate(pool: &Pool) -> Result<usize, StateError> {
-    let mut client = pool.get().await.map_err(pool_err)?;
-    let tx = client.transaction().await.map_err(db)?;
+    let mut client = pool.get().await.map_err(|e| match &e {
+        deadpool_postgres::PoolError::Backend(be) if refused(be) => {
+            StateError(format!("refused: {be}"))
+        }
+        _ => pool_err(e),
+    })?;
+    let tx = client.transaction().await.map_err(migrate_err)?;
+    // A migration may take longer than an operation (its own limit: MIGRATE_TIMEOUT), and
+    // so may the wait for another replica's.
+    tx.batch_execute("SET LOCAL statement_timeout = 0")
+        .await
+        .map_err(migrate_err)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
-        .map_err(db)?;
+        .map_err(migrate_err)?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS vos_schema (
              version INTEGER PRIMARY KEY,
              applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
     )
     .await
-    .map_err(db)?;
+    .map_err(migrate_err)?;
     let current: i32 = tx
         .query_one("SELECT COALESCE(MAX(version), 0) FROM vos_schema", &[])
         .await
-        .map_err(db)?
+        .map_err(migrate_err)?
         .get(0);
     let current = usize::try_from(current).unwrap_or(0);
     if current > MIGRATIONS.len() {
@@ -365,16 +409,16 @@ async fn migrate(pool: &Pool) -> Result<usize, StateError> {
         )));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-        tx.batch_execute(sql).await.map_err(db)?;
+        tx.batch_execute(sql).await.map_err(migrate_err)?;
         tx.execute(
             "INSERT INTO vos_schema (version) VALUES ($1)",
             &[&((i + 1) as i32)],
         )
         .await
-        .map_err(db)?;
+        .map_err(migrate_err)?;
         tracing::info!(version = i + 1, "state store schema migrated");
     }
-    tx.commit().await.map_err(db)?;
+    tx.commit().await.map_err(migrate_err)?;
     Ok(MIGRATIONS.len())
 }
 
