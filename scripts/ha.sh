@@ -45,8 +45,9 @@
 #     municipality 101, half of them members of a-kasse 12), delivering WSB events over HTTPS
 #     to HAProxy's /wsb with star.pem (CVR 55570117);
 #   - three `vos-converter serve` replicas: --identity proxy --trusted-proxy 127.0.0.1/32
-#     --client-cert-header X-Client-Cert, the dev CA, CRL and agreements, --state-url
-#     postgres://...?sslmode=require --state-ca <the PostgreSQL CA>, their own --data-dir,
+#     --client-cert-header X-Client-Cert, the dev CA, CRL and agreements,
+#     VOS_STATE_URL=postgres://...?sslmode=require (in the environment, not a flag `ps`
+#     shows) and --state-ca <the PostgreSQL CA>, their own --data-dir,
 #     WSRM subscribers 1:101 and 2:12, wsb_receiver_url https://localhost:<front>/wsb,
 #     wsb_sender_cvr 55570117, a 10 s WSRM sequence timeout (a sequence whose CreateSequence
 #     answer was lost is released in time for the final drain);
@@ -418,7 +419,9 @@ start_replica() {
     for attempt in $(seq 1 20); do
         REPLICA_STARTS[i]=$((${REPLICA_STARTS[$i]:-0} + 1))
         log="$TMP_DIR/replica-r$((i + 1))-${REPLICA_STARTS[$i]}"
-        RUST_LOG="$RUST_LOG_LEVEL" NO_COLOR=1 "$TMP_DIR/vos-converter" serve \
+        local -a state_env=()
+        ((${#STATE_ARGS[@]} > 0)) && state_env=("VOS_STATE_URL=$STATE_URL")
+        env "${state_env[@]}" RUST_LOG="$RUST_LOG_LEVEL" NO_COLOR=1 "$TMP_DIR/vos-converter" serve \
             --listen "127.0.0.1:$port" --rest-url "$BACKEND_URL" \
             --identity proxy --trusted-proxy 127.0.0.1/32 --client-cert-header X-Client-Cert \
             --client-ca "$CERTS/ca.pem" --client-crl "$CERTS/crl.pem" --agreements "$CERTS/agreements.toml" \
@@ -552,7 +555,9 @@ main() {
     CERTS="$TMP_DIR/certs"
     "$TMP_DIR/vos-converter" dev-certs "$CERTS" >/dev/null
     if "$TMP_DIR/vos-converter" serve --help | grep -q -- '--state-url'; then
-        STATE_ARGS=(--state-url "@STATE_URL@" --state-ca "$TMP_DIR/pg-tls/ca.pem")
+        # The URL (with its password) goes in VOS_STATE_URL, as README advises: a flag
+        # would show in `ps`.
+        STATE_ARGS=(--state-ca "$TMP_DIR/pg-tls/ca.pem")
     elif [[ "${HA_ALLOW_NO_STATE_URL:-}" == 1 ]]; then
         info "WARNING: this binary has no --state-url: each replica keeps its own state (HA_ALLOW_NO_STATE_URL=1); the shared-state verdicts will fail"
         STATE_ARGS=()
@@ -567,9 +572,6 @@ main() {
     start_postgres
     store_contract_test
     local i
-    for i in "${!STATE_ARGS[@]}"; do
-        [[ "${STATE_ARGS[$i]}" == "@STATE_URL@" ]] && STATE_ARGS[i]="$STATE_URL"
-    done
     local ports
     read -r -a ports <<<"$(free_ports $((REPLICAS + 2)))"
     FRONT_PORT="${ports[0]}"

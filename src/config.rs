@@ -295,8 +295,10 @@ settings! {
     /// without it such a start with no `rest_url` refuses, so that nobody ends up in dev
     /// mode by forgetting `rest_url`. Not with `rest_url`.
     dev: bool = switch() => boolean;
-    /// Folder of the embedded backend's SQLite file (`vos-backend.db`) and of the migration
-    /// usage aggregates.
+    /// Folder of the embedded backend's SQLite file (`vos-backend.db`) and, without
+    /// `state_url`, of the migration usage (`migration-usage.json`) and the WSRM queues
+    /// (`wsrm.db`); with `state_url`, of this process's usage spool (`usage-spool/`). One per
+    /// replica.
     data_dir: PathBuf = one("data") => path;
     /// From this instant PersonStatusService and PersonHistoryService return the contact
     /// group and person category (KG/PC) collections empty and call no REST for them
@@ -418,8 +420,10 @@ settings! {
     rest_ca: PathBuf = optional("(platform roots)") => path;
     /// Where the state shared across calls lives (the migration usage, the WSRM queues):
     /// `postgres://user:password@host:port/db` for several replicas on one PostgreSQL
-    /// (schema migrated at start; `?sslmode=require` for TLS, verified against `state_ca`).
-    /// Unset: SQLite and JSON files in `data_dir`, for one process. Never printed whole.
+    /// (schema migrated at start; `?sslmode=require` for TLS, verified against `state_ca`,
+    /// host name included; libpq's `verify-full` and `verify-ca` mean the same). Unset:
+    /// SQLite and JSON files in `data_dir`, for one process. Never printed whole: pass it
+    /// in the file or the variable, where `ps` does not show it.
     state_url: crate::state::StateUrl = optional("(files in data_dir)") => state_url;
     /// CA bundle (PEM) the PostgreSQL server's certificate must chain to with
     /// `sslmode=require` (the host name is checked too).
@@ -935,11 +939,7 @@ impl Config {
         if !self.client_crl.is_empty() && self.client_ca.is_empty() {
             return Err(invalid("client_crl", "CRLs need client_ca"));
         }
-        if self.state_ca.is_some()
-            && !self.state_url.as_ref().is_some_and(|u| {
-                u.config().get_ssl_mode() == tokio_postgres::config::SslMode::Require
-            })
-        {
+        if self.state_ca.is_some() && !self.state_url.as_ref().is_some_and(|u| u.tls()) {
             return Err(invalid(
                 "state_ca",
                 "is for TLS to PostgreSQL: give a state_url with ?sslmode=require",
@@ -1128,6 +1128,18 @@ mod tests {
         assert_eq!(url.redacted(), "postgres://vos@db.example:6432/vos (TLS)");
         assert_eq!(format!("{url:?}"), url.redacted());
         assert!(!format!("{url}").contains("s3cret"));
+        assert!(url.tls() && !url.local());
+        // libpq's verified modes are TLS here (always verified); other parameters stay.
+        for mode in ["verify-full", "verify-ca"] {
+            let url = crate::state::StateUrl::parse(&format!(
+                "postgres://vos@127.0.0.1/vos?application_name=x&sslmode={mode}&connect_timeout=2"
+            ))
+            .unwrap();
+            assert!(url.tls() && url.local(), "{mode}");
+            assert_eq!(url.config().get_application_name(), Some("x"));
+        }
+        let plain = crate::state::StateUrl::parse("postgres://vos@localhost/vos").unwrap();
+        assert!(!plain.tls() && plain.local());
     }
 
     #[test]

@@ -424,7 +424,13 @@ async fn readyz(state: web::Data<Arc<SoapState>>) -> HttpResponse {
         identity
     };
     let store = state.converter.usage.store().clone();
-    let stored = format!("state: {}\n", store.describe());
+    // What kind of store, not where: /readyz is reachable by every caller the load
+    // balancer lets in (the start-up lines name the database).
+    let stored = if store.shared() {
+        "state: PostgreSQL (shared by replicas)\n"
+    } else {
+        "state: local files (one process)\n"
+    };
     // A shared store is a dependency: without it the replica cannot serve WSRM or show the
     // shared usage, so the load balancer should send its calls elsewhere. The probe runs on
     // the blocking pool (at most one a second, `StateStore::ready`).

@@ -127,9 +127,24 @@ impl StateUrl {
         if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
             return Err("must start with postgres:// or postgresql://".into());
         }
+        // libpq's verified modes are what `require` does here (the chain and the host name
+        // are always verified, against state_ca); tokio-postgres knows only `require`.
+        let parsed = match text.split_once('?') {
+            Some((base, query)) => {
+                let query: Vec<&str> = query
+                    .split('&')
+                    .map(|p| match p {
+                        "sslmode=verify-full" | "sslmode=verify-ca" => "sslmode=require",
+                        p => p,
+                    })
+                    .collect();
+                format!("{base}?{}", query.join("&"))
+            }
+            None => text.to_owned(),
+        };
         // tokio-postgres's own parser, so that every libpq URL parameter it knows is read
         // the way it reads it; its error never quotes the URL.
-        let config: tokio_postgres::Config = text
+        let config: tokio_postgres::Config = parsed
             .parse()
             .map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
         if config.get_hosts().is_empty() {
@@ -138,6 +153,22 @@ impl StateUrl {
         Ok(StateUrl {
             text: text.to_owned(),
             config,
+        })
+    }
+
+    /// Whether the connection is TLS (`sslmode=require`, or libpq's `verify-ca` and
+    /// `verify-full`, which mean the same here).
+    pub fn tls(&self) -> bool {
+        self.config.get_ssl_mode() == tokio_postgres::config::SslMode::Require
+    }
+
+    /// Whether every host is on this machine (loopback or a Unix socket).
+    pub fn local(&self) -> bool {
+        self.config.get_hosts().iter().all(|h| match h {
+            tokio_postgres::config::Host::Tcp(h) => {
+                h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+            }
+            tokio_postgres::config::Host::Unix(_) => true,
         })
     }
 

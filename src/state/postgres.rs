@@ -218,6 +218,12 @@ impl PgState {
             described: format!("PostgreSQL {} (shared by replicas)", url.redacted()),
             ready: Mutex::new(None),
         };
+        if !url.tls() && !url.local() {
+            tracing::warn!(
+                store = %state.described,
+                "the state store is reached WITHOUT TLS over the network: add ?sslmode=require (or verify-full) to state_url"
+            );
+        }
         let started = Instant::now();
         loop {
             let pool = state.pool.clone();
