@@ -1,7 +1,8 @@
 //! The WSRM queues behind one interface, [`QueueStore`], so that a shared database can take
 //! the place of the default SQLite file when several replicas run (issue 17).
 //!
-//! [`SqliteQueue`]: one file in the data dir (`wsrm.db`), WAL, `synchronous=FULL`. An
+//! [`SqliteQueue`]: one file in the data dir (`wsrm.db`), WAL, `synchronous=FULL`, its schema
+//! versioned (`PRAGMA user_version`). An
 //! enqueue is durable before the receiver answers 2xx. Every operation is one immediate
 //! transaction on one connection, so two calls cannot reserve the same message.
 
@@ -100,7 +101,11 @@ pub trait QueueStore: Send + Sync {
     fn stats(&self, now: i64) -> Result<Vec<QueueStats>, QueueError>;
 }
 
-const SCHEMA: &str = "
+/// The schema's versions, applied in order at open and tracked by `PRAGMA user_version`
+/// (as the backend's store does); a file newer than the binary is refused. Version 1 is
+/// written with `IF NOT EXISTS` because files made before the versioning (user_version 0)
+/// already hold its tables; it also adds the index `expire` reads by.
+const MIGRATIONS: &[&str] = &["
     CREATE TABLE IF NOT EXISTS wsrm_besked (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         abonnent TEXT NOT NULL,
@@ -118,7 +123,27 @@ const SCHEMA: &str = "
         id TEXT PRIMARY KEY,
         abonnent TEXT NOT NULL,
         oprettet_ms INTEGER NOT NULL
-    ) WITHOUT ROWID;";
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS wsrm_besked_modtaget ON wsrm_besked (modtaget_ms);"];
+
+/// Applies the migrations the file has not had, in one immediate transaction.
+fn migrate(conn: &mut Connection) -> Result<(), QueueError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let current = usize::try_from(current).unwrap_or(usize::MAX);
+    if current > MIGRATIONS.len() {
+        return Err(QueueError::Store(format!(
+            "the WSRM queue file is at schema version {current}, newer than this binary's {}",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
 
 /// The default store: SQLite.
 pub struct SqliteQueue {
@@ -130,11 +155,11 @@ impl SqliteQueue {
     pub fn open(path: &Path) -> Result<SqliteQueue, QueueError> {
         crate::backend::store::create_private(path)
             .map_err(|e| QueueError::Store(e.to_string()))?;
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(SCHEMA)?;
+        migrate(&mut conn)?;
         Ok(SqliteQueue {
             conn: Mutex::new(conn),
         })
@@ -479,5 +504,48 @@ mod tests {
         // Received before 3000: dropped, reserved or not.
         assert_eq!(q.expire(8000, 5000).unwrap(), 2);
         assert_eq!(q.stats(8000).unwrap()[0].depth, 5);
+    }
+
+    /// A file from before the versioning (its tables, user_version 0) is taken over with
+    /// its messages; the version is recorded; a file newer than the binary is refused.
+    #[test]
+    fn the_schema_is_versioned_and_a_newer_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wsrm.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE wsrm_besked (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, abonnent TEXT NOT NULL,
+                    art TEXT NOT NULL, besked_id TEXT NOT NULL,
+                    message_identifier TEXT NOT NULL, felter TEXT NOT NULL,
+                    modtaget_ms INTEGER NOT NULL, sekvens TEXT,
+                    UNIQUE (abonnent, art, besked_id));
+                 CREATE TABLE wsrm_sekvens (id TEXT PRIMARY KEY, abonnent TEXT NOT NULL,
+                    oprettet_ms INTEGER NOT NULL) WITHOUT ROWID;",
+            )
+            .unwrap();
+        }
+        let q = SqliteQueue::open(&path).unwrap();
+        q.enqueue(&[msg("1:101", V5, 1, 0)]).unwrap();
+        drop(q);
+        let version = |p: &Path| -> i64 {
+            Connection::open(p)
+                .unwrap()
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(version(&path), MIGRATIONS.len() as i64);
+        let q = SqliteQueue::open(&path).unwrap();
+        assert_eq!(q.stats(0).unwrap()[0].depth, 1);
+        drop(q);
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let Err(QueueError::Store(e)) = SqliteQueue::open(&path) else {
+            panic!("a newer file must be refused");
+        };
+        assert!(e.contains("schema version 99"), "{e}");
     }
 }
