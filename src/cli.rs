@@ -640,15 +640,18 @@ async fn run_serve(o: Overrides) -> Result<(), CliError> {
         // Once before the start is announced, so that (in dev mode above all) no
         // registration made right after the start is written before the subscription
         // exists; if REST does not answer yet, in the background until it does.
-        match subscription.ensure(&client).await {
+        // Then checked every minute, and made again if it went (Subscription::keep).
+        let known = match subscription.ensure(&client).await {
             Ok(id) => {
-                tracing::info!(abonnement = %id, receiver = %subscription.receiver_url, "WSB subscription for the WSRM queues in place")
+                tracing::info!(abonnement = %id, receiver = %subscription.receiver_url, "WSB subscription for the WSRM queues in place");
+                Some(id)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "WSB subscription not in place yet; retrying in the background");
-                actix_web::rt::spawn(subscription.ensure_forever(client));
+                None
             }
-        }
+        };
+        actix_web::rt::spawn(subscription.keep(client, known, std::time::Duration::from_secs(60)));
         // Old messages dropped and the queue gauges refreshed every minute.
         actix_web::rt::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));

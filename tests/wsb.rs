@@ -1114,3 +1114,64 @@ async fn the_backend_without_tls_survives_sighup() {
     let (status, _) = child.guard.stop();
     assert!(status.success(), "{status:?}");
 }
+
+/// The converter keeps its WSB subscription: one deleted at REST (or lost with a restored
+/// database) is made again at the next check, without a restart.
+#[tokio::test]
+async fn a_deleted_wsb_subscription_is_made_again() {
+    use vos_converter::wsrm::subscribe::Subscription;
+    let b = start_with_wsb(Clock::System, fast());
+    let receiver = "https://converter.example/wsb";
+    let sub = Subscription {
+        rest_url: b.base.clone(),
+        receiver_url: receiver.into(),
+        code: STAR.1.into(),
+        prune_loopback: false,
+    };
+    let ours = || async {
+        let list = b
+            .send(Method::GET, "/wsb/abonnementer", Some(STAR), None, None)
+            .await;
+        list.body["abonnementer"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["endpoint"] == receiver)
+            .map(|a| a["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let wait_for_one = || async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ids = ours().await;
+            if ids.len() == 1 {
+                return ids[0].clone();
+            }
+            assert!(Instant::now() < deadline, "subscriptions: {ids:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let keeper = tokio::spawn(sub.keep(reqwest::Client::new(), None, Duration::from_millis(100)));
+    let first = wait_for_one().await;
+    let gone = b
+        .send(
+            Method::DELETE,
+            &format!("/wsb/abonnementer/{first}"),
+            Some(STAR),
+            None,
+            None,
+        )
+        .await;
+    assert!(gone.status.is_success(), "{gone:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let again = loop {
+        let id = wait_for_one().await;
+        if id != first {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "not made again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_ne!(again, first);
+    keeper.abort();
+}

@@ -1,7 +1,8 @@
 //! The converter's own WSB subscription at REST: at start, as STAR (organisation type 5 and
 //! `wsb_subscriber_code`), for every entity, to the receiver's URL. If it exists already, it
-//! is kept (a restart does not subscribe twice). Until REST answers, it is retried every 5 s
-//! in the background.
+//! is kept (a restart does not subscribe twice), and one for all replicas. Until REST
+//! answers, it is retried every 5 s in the background; after that it is checked every minute
+//! and made again if it went.
 
 use std::time::Duration;
 
@@ -165,16 +166,34 @@ impl Subscription {
         ids
     }
 
-    /// [`Subscription::ensure`] until it succeeds, every 5 s, logging each failure once.
-    pub async fn ensure_forever(self, client: reqwest::Client) {
+    /// Keeps the subscription in place for as long as the process runs: [`Subscription::ensure`]
+    /// every `every` (every 5 s while REST does not answer), so that a subscription deleted
+    /// at REST (or lost with a restored database) is made again without a restart, and
+    /// says so: the changes in between did not reach the queues. `known`: the id the start
+    /// found, if it found one.
+    pub async fn keep(mut self, client: reqwest::Client, known: Option<String>, every: Duration) {
+        // Other runs' loopback subscriptions are ended once, at the start, not again.
+        self.prune_loopback = false;
+        let mut known = known;
         loop {
+            if known.is_some() {
+                tokio::time::sleep(every).await;
+            }
             match self.ensure(&client).await {
                 Ok(id) => {
-                    tracing::info!(abonnement = %id, receiver = %self.receiver_url, "WSB subscription for the WSRM queues in place");
-                    return;
+                    match &known {
+                        None => {
+                            tracing::info!(abonnement = %id, receiver = %self.receiver_url, "WSB subscription for the WSRM queues in place")
+                        }
+                        Some(k) if *k != id => {
+                            tracing::warn!(abonnement = %id, was = %k, receiver = %self.receiver_url, "WSB subscription for the WSRM queues was gone (or another was kept) and is in place again: changes made while it was gone did not reach the WSRM queues")
+                        }
+                        Some(_) => {}
+                    }
+                    known = Some(id);
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "WSB subscription not in place yet; retrying in 5 s");
+                    tracing::warn!(error = %e, "WSB subscription not checked (REST does not answer); retrying in 5 s");
                     tokio::time::sleep(Duration::from_secs(5)).await;
                 }
             }
