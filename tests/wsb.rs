@@ -1019,21 +1019,28 @@ async fn over_https_the_backend_presents_its_client_certificate() {
     assert_eq!(event["noegle"]["kontaktgruppeId"], kg.body["id"]);
 }
 
+/// The converter's own WSB subscription (as STAR) to `receiver`, at backend `b`.
+fn converter_subscription(
+    b: &Backend,
+    receiver: &str,
+) -> vos_converter::wsrm::subscribe::Subscription {
+    vos_converter::wsrm::subscribe::Subscription {
+        rest_url: b.base.clone(),
+        receiver_url: receiver.into(),
+        code: STAR.1.into(),
+        prune_loopback: false,
+    }
+}
+
 /// Replicas of the converter started together each look for their WSB subscription, find
 /// none and make one: `Subscription::ensure` then keeps one (the least id, the same on every
 /// replica) and ends the others, so that no event is delivered twice. One made before is
 /// kept, and duplicates an earlier start left are ended too.
 #[tokio::test]
 async fn replicas_started_together_keep_one_wsb_subscription() {
-    use vos_converter::wsrm::subscribe::Subscription;
     let b = start_with_wsb(Clock::System, fast());
     let receiver = "https://converter.example/wsb";
-    let sub = Subscription {
-        rest_url: b.base.clone(),
-        receiver_url: receiver.into(),
-        code: STAR.1.into(),
-        prune_loopback: false,
-    };
+    let sub = converter_subscription(&b, receiver);
     let ours = |b: &Backend| {
         let client = b.client.clone();
         let url = format!("{}{}/wsb/abonnementer", b.base, vos_converter::vos::BASE);
@@ -1119,15 +1126,9 @@ async fn the_backend_without_tls_survives_sighup() {
 /// database) is made again at the next check, without a restart.
 #[tokio::test]
 async fn a_deleted_wsb_subscription_is_made_again() {
-    use vos_converter::wsrm::subscribe::Subscription;
     let b = start_with_wsb(Clock::System, fast());
     let receiver = "https://converter.example/wsb";
-    let sub = Subscription {
-        rest_url: b.base.clone(),
-        receiver_url: receiver.into(),
-        code: STAR.1.into(),
-        prune_loopback: false,
-    };
+    let sub = converter_subscription(&b, receiver);
     let ours = || async {
         let list = b
             .send(Method::GET, "/wsb/abonnementer", Some(STAR), None, None)
