@@ -86,16 +86,13 @@ import uuid
 import xml.etree.ElementTree as ET
 from datetime import date, timedelta
 
-PRS = "urn:dk:star:dfdg:PersonRegistrationService:9"
-PSS = "urn:dk:star:dfdg:PersonStatusService:20"
-PHS = "urn:dk:star:dfdg:PersonHistoryService:4"
-WSRM = "urn:dk:star:dfdg:WsrmService:3"
-MSG = "urn:dk:star:dfdg:WsrmMessageService:10"
-DFDG = "urn:dk:star:dfdg:common:1"
-WSA = "http://www.w3.org/2005/08/addressing"
-SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
-SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
-API = "/personvisitering/v1"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from soapload import (  # noqa: E402  (scripts/pylib: what the load drivers share)
+    ALL_IDS, API, CG_ID, CG_TYPES, ERROR_CODE, FIRST_DAY, KINDS, MSG, PC_ID, PC_TYPES, PHS, PRS,
+    PSS, WSRM, create_body, envelope, fictitious_cpr, metadata, soap_headers, split_url,
+)
+from soapload import rest as rest_as_star  # noqa: E402
+
 
 PATH = {
     "PersonRegistrationService": "/PersonRegistrationService/9",
@@ -115,12 +112,6 @@ NS = {
 JOBCENTER = ("1", "101")
 AKASSE = ("2", "12")
 CERT_OF = {JOBCENTER: "jobcenter-101", AKASSE: "akasse-12", ("5", "55570117"): "star"}
-# REST reads and the person register: STAR.
-STAR = {"X-Organisation-Type": "5", "X-Organisation-Code": "12345678", "X-User-Id": "ha"}
-
-CG_TYPES = [1, 2, 4, 5, 7, 8, 10, 13, 21, 22, 23, 25]  # named in the source, valid since 1990
-PC_TYPES = [1, 2, 3, 4]
-FIRST_DAY = date(2000, 1, 1)
 # Faults that mean "send it again": the converter's upstream faults (900520-900523), the WSRM
 # queue store (900532) and the shared state (900533) unreachable, REST's store (900901).
 RETRYABLE = {900520, 900521, 900522, 900523, 900532, 900533, 900901}
@@ -136,24 +127,15 @@ KILL_GRACE = 3.0
 PG_GRACE = 8.0
 
 V5, V4, PC1 = "GetContactGroupVersion5", "GetContactGroupVersion4", "GetPersonCategoryVersion1"
-KINDS = {
-    "cg": ("ContactGroup", "kontaktgrupper"),
-    "pc": ("PersonCategory", "personkategorier"),
-}
 
 
 def cpr_of(i):
-    """A fictitious, valid-shaped CPR number: day 1-28, month 1-12, year 78, serial 6000+i."""
-    return f"{1 + i % 28:02d}{1 + (i // 28) % 12:02d}78{6000 + i:04d}"
+    """A fictitious, valid-shaped CPR number: year 78, serial 6000+i."""
+    return fictitious_cpr(i, 78, 6000)
 
 
 def akasse_of(i):
     return "12" if i % 2 == 0 else None
-
-
-def split_url(url):
-    u = urllib.parse.urlsplit(url)
-    return u.hostname, u.port, u.path.rstrip("/")
 
 
 def key_str(k):
@@ -165,20 +147,7 @@ def key_str(k):
 
 
 def rest(base, method, path, body=None, headers=None, timeout=30):
-    host, port, prefix = split_url(base)
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        h = dict(STAR)
-        h.update(headers or {})
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        conn.request(method, prefix + path, body=data, headers=h)
-        res = conn.getresponse()
-        return res.status, res.read()
-    finally:
-        conn.close()
+    return rest_as_star(base, method, path, "ha", body, headers, timeout)
 
 
 def cmd_seed(args):
@@ -195,48 +164,6 @@ def cmd_seed(args):
 # SOAP
 
 
-def envelope(version, header, body):
-    ns = SOAP11 if version == "1.1" else SOAP12
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>\n'
-        f'<env:Envelope xmlns:env="{ns}" xmlns:dfdg="{DFDG}" xmlns:prs="{PRS}" '
-        f'xmlns:pss="{PSS}" xmlns:phs="{PHS}" xmlns:ws="{WSRM}" xmlns:wm="{MSG}" '
-        f'xmlns:wsa="{WSA}"><env:Header>{header}</env:Header>'
-        f"<env:Body>{body}</env:Body></env:Envelope>"
-    ).encode()
-
-
-def metadata(org, user):
-    return (
-        f"<dfdg:RequestUserMetadata><dfdg:OrganisationType>{org[0]}</dfdg:OrganisationType>"
-        f"<dfdg:OrganisationCode>{org[1]}</dfdg:OrganisationCode>"
-        f"<dfdg:UserIdentifier>{user}</dfdg:UserIdentifier></dfdg:RequestUserMetadata>"
-    )
-
-
-def soap_headers(version, action):
-    if version == "1.1":
-        return {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{action}"'}
-    return {"Content-Type": f'application/soap+xml; charset=utf-8; action="{action}"'}
-
-
-def create_body(what, cpr, ty, day, end):
-    start = f"{day.isoformat()}T00:00:00"
-    end_el = f"<prs:{what}EndTime>{start}</prs:{what}EndTime>" if end else ""
-    return (
-        f"<prs:Create{what}Request>"
-        f"<prs:PersonCivilRegistrationIdentifier>{cpr}</prs:PersonCivilRegistrationIdentifier>"
-        f"<prs:{what}><prs:{what}TypeIdentifier>{ty}</prs:{what}TypeIdentifier>"
-        f"<prs:{what}StartTime>{start}</prs:{what}StartTime>{end_el}"
-        f"<prs:{what}EventTime>{day.isoformat()}T10:00:00</prs:{what}EventTime>"
-        f"</prs:{what}></prs:Create{what}Request>"
-    )
-
-
-ERROR_CODE = re.compile(rb"ErrorCode>\s*(\d+)\s*<")
-CG_ID = re.compile(rb"<(?:\w+:)?ContactGroupIdentifier>([^<]+)<")
-PC_ID = re.compile(rb"<(?:\w+:)?PersonCategoryIdentifier>([^<]+)<")
-ALL_IDS = re.compile(rb"<(?:\w+:)?(ContactGroupIdentifier|PersonCategoryIdentifier)>([^<]+)<")
 SOAP_ENVELOPE = re.compile(rb"<(?:\w+:)?Envelope[\s>]")
 
 

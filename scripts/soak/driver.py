@@ -41,71 +41,40 @@ import http.client
 import json
 import os
 import random
-import re
 import sys
 import threading
 import time
-import urllib.parse
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
-PRS = "urn:dk:star:dfdg:PersonRegistrationService:9"
-PSS = "urn:dk:star:dfdg:PersonStatusService:20"
-DFDG = "urn:dk:star:dfdg:common:1"
-WSA = "http://www.w3.org/2005/08/addressing"
-SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
-SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
-API = "/personvisitering/v1"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+import soapload  # noqa: E402  (scripts/pylib: what the load drivers share)
+from soapload import (  # noqa: E402
+    ALL_IDS, API, CG_ID, CG_TYPES, ERROR_CODE, FIRST_DAY, KINDS, PC_ID, PC_TYPES, PRS, PSS,
+    create_body, envelope, fictitious_cpr, soap_headers, split_url,
+)
+
 
 # The caller of every SOAP call: jobcenter 101, whose citizens the soak's persons are.
 ORG_TYPE, ORG_CODE = "1", "101"
-# REST reads and the person register: STAR.
-STAR = {"X-Organisation-Type": "5", "X-Organisation-Code": "12345678", "X-User-Id": "soak"}
-
-CG_TYPES = [1, 2, 4, 5, 7, 8, 10, 13, 21, 22, 23, 25]  # named in the source, valid since 1990
-PC_TYPES = [1, 2, 3, 4]
-FIRST_DAY = date(2000, 1, 1)
 # Faults that mean "send the same content / MessageID again": the converter's upstream
 # faults (900520 unreachable, 900521 timeout, 900522 unexpected answer, 900523 outcome
 # unknown) and REST's 900901 (the store failed, nothing acknowledged).
 RETRYABLE = {900520, 900521, 900522, 900523, 900901}
 GIVE_UP_SECONDS = 120.0
 
-KINDS = {
-    "cg": ("ContactGroup", "kontaktgrupper"),
-    "pc": ("PersonCategory", "personkategorier"),
-}
-
 
 def cpr_of(i):
-    """A fictitious, valid-shaped CPR number: day 1-28, month 1-12, year 77, serial 5000+i."""
-    return f"{1 + i % 28:02d}{1 + (i // 28) % 12:02d}77{5000 + i:04d}"
-
-
-def split_url(url):
-    u = urllib.parse.urlsplit(url)
-    return u.hostname, u.port, u.path.rstrip("/")
+    """A fictitious, valid-shaped CPR number: year 77, serial 5000+i."""
+    return fictitious_cpr(i, 77, 5000)
 
 
 # ---------------------------------------------------------------------------------------------
-# REST (seed, verify)
+# REST (seed, verify): as STAR
 
 
 def rest(base, method, path, body=None, headers=None, timeout=30):
-    host, port, prefix = split_url(base)
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        h = dict(STAR)
-        h.update(headers or {})
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        conn.request(method, prefix + path, body=data, headers=h)
-        res = conn.getresponse()
-        return res.status, res.read()
-    finally:
-        conn.close()
+    return soapload.rest(base, method, path, "soak", body, headers, timeout)
 
 
 def cmd_seed(args):
@@ -121,43 +90,8 @@ def cmd_seed(args):
 # SOAP
 
 
-def envelope(version, header, body):
-    ns = SOAP11 if version == "1.1" else SOAP12
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>\n'
-        f'<env:Envelope xmlns:env="{ns}" xmlns:dfdg="{DFDG}" xmlns:prs="{PRS}" '
-        f'xmlns:pss="{PSS}" xmlns:wsa="{WSA}"><env:Header>{header}</env:Header>'
-        f"<env:Body>{body}</env:Body></env:Envelope>"
-    ).encode()
-
-
 def metadata(user):
-    return (
-        f"<dfdg:RequestUserMetadata><dfdg:OrganisationType>{ORG_TYPE}</dfdg:OrganisationType>"
-        f"<dfdg:OrganisationCode>{ORG_CODE}</dfdg:OrganisationCode>"
-        f"<dfdg:UserIdentifier>{user}</dfdg:UserIdentifier></dfdg:RequestUserMetadata>"
-    )
-
-
-def soap_headers(version, action):
-    if version == "1.1":
-        return {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{action}"'}
-    return {"Content-Type": f'application/soap+xml; charset=utf-8; action="{action}"'}
-
-
-def create_body(what, cpr, ty, day, end):
-    """Create<what>Request: start at the day's Danish midnight, event at 10:00 local, an
-    optional end date (the start day: never in the future)."""
-    start = f"{day.isoformat()}T00:00:00"
-    end_el = f"<prs:{what}EndTime>{start}</prs:{what}EndTime>" if end else ""
-    return (
-        f"<prs:Create{what}Request>"
-        f"<prs:PersonCivilRegistrationIdentifier>{cpr}</prs:PersonCivilRegistrationIdentifier>"
-        f"<prs:{what}><prs:{what}TypeIdentifier>{ty}</prs:{what}TypeIdentifier>"
-        f"<prs:{what}StartTime>{start}</prs:{what}StartTime>{end_el}"
-        f"<prs:{what}EventTime>{day.isoformat()}T10:00:00</prs:{what}EventTime>"
-        f"</prs:{what}></prs:Create{what}Request>"
-    )
+    return soapload.metadata((ORG_TYPE, ORG_CODE), user)
 
 
 def status_body(cpr):
@@ -166,13 +100,6 @@ def status_body(cpr):
         f"<pss:PersonCivilRegistrationIdentifier>{cpr}</pss:PersonCivilRegistrationIdentifier>"
         "</pss:GetVariablePersonStatusRequest>"
     )
-
-
-ERROR_CODE = re.compile(rb"ErrorCode>\s*(\d+)\s*<")
-CG_ID = re.compile(rb"<(?:\w+:)?ContactGroupIdentifier>([^<]+)<")
-PC_ID = re.compile(rb"<(?:\w+:)?PersonCategoryIdentifier>([^<]+)<")
-
-ALL_IDS = re.compile(rb"<(?:\w+:)?(ContactGroupIdentifier|PersonCategoryIdentifier)>([^<]+)<")
 
 
 class Client:
