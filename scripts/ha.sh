@@ -67,7 +67,7 @@
 #
 # Installs with apt-get, when missing (CI runs as root on a possibly new Debian 12 machine):
 # python3, openssl, postgresql, haproxy, and systemd (only for systemd-analyze); `apt-get
-# update` only when an install fails without it. Downloads nothing else. Builds with `cargo
+# update` before the first install. Downloads nothing else. Builds with `cargo
 # build` (debug) unless HA_BIN is given, and the contract suite with `cargo test --no-run`
 # (debug) unless HA_SKIP_STORE_TEST=1 (with HA_BIN too). Stops only the processes it
 # started, by pid, however it ends (failure, Ctrl-C); never waits without a time limit.
@@ -191,18 +191,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# install PACKAGE... -- apt-get install; `apt-get update` only when that fails without it.
-install() {
-    info "missing: installing $* with apt-get"
-    if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-        info "install $* (needs root and apt-get to do it here)"
-        return 1
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 && return 0
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@"
-}
-
 # find_pg_bin -- the folder with pg_ctl, initdb and postgres: HA_PG_BIN, the ones on PATH
 # (resolved: /usr/local/bin may link to Debian's), or Debian's newest /usr/lib/postgresql/N/bin.
 find_pg_bin() {
@@ -233,23 +221,8 @@ EOF
 
 now() { date +%s.%N; }
 
-# listening_url PID STDOUT -- the URL of the process's "listening on http://..." line, once
-# it is there (up to 60 s); nothing when the process ended first or did not say it in time.
-listening_url() {
-    local pid="$1" file="$2" line=""
-    for _ in $(seq 1 1200); do
-        line="$(grep -m1 -o 'listening on http://127\.0\.0\.1:[0-9]*' "$file" 2>/dev/null || true)"
-        if [[ -n "$line" ]]; then
-            printf '%s' "${line#listening on }"
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.05
-    done
-}
-
 start_postgres() {
-    PG_BIN="$(find_pg_bin)" || { install postgresql && PG_BIN="$(find_pg_bin)"; } ||
+    PG_BIN="$(find_pg_bin)" || { apt_install postgresql && PG_BIN="$(find_pg_bin)"; } ||
         fail "no PostgreSQL (pg_ctl, initdb, postgres) and it could not be installed"
     info "PostgreSQL: $("$PG_BIN/postgres" --version) in $PG_BIN"
     if [[ "$(id -u)" == 0 ]]; then
@@ -498,7 +471,7 @@ start_haproxy() {
 # check_units -- systemd-analyze verify (any output fails) and security --offline, in a
 # scratch root holding the units as shipped and the binary where they expect it.
 check_units() {
-    if ! command -v systemd-analyze >/dev/null 2>&1 && ! install systemd; then
+    if ! command -v systemd-analyze >/dev/null 2>&1 && ! apt_install systemd; then
         info "SKIPPED: no systemd-analyze here, and systemd could not be installed: deploy/systemd/ not verified"
         return 0
     fi
@@ -530,9 +503,9 @@ main() {
     [[ "$pg_at" =~ ^[0-9]+$ ]] || fail "HA_PG_RESTART_AT: a whole number of seconds (got $pg_at)"
 
     section "tools and build"
-    command -v python3 >/dev/null 2>&1 || install python3 || fail "could not install python3"
-    command -v openssl >/dev/null 2>&1 || install openssl || fail "could not install openssl"
-    command -v "$HAPROXY" >/dev/null 2>&1 || install haproxy || fail "could not install haproxy"
+    command -v python3 >/dev/null 2>&1 || apt_install python3 || fail "could not install python3"
+    command -v openssl >/dev/null 2>&1 || apt_install openssl || fail "could not install openssl"
+    command -v "$HAPROXY" >/dev/null 2>&1 || apt_install haproxy || fail "could not install haproxy"
     if [[ -n "${HA_BIN:-}" ]]; then
         [[ -x "$BIN" ]] || fail "HA_BIN=$BIN is not an executable"
         info "HA_BIN: using $BIN as it is"

@@ -1,4 +1,4 @@
-# Shell helpers shared by scripts/interop.sh and scripts/bench.sh, which source this file
+# Shell helpers shared by scripts/interop.sh, bench.sh, soak.sh and ha.sh, which source this file
 # after setting SCRIPT_NAME (the prefix of their section lines and failures).
 
 section() { printf '\n==== %s: %s ====\n' "$SCRIPT_NAME" "$*"; }
@@ -41,4 +41,19 @@ apt_install() {
         APT_UPDATED=1
     fi
     apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# listening_url PID STDOUT -- the URL of the process's "listening on http://..." line, once
+# it is there (up to 60 s); nothing when the process ended first or did not say it in time.
+listening_url() {
+    local pid="$1" file="$2" line=""
+    for _ in $(seq 1 1200); do
+        line="$(grep -m1 -o 'listening on http://127\.0\.0\.1:[0-9]*' "$file" 2>/dev/null || true)"
+        if [[ -n "$line" ]]; then
+            printf '%s' "${line#listening on }"
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.05
+    done
 }

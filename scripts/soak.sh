@@ -87,21 +87,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# listening_url PID STDOUT -- the URL of the process's "listening on http://..." line, once
-# it is there (up to 60 s); nothing when the process ended first or did not say it in time.
-listening_url() {
-    local pid="$1" file="$2" line=""
-    for _ in $(seq 1 1200); do
-        line="$(grep -m1 -o 'listening on http://127\.0\.0\.1:[0-9]*' "$file" 2>/dev/null || true)"
-        if [[ -n "$line" ]]; then
-            printf '%s' "${line#listening on }"
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.05
-    done
-}
-
 # start_backend -- the backend on BACKEND_PORT (a free one the first time) with the one
 # database; each start logs to its own files (backend-N.stdout/.stderr). A port still held
 # just after a kill is tried again for up to 10 s.
