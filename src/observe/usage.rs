@@ -9,9 +9,9 @@
 //! under its lock; with a shared store also one line appended to this process's spool file);
 //! `/api/migration` and `persist` first swap `recent`'s increments out (a short swap) and
 //! `flush` them into the store as one batch, which only they lock. With a shared store a
-//! batch names the spool position it covers, recorded in the same transaction, so that the
-//! spool replayed after a kill, or a batch whose commit went unanswered, is never added
-//! twice. The local file is written durably (temp file, fsync, rename, fsync of the folder),
+//! batch names the spool position it covers, recorded in the same transaction (the spool is
+//! replayed from there after a kill), and carries an id, so that one sent again after its
+//! commit went unanswered is added once. The local file is written durably (temp file, fsync, rename, fsync of the folder),
 //! and a file that cannot be read at start is moved aside, never overwritten.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -62,7 +62,8 @@ pub struct Usage {
 #[derive(Default)]
 struct Flush {
     /// A batch whose add failed. With a shared store its outcome may be unknown (the
-    /// connection broke at the commit): its spool marks tell, before it is added again.
+    /// connection broke at the commit): it is sent again with its id, which the store adds
+    /// once.
     pending: Option<UsageBatch>,
     /// Spool files every byte of which is in a batch taken: deleted once that batch is in.
     retired: Vec<Retired>,

@@ -59,27 +59,6 @@ impl UsageBatch {
     pub fn is_empty(&self) -> bool {
         self.days.is_empty() && self.last_seen.is_empty() && self.marks.is_empty()
     }
-
-    /// Adds `other` into this batch (marks: the further of the two per file).
-    pub fn merge(&mut self, other: UsageBatch) {
-        for (key, c) in other.days {
-            let into = self.days.entry(key).or_default();
-            into.calls += c.calls;
-            for (code, n) in c.faults {
-                *into.faults.entry(code).or_default() += n;
-            }
-        }
-        for (key, t) in other.last_seen {
-            let into = self.last_seen.entry(key).or_insert(t);
-            *into = (*into).max(t);
-        }
-        for (file, at) in other.marks {
-            match self.marks.iter_mut().find(|(f, _)| *f == file) {
-                Some((_, m)) => *m = (*m).max(at),
-                None => self.marks.push((file, at)),
-            }
-        }
-    }
 }
 
 /// The usage aggregates as stored (the same keys as [`UsageBatch`]).

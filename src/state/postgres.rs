@@ -322,6 +322,33 @@ impl PgState {
     }
 }
 
+impl PgState {
+    /// Ends the subscriber's open sequence: `messages` (with the sequence id as `$1`) does
+    /// to its messages what terminate (delete) or close (free) does; answers how many.
+    fn end_sequence(
+        &self,
+        subscriber: &str,
+        sequence: Uuid,
+        now: i64,
+        timeout: i64,
+        messages: &'static str,
+    ) -> Result<usize, QueueError> {
+        let subscriber = subscriber.to_owned();
+        self.tx(move |tx| {
+            let subscriber = subscriber.clone();
+            Box::pin(async move {
+                release_expired(tx, now, timeout).await?;
+                owned(tx, &subscriber, sequence).await?;
+                let n = tx.execute(messages, &[&sequence]).await?;
+                tx.execute("DELETE FROM wsrm_sekvens WHERE id = $1", &[&sequence])
+                    .await?;
+                Ok(n as usize)
+            })
+        })
+        .map_err(QueueError::from)
+    }
+}
+
 /// What an operation in a transaction can fail with.
 #[derive(Debug)]
 pub enum PgError {
@@ -601,21 +628,13 @@ impl QueueStore for PgState {
         now: i64,
         timeout: i64,
     ) -> Result<usize, QueueError> {
-        let subscriber = subscriber.to_owned();
-        self.tx(move |tx| {
-            let subscriber = subscriber.clone();
-            Box::pin(async move {
-                release_expired(tx, now, timeout).await?;
-                owned(tx, &subscriber, sequence).await?;
-                let n = tx
-                    .execute("DELETE FROM wsrm_besked WHERE sekvens = $1", &[&sequence])
-                    .await?;
-                tx.execute("DELETE FROM wsrm_sekvens WHERE id = $1", &[&sequence])
-                    .await?;
-                Ok(n as usize)
-            })
-        })
-        .map_err(QueueError::from)
+        self.end_sequence(
+            subscriber,
+            sequence,
+            now,
+            timeout,
+            "DELETE FROM wsrm_besked WHERE sekvens = $1",
+        )
     }
 
     fn close(
@@ -625,24 +644,13 @@ impl QueueStore for PgState {
         now: i64,
         timeout: i64,
     ) -> Result<usize, QueueError> {
-        let subscriber = subscriber.to_owned();
-        self.tx(move |tx| {
-            let subscriber = subscriber.clone();
-            Box::pin(async move {
-                release_expired(tx, now, timeout).await?;
-                owned(tx, &subscriber, sequence).await?;
-                let n = tx
-                    .execute(
-                        "UPDATE wsrm_besked SET sekvens = NULL WHERE sekvens = $1",
-                        &[&sequence],
-                    )
-                    .await?;
-                tx.execute("DELETE FROM wsrm_sekvens WHERE id = $1", &[&sequence])
-                    .await?;
-                Ok(n as usize)
-            })
-        })
-        .map_err(QueueError::from)
+        self.end_sequence(
+            subscriber,
+            sequence,
+            now,
+            timeout,
+            "UPDATE wsrm_besked SET sekvens = NULL WHERE sekvens = $1",
+        )
     }
 
     fn expire(&self, now: i64, retention: i64) -> Result<usize, QueueError> {
